@@ -1,0 +1,150 @@
+"""Backends: the torch implementation (embedded default) and the Julia one, behind one interface.
+
+Everything that crosses this boundary is plain numbers: specs, numpy arrays, lists of dicts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from pyanode._errors import SpecError
+from pyanode.data import Dataset
+from pyanode.specs import ModelSpec, SolverSpec, TrainSpec
+from pyanode.torch import NeuralODE, Trainer, build_model, flat_parameters, set_flat_parameters
+
+log = logging.getLogger("pyanode")
+
+TORCH_GRADIENTS = ("backprop", "adjoint")
+
+
+class Fitted(Protocol):
+    """A trained model, as numpy in and numpy out."""
+
+    history: list[dict[str, Any]]
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+    def features(self, x: np.ndarray) -> np.ndarray: ...
+    def trajectories(self, x: np.ndarray, ts: np.ndarray) -> np.ndarray: ...
+    def parameters(self) -> np.ndarray: ...
+    def set_parameters(self, vector: np.ndarray) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def fit(
+        self,
+        model: ModelSpec,
+        solver: SolverSpec,
+        train: TrainSpec,
+        train_data: Dataset,
+        test_data: Dataset | None = None,
+        **kwargs: Any,
+    ) -> Fitted: ...
+
+
+class TorchFitted:
+    """A torch model and the trainer that fitted it; `predict` gives class probabilities for
+    classification and raw outputs for regression."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+        self.model = trainer.model
+        self.history = trainer.history
+
+    def _run(self, fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        with torch.no_grad():
+            out = fn(torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.trainer.device))
+        return out.cpu().numpy()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = self._run(self.model, x)
+        if self.trainer.loss == "cross-entropy":
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        return self._run(self.model.features, x)
+
+    def trajectories(self, x: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        if not isinstance(self.model, NeuralODE):
+            raise TypeError(f"{type(self.model).__name__} has no continuous trajectories")
+        times = torch.as_tensor(np.asarray(ts, dtype=np.float64))
+        return self._run(lambda xx: self.model.trajectories(xx, times.to(xx.device)), x)
+
+    def parameters(self) -> np.ndarray:
+        return flat_parameters(self.model)
+
+    def set_parameters(self, vector: np.ndarray) -> None:
+        set_flat_parameters(self.model, vector)
+
+
+class TorchBackend:
+    """The embedded default: pyanode's own solvers and models in PyTorch."""
+
+    name = "torch"
+
+    def build(self, model: ModelSpec, solver: SolverSpec, train: TrainSpec, data: Dataset):
+        if solver.gradient not in TORCH_GRADIENTS:
+            raise SpecError(
+                f"solver.gradient={solver.gradient!r} is only in the Julia backend; "
+                f"the torch backend has: {', '.join(TORCH_GRADIENTS)}"
+            )
+        out_dim = data.n_classes if data.task == "classification" else data.y.shape[1]
+        return build_model(model, data.n_features, out_dim, solver, seed=train.seed)
+
+    def fit(
+        self,
+        model: ModelSpec,
+        solver: SolverSpec,
+        train: TrainSpec,
+        train_data: Dataset,
+        test_data: Dataset | None = None,
+        *,
+        state: dict[str, Any] | None = None,
+        **run_kwargs: Any,
+    ) -> TorchFitted:
+        """Build the model and train it; `state` resumes from `Trainer.state_dict()`, and
+        `run_kwargs` (on_batch, on_epoch, progress) go to `Trainer.run`."""
+        net = self.build(model, solver, train, train_data)
+        trainer = Trainer(net, train, train_data, test_data)
+        if state is not None:
+            trainer.load_state_dict(state)
+        trainer.run(**run_kwargs)
+        return TorchFitted(trainer)
+
+
+_AUTO_SAID = False
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called `name`: `torch`, `julia`, or `auto` (Julia when usable, else torch,
+    saying so once).
+
+    Raises:
+        SpecError: for an unknown name.
+        JuliaUnavailable: for `julia` when Julia cannot be used, with the reason and the fix.
+    """
+    global _AUTO_SAID
+    if name == "torch":
+        return TorchBackend()
+    if name in ("julia", "auto"):
+        from pyanode import julia
+
+        if name == "julia":
+            return julia.JuliaBackend()
+        state = julia.status()
+        if state.available and state.installed:
+            return julia.JuliaBackend()
+        if not _AUTO_SAID:
+            log.warning("backend 'auto': using torch (Julia: %s)", state.reason)
+            _AUTO_SAID = True
+        return TorchBackend()
+    raise SpecError(f"backend={name!r} is not known; accepted: torch, julia, auto")

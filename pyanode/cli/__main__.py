@@ -1,0 +1,5 @@
+import sys
+
+from pyanode.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""The results store: files written whole or not at all.
+
+A run folder holds `spec.toml` (the resolved RunSpec), `history.jsonl` (one row per epoch) and
+`result.json`, written last: its presence marks the run finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pyanode.specs import RunSpec
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` to `path` via a temporary file, fsync and os.replace: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN/inf: store them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(value: Any, **kwargs: Any) -> str:
+    return json.dumps(_clean(value), allow_nan=False, **kwargs)
+
+
+def write_run(
+    out: str | os.PathLike,
+    spec: RunSpec,
+    history: list[dict[str, Any]],
+    result: dict[str, Any],
+) -> Path:
+    """Store one finished run under `out`; `result.json` goes last, as the done marker."""
+    out = Path(out)
+    atomic_write_text(out / "spec.toml", spec.to_toml())
+    atomic_write_text(out / "history.jsonl", "".join(to_json(row) + "\n" for row in history))
+    atomic_write_text(out / "result.json", to_json(result, indent=2, sort_keys=True))
+    return out
+
+
+def read_history(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """The per-epoch rows of a stored run."""
+    lines = Path(out, "history.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def read_result(out: str | os.PathLike) -> dict[str, Any]:
+    return json.loads(Path(out, "result.json").read_text(encoding="utf-8"))

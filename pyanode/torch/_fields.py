@@ -1,0 +1,65 @@
+"""Vector fields f(t, z, args) of the ODE blocks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pyanode._errors import SpecError
+
+ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "softplus": nn.Softplus,
+    "elu": nn.ELU,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def activation(name: str) -> nn.Module:
+    """The activation module called `name`; raises SpecError listing the accepted names."""
+    try:
+        return ACTIVATION_MODULES[name]()
+    except KeyError:
+        raise SpecError(
+            f"activation={name!r} is not known; accepted: {', '.join(ACTIVATION_MODULES)}"
+        ) from None
+
+
+class MLPField(nn.Module):
+    """Two-hidden-layer MLP vector field (Dupont et al. 2019, App. E).
+
+    `[z, x, t] -> hidden -> act -> hidden -> act -> dim`, where the input x is present only for a
+    data-controlled field (`control_dim > 0`, Massaroli et al. 2020) and t only when
+    `time_dependent`. Called as `f(t, z, args)` with `args` the (B, control_dim) input or None.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: int,
+        *,
+        act: str = "relu",
+        time_dependent: bool = True,
+        control_dim: int = 0,
+    ):
+        super().__init__()
+        self.dim = dim
+        self.control_dim = control_dim
+        self.time_dependent = time_dependent
+        n_in = dim + control_dim + int(time_dependent)
+        self.net = nn.Sequential(
+            nn.Linear(n_in, hidden),
+            activation(act),
+            nn.Linear(hidden, hidden),
+            activation(act),
+            nn.Linear(hidden, dim),
+        )
+
+    def forward(self, t: torch.Tensor, z: torch.Tensor, args: torch.Tensor | None = None):
+        parts = [z]
+        if self.control_dim:
+            parts.append(args)
+        if self.time_dependent:
+            parts.append(t.to(z.dtype).expand(z.shape[0], 1))
+        return self.net(torch.cat(parts, dim=1) if len(parts) > 1 else z)

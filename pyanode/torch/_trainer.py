@@ -1,0 +1,215 @@
+"""Training loop: Adam over seeded mini-batches, one history row per epoch.
+
+Shuffling depends only on (seed, epoch), and the trainer's whole position (weights, optimiser,
+epoch, batch, partial sums of the running epoch) is one `state_dict`, so a run stopped at any batch
+boundary and resumed ends with the same weights as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from pyanode._errors import TrainingDiverged
+from pyanode.data import Dataset
+from pyanode.specs import TrainSpec
+from pyanode.torch._blocks import ODEBlock
+
+
+def batch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The permutation of the `n` training points used in `epoch` (a pure function)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def loss_name(spec: TrainSpec, data: Dataset) -> str:
+    """`cross-entropy` or `mse`: the spec's choice, or the data's task for `auto`."""
+    if spec.loss != "auto":
+        return spec.loss
+    return "cross-entropy" if data.task == "classification" else "mse"
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with `threads` intra-op threads, restoring the previous setting afterwards."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class Trainer:
+    """Train `model` on `train_data` as `spec` says; `run()` returns the per-epoch history.
+
+    Each history row holds: epoch, loss (mean over the epoch's batches), train_loss, test_loss,
+    train_acc and test_acc (classification), nfe_forward and nfe_backward (mean per batch, summed
+    over ODE blocks), seconds (training time of the epoch, evaluation excluded).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        spec: TrainSpec,
+        train_data: Dataset,
+        test_data: Dataset | None = None,
+    ):
+        self.spec = spec
+        self.device = torch.device(spec.device)
+        self.model = model.to(self.device)
+        self.loss = loss_name(spec, train_data)
+        self._train = self._tensors(train_data)
+        self._test = None if test_data is None else self._tensors(test_data)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay
+        )
+        self.blocks = [m for m in self.model.modules() if isinstance(m, ODEBlock)]
+        self.epoch = 0
+        self.batch = 0
+        self.history: list[dict[str, Any]] = []
+        self._partial = _EpochSums()
+
+    def _tensors(self, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(data.x, device=self.device)
+        y = torch.as_tensor(data.y, device=self.device)
+        return x, y
+
+    @property
+    def n_batches(self) -> int:
+        return math.ceil(len(self._train[0]) / self.spec.batch_size)
+
+    # -- one step --------------------------------------------------------------------------
+    def _criterion(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss == "cross-entropy":
+            return nn.functional.cross_entropy(out, y)
+        return nn.functional.mse_loss(out, y.reshape(out.shape).to(out.dtype))
+
+    def _nfe(self, which: str) -> int:
+        return sum(getattr(b.last_stats, which) for b in self.blocks if b.last_stats is not None)
+
+    def step(self) -> None:
+        """Train on the next mini-batch, closing the epoch after its last batch."""
+        x, y = self._train
+        order = batch_order(self.spec.seed, self.epoch, len(x))
+        lo = self.batch * self.spec.batch_size
+        idx = torch.as_tensor(order[lo : lo + self.spec.batch_size], device=self.device)
+        start = time.perf_counter()
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self._criterion(self.model(x[idx]), y[idx])
+        nfe_forward = self._nfe("nfe_forward")
+        loss.backward()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(self.epoch, self.batch, value)
+        self.optimizer.step()
+        self._partial.add(value, nfe_forward, self._nfe("nfe_backward"), time.perf_counter() - start)
+        self.batch += 1
+        if self.batch == self.n_batches:
+            self._close_epoch()
+
+    def _close_epoch(self) -> None:
+        row = {"epoch": self.epoch + 1, **self._partial.means()}
+        row.update(self.evaluate(self._train, "train"))
+        if self._test is not None:
+            row.update(self.evaluate(self._test, "test"))
+        self.history.append(row)
+        self.epoch += 1
+        self.batch = 0
+        self._partial = _EpochSums()
+
+    @torch.no_grad()
+    def evaluate(self, data: tuple[torch.Tensor, torch.Tensor], prefix: str) -> dict[str, float]:
+        """Loss (and accuracy for classification) of the model on `data`, in eval mode."""
+        x, y = data
+        self.model.eval()
+        out = self.model(x)
+        metrics = {f"{prefix}_loss": self._criterion(out, y).item()}
+        if self.loss == "cross-entropy":
+            metrics[f"{prefix}_acc"] = (out.argmax(dim=1) == y).double().mean().item()
+        return metrics
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        on_batch: Callable[[Trainer], None] | None = None,
+        on_epoch: Callable[[Trainer, dict[str, Any]], None] | None = None,
+        progress: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train until `spec.epochs`; `on_batch`/`on_epoch` are called after each batch/epoch
+        (a checkpoint hook); `progress=None` shows a bar only on a terminal."""
+        total = self.spec.epochs * self.n_batches
+        done = self.epoch * self.n_batches + self.batch
+        disable = None if progress is None else not progress  # None: only on a terminal
+        bar = tqdm(total=total, initial=done, disable=disable, unit="batch", leave=False)
+        with torch_threads(self.spec.threads), bar:
+            while self.epoch < self.spec.epochs:
+                epoch = self.epoch
+                self.step()
+                bar.update(1)
+                if on_batch is not None:
+                    on_batch(self)
+                if self.epoch != epoch:
+                    row = self.history[-1]
+                    bar.set_postfix(loss=f"{row['loss']:.3g}", nfe=f"{row['nfe_forward']:.0f}")
+                    if on_epoch is not None:
+                        on_epoch(self, row)
+        return self.history
+
+    # -- resume ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume at the current batch boundary."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "history": list(self.history),
+            "partial": self._partial.as_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+        self.history = list(state["history"])
+        self._partial = _EpochSums(**state["partial"])
+
+
+class _EpochSums:
+    """Running sums of the current epoch's batches."""
+
+    def __init__(self, loss=0.0, nfe_forward=0.0, nfe_backward=0.0, seconds=0.0, batches=0):
+        self.loss, self.nfe_forward, self.nfe_backward = loss, nfe_forward, nfe_backward
+        self.seconds, self.batches = seconds, batches
+
+    def add(self, loss: float, nfe_forward: int, nfe_backward: int, seconds: float) -> None:
+        self.loss += loss
+        self.nfe_forward += nfe_forward
+        self.nfe_backward += nfe_backward
+        self.seconds += seconds
+        self.batches += 1
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(vars(self))
+
+    def means(self) -> dict[str, float]:
+        n = max(self.batches, 1)
+        return {
+            "loss": self.loss / n,
+            "nfe_forward": self.nfe_forward / n,
+            "nfe_backward": self.nfe_backward / n,
+            "seconds": self.seconds,
+        }
