@@ -15,7 +15,14 @@ import torch
 from pyanode._errors import SpecError
 from pyanode.data import Dataset
 from pyanode.specs import ModelSpec, SolverSpec, TrainSpec
-from pyanode.torch import NeuralODE, Trainer, build_model, flat_parameters, set_flat_parameters
+from pyanode.torch import (
+    NeuralODE,
+    Trainer,
+    build_image_model,
+    build_model,
+    flat_parameters,
+    set_flat_parameters,
+)
 
 log = logging.getLogger("pyanode")
 
@@ -98,6 +105,8 @@ class TorchBackend:
                 f"the torch backend has: {', '.join(TORCH_GRADIENTS)}"
             )
         out_dim = data.n_classes if data.task == "classification" else data.y.shape[1]
+        if data.x.ndim == 4:  # images (N, C, H, W): the convolutional NODE / ANODE
+            return build_image_model(model, data.feature_shape, out_dim, solver, seed=train.seed)
         return build_model(model, data.n_features, out_dim, solver, seed=train.seed)
 
     def fit(

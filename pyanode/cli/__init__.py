@@ -14,6 +14,8 @@ COMMANDS = {
     "train": "pyanode.cli._train",
     "info": "pyanode.cli._info",
     "reproduce": "pyanode.cli._reproduce",
+    "sweep": "pyanode.cli._sweep",
+    "collect": "pyanode.cli._collect",
 }
 
 

@@ -6,6 +6,7 @@ import importlib
 
 # experiment name -> module with `describe` (one line), `add_arguments(parser)` and `main(args)`
 REPRODUCTIONS = {
+    "table1": "pyanode.experiments.table1",
 }
 
 

@@ -10,10 +10,7 @@ from pyanode.specs import (
     GRADIENT_NAMES,
     MODEL_KINDS,
     SOLVER_NAMES,
-    ModelSpec,
     RunSpec,
-    SolverSpec,
-    TrainSpec,
 )
 
 # CLI option -> (spec section, field)
@@ -74,23 +71,15 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
 
 def spec_from_args(args: argparse.Namespace, base: RunSpec | None = None) -> RunSpec:
     """`base` (or the defaults) overridden by every option given on the command line."""
-    base = base or RunSpec()
-    sections = {"model": {}, "solver": {}, "train": {}}
+    data = (base or RunSpec()).to_dict()
     for option, (section, name) in FIELDS.items():
         value = getattr(args, option, None)
         if value is not None:
-            sections[section][name] = value
-    top = {
-        k: getattr(args, k)
-        for k in ("dataset", "test_fraction", "backend")
-        if getattr(args, k, None) is not None
-    }
-    return RunSpec(
-        **{**base.to_dict(), **top},
-        model=ModelSpec(**{**base.model.to_dict(), **sections["model"]}),
-        solver=SolverSpec(**{**base.solver.to_dict(), **sections["solver"]}),
-        train=TrainSpec(**{**base.train.to_dict(), **sections["train"]}),
-    )
+            data[section][name] = value
+    for name in ("dataset", "test_fraction", "backend"):
+        if getattr(args, name, None) is not None:
+            data[name] = getattr(args, name)
+    return RunSpec.from_dict(data)
 
 
 def add_parser(sub, name: str) -> None:

@@ -206,6 +206,8 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with open(path, "rb") as f:
         # latin1 reads the Python 2 pickles of the official archive (numpy's advice).
         batch: Any = pickle.load(f, encoding="latin1")
+    if isinstance(batch, dict):  # keys are str from Python 2 pickles, bytes if re-pickled
+        batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
     if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
         keys = sorted(map(str, batch)) if isinstance(batch, dict) else type(batch).__name__
         raise DataError(f"{path} must be a pickled dict with 'data' and 'labels', got {keys}")

@@ -12,7 +12,7 @@ from pyanode.data._checks import check_float, check_seed
 from pyanode.data._dataset import Dataset
 
 
-def split(ds: Dataset, *, test_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
+def split(ds: Dataset, test_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
     """Seeded shuffle split into (train, test), stratified by label for classification.
 
     For classification each class c with n_c samples gives round(test_fraction * n_c) of them to

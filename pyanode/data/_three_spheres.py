@@ -20,9 +20,10 @@ def three_spheres(
     annulus_outer: float = 1.6,
     seed: int = 0,
 ) -> Dataset:
-    """Two disks, centred at (-disk_offset, 0) (label 0) and (+disk_offset, 0) (label 1), inside
-    the annulus annulus_inner <= ||x|| <= annulus_outer (label 2).
+    """Two disjoint disks inside an annulus: three classes no NODE can separate linearly.
 
+    Label 0 is the disk of radius `disk_radius` centred at (-disk_offset, 0), label 1 the one
+    centred at (+disk_offset, 0), label 2 the annulus annulus_inner <= ||x|| <= annulus_outer.
     "Overcoming Limitations of Neural ODEs", §4 and Fig. 1: the concentric-spheres problem of
     Dupont et al. made harder by embedding two spheres in a larger one, giving three classes
     that no homeomorphism makes linearly separable. The paper uses 1024 points (the default).

@@ -1,8 +1,26 @@
-"""The torch backend's modules: vector fields, the ODE block, models and the trainer."""
+"""The torch backend's modules: vector fields, the ODE block, models and the trainer.
 
+Importing `_depth_variant` and `_adaptive` registers the chebyshev, fourier, stacked and
+adaptive-depth kinds in `MODELS`.
+"""
+
+from pyanode.torch._adaptive import AdaptiveDepthBlock as AdaptiveDepthBlock
+from pyanode.torch._adaptive import RescaledField as RescaledField
+from pyanode.torch._bases import AbstractBasis as AbstractBasis
+from pyanode.torch._bases import ChebyshevBasis as ChebyshevBasis
+from pyanode.torch._bases import FourierBasis as FourierBasis
+from pyanode.torch._bases import PiecewiseConstantBasis as PiecewiseConstantBasis
 from pyanode.torch._blocks import Augment as Augment
 from pyanode.torch._blocks import ODEBlock as ODEBlock
+from pyanode.torch._conv import ConvField as ConvField
+from pyanode.torch._conv import build_image_model as build_image_model
+from pyanode.torch._conv import image_parameter_count as image_parameter_count
+from pyanode.torch._conv import matched_filters as matched_filters
+from pyanode.torch._depth_variant import DepthVariantField as DepthVariantField
+from pyanode.torch._depth_variant import GalerkinLinear as GalerkinLinear
+from pyanode.torch._depth_variant import basis_for as basis_for
 from pyanode.torch._fields import MLPField as MLPField
+from pyanode.torch._matching import match_width as match_width
 from pyanode.torch._models import MODELS as MODELS
 from pyanode.torch._models import NeuralODE as NeuralODE
 from pyanode.torch._models import build_model as build_model

@@ -23,6 +23,8 @@ from pyanode.data import Dataset
 from pyanode.specs import TrainSpec
 from pyanode.torch._blocks import ODEBlock
 
+EVAL_CHUNK = 4096  # samples per forward pass in `Trainer.evaluate`
+
 
 def batch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The permutation of the `n` training points used in `epoch` (a pure function)."""
@@ -79,6 +81,8 @@ class Trainer:
         self.batch = 0
         self.history: list[dict[str, Any]] = []
         self._partial = _EpochSums()
+        # the latest batch's loss and NFE (per-iteration curves read it in an `on_batch` hook)
+        self.last_step: dict[str, float] = {}
 
     def _tensors(self, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.as_tensor(data.x, device=self.device)
@@ -114,7 +118,9 @@ class Trainer:
         if not math.isfinite(value):
             raise TrainingDiverged(self.epoch, self.batch, value)
         self.optimizer.step()
-        self._partial.add(value, nfe_forward, self._nfe("nfe_backward"), time.perf_counter() - start)
+        nfe_backward = self._nfe("nfe_backward")
+        self._partial.add(value, nfe_forward, nfe_backward, time.perf_counter() - start)
+        self.last_step = {"loss": value, "nfe_forward": nfe_forward, "nfe_backward": nfe_backward}
         self.batch += 1
         if self.batch == self.n_batches:
             self._close_epoch()
@@ -134,7 +140,8 @@ class Trainer:
         """Loss (and accuracy for classification) of the model on `data`, in eval mode."""
         x, y = data
         self.model.eval()
-        out = self.model(x)
+        # in chunks, so that large image sets (60k MNIST feature maps) fit in memory
+        out = torch.cat([self.model(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
         metrics = {f"{prefix}_loss": self._criterion(out, y).item()}
         if self.loss == "cross-entropy":
             metrics[f"{prefix}_acc"] = (out.argmax(dim=1) == y).double().mean().item()

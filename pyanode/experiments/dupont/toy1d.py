@@ -1,0 +1,228 @@
+"""Loss curves of NODE, ANODE and ResNet on g_1d and on concentric spheres in d = 1 and d = 2:
+Dupont et al., "Augmented Neural ODEs" (2019), Figs. 5 and 8.
+
+Every model is trained as regression with an MSE loss on targets -1 / +1 (App. E), Adam with
+lr 1e-3 and batches of 64 (App. E.2.1), the MLP field d + 1 -> 32 -> 32 -> d with ReLU, dopri5 at
+rtol = atol = 1e-3. ANODE appends 5 zeros, the ResNet has 5 residual blocks of width 32 (the
+best settings of App. E.2.1). Spheres: 1000 inner and 2000 outer points, r = 0.5, 1.0, 1.5.
+
+g_1d (Prop. 1, g(-1) = 1, g(1) = -1) is fitted by the flow itself (`FirstCoordinates` readout):
+with a learned linear layer after it a 1-D NODE would fit it with weight -1. The spheres are
+fitted by the flow followed by a linear layer, as in §2.
+
+Beside the curves, the experiment stores two closed-form references per panel: the loss of the
+best constant (the variance of the targets) and, in 1-D, the smallest loss any NODE can reach:
+its map x -> L(phi(x)) is monotone (the flow is an increasing homeomorphism of R), so it is
+bounded below by the isotonic regression of the targets (increasing only for the pure flow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pyanode.data import Dataset, concentric_spheres, reflection_1d
+from pyanode.experiments.dupont._common import (
+    SOLVER,
+    Plan,
+    add_config_arguments,
+    check_config,
+    config_from_args,
+    run_plans,
+)
+from pyanode.experiments.dupont._results import group, read_trials, write_json
+from pyanode.specs import ModelSpec, RunSpec, TrainSpec
+
+log = logging.getLogger("pyanode")
+
+describe = (
+    "Dupont et al. Figs. 5 and 8: loss curves of NODE, ANODE and ResNet on g_1d and on "
+    "concentric spheres in d = 1 and d = 2 (mean +- std over seeds)"
+)
+
+PANELS = ("g1d", "spheres-1d", "spheres-2d")
+MODELS = ("node", "anode", "resnet")
+SUMMARY = "summary.json"
+
+
+@dataclass(frozen=True)
+class Toy1dConfig:
+    """The settings of `run`; `PAPER` holds the paper's values where they differ."""
+
+    PAPER: ClassVar[dict[str, Any]] = {"seeds": 20, "epochs": 50}
+
+    panels: tuple[str, ...] = field(default=PANELS, metadata={"help": "which panels"})
+    models: tuple[str, ...] = field(default=MODELS, metadata={"help": "which models"})
+    seeds: int = field(default=3, metadata={"help": "seeds 0..n-1 (the paper: 20)"})
+    epochs: int = field(default=10, metadata={"help": "epochs on the spheres (the paper: 50)"})
+    g1d_epochs: int = field(default=100, metadata={"help": "epochs on g_1d"})
+    g1d_points: int = field(default=100, metadata={"help": "points of g_1d (half at -1)"})
+    n_inner: int = field(default=1000, metadata={"help": "points in the inner ball"})
+    n_outer: int = field(default=2000, metadata={"help": "points in the outer annulus"})
+    batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    hidden: int = field(default=32, metadata={"help": "hidden width of field and ResNet"})
+    augment_dim: int = field(default=5, metadata={"help": "zeros appended by ANODE"})
+    resnet_depth: int = field(default=5, metadata={"help": "residual blocks of the ResNet"})
+    data_seed: int = field(default=0, metadata={"help": "seed of the datasets"})
+    threads: int | None = field(default=None, metadata={"help": "torch threads", "type": int})
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            ("seeds", "epochs", "g1d_epochs", "g1d_points", "n_inner", "n_outer", "batch_size"),
+            {"panels": PANELS, "models": MODELS},
+        )
+        self.model_spec("anode")
+        self.train_spec(0, self.epochs)
+
+    def model_spec(self, model: str) -> ModelSpec:
+        if model == "node":
+            return ModelSpec(kind="node", hidden=self.hidden)
+        if model == "anode":
+            return ModelSpec(kind="anode", hidden=self.hidden, augment_dim=self.augment_dim)
+        if model == "resnet":
+            return ModelSpec(kind="resnet", hidden=self.hidden, depth=self.resnet_depth)
+        raise ValueError(f"model={model!r} is not known; accepted: {', '.join(MODELS)}")
+
+    def train_spec(self, seed: int, epochs: int) -> TrainSpec:
+        return TrainSpec(
+            epochs=epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=seed,
+            loss="mse",
+            threads=self.threads,
+        )
+
+    def dataset(self, panel: str) -> tuple[Dataset, str, dict[str, Any]]:
+        """The panel's data, with its registry name and keyword arguments."""
+        if panel == "g1d":
+            kwargs = {"n": self.g1d_points, "seed": self.data_seed}
+            return reflection_1d(**kwargs), "reflection-1d", kwargs
+        if panel in ("spheres-1d", "spheres-2d"):
+            kwargs = {
+                "dim": int(panel[-2]),
+                "n_inner": self.n_inner,
+                "n_outer": self.n_outer,
+                "task": "regression",
+                "seed": self.data_seed,
+            }
+            return concentric_spheres(**kwargs), "concentric-spheres", kwargs
+        raise ValueError(f"panel={panel!r} is not known; accepted: {', '.join(PANELS)}")
+
+
+def monotone_floor(x: np.ndarray, y: np.ndarray, *, either_direction: bool) -> float:
+    """The smallest MSE of a monotone map of 1-D inputs `x` to targets `y`: the isotonic
+    regression's (increasing, or the better of increasing and decreasing).
+
+    A 1-D NODE's flow phi is an increasing homeomorphism, so phi (pure flow) is increasing and
+    L(phi(x)) (linear readout) is monotone: no NODE can go below this loss on the data.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    xs, ys = np.asarray(x, float).reshape(-1), np.asarray(y, float).reshape(-1)
+    losses = []
+    for increasing in (True, False) if either_direction else (True,):
+        fit = IsotonicRegression(increasing=increasing).fit_transform(xs, ys)
+        losses.append(float(np.mean((fit - ys) ** 2)))
+    return min(losses)
+
+
+def references(panel: str, data: Dataset) -> dict[str, float]:
+    """`constant`: the best constant's MSE; `node_floor` (1-D only): the best monotone map's."""
+    out = {"constant": float(np.var(data.y))}
+    if data.n_features == 1:
+        out["node_floor"] = monotone_floor(data.x, data.y, either_direction=panel != "g1d")
+    return out
+
+
+def plans(config: Toy1dConfig) -> list[Plan]:
+    """The trials of `run`: every panel x model x seed."""
+    out = []
+    for panel in config.panels:
+        data, name, kwargs = config.dataset(panel)
+        epochs = config.g1d_epochs if panel == "g1d" else config.epochs
+        for model in config.models:
+            for seed in range(config.seeds):
+                spec = RunSpec(
+                    dataset=name,
+                    dataset_kwargs=kwargs,
+                    test_fraction=0.0,
+                    model=config.model_spec(model),
+                    solver=SOLVER,
+                    train=config.train_spec(seed, epochs),
+                )
+                options = {"flow_readout": panel == "g1d", "extra": {"panel": panel}}
+                out.append(Plan(panel, model, seed, spec, data, options=options))
+    return out
+
+
+def summarise(out: Path, config: Toy1dConfig) -> dict[str, Any]:
+    """Final full-data training loss per panel and model (mean, std over seeds) beside the
+    closed-form references; stored as `summary.json`."""
+    trials = group(read_trials(out))
+    summary: dict[str, Any] = {}
+    for panel in config.panels:
+        data, _, _ = config.dataset(panel)
+        entry: dict[str, Any] = {"references": references(panel, data), "models": {}}
+        for model in config.models:
+            runs = trials.get((panel, model), [])
+            if not runs:
+                continue
+            final = np.array([t.result["train_loss"] for t in runs])
+            entry["models"][model] = {
+                "final_loss_mean": float(final.mean()),
+                "final_loss_std": float(final.std()),
+                "final_loss": final.tolist(),
+                "n_parameters": runs[0].result["n_parameters"],
+                "iterations": runs[0].result["iterations"],
+                "seconds_mean": float(np.mean([t.result["wall_seconds"] for t in runs])),
+            }
+        summary[panel] = entry
+    write_json(out / SUMMARY, summary)
+    return summary
+
+
+def run(config: Toy1dConfig, out: str | Path) -> dict[str, Any]:
+    """Train every trial of `config` into `out` (finished ones are kept) and summarise.
+
+    Returns:
+        The summary (see `summarise`).
+    """
+    out = Path(out)
+    run_plans(out, config, plans(config))
+    return summarise(out, config)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [f"{'panel':<11} {'model':<7} {'final MSE':>17} {'constant':>9} {'NODE floor':>11}"]
+    for panel, entry in summary.items():
+        ref = entry["references"]
+        floor = f"{ref['node_floor']:.3f}" if "node_floor" in ref else "-"
+        for model, m in entry["models"].items():
+            mse = f"{m['final_loss_mean']:.4f} +- {m['final_loss_std']:.4f}"
+            lines.append(f"{panel:<11} {model:<7} {mse:>17} {ref['constant']:>9.3f} {floor:>11}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, Toy1dConfig, "dupont-1d")
+
+
+def main(args: argparse.Namespace) -> int:
+    from pyanode.plots.dupont import plot_losses
+
+    config = config_from_args(Toy1dConfig, args)
+    start = time.perf_counter()
+    summary = summarise(args.out, config) if args.plot_only else run(config, args.out)
+    files = plot_losses(args.out)
+    print(format_summary(summary))
+    print(f"{time.perf_counter() - start:.0f} s; figures: {', '.join(map(str, files))}")
+    return 0

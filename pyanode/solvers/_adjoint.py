@@ -1,0 +1,187 @@
+"""The backsolve adjoint as a `torch.autograd.Function` (Chen et al. 2018; Kidger et al. 2021)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from pyanode.solvers._problem import (
+    Problem,
+    SolveRequest,
+    float_below,
+    integrate_forward,
+    make_stops,
+    mixed_rms_norm,
+    time_factory,
+)
+
+
+def adjoint_solve(request: SolveRequest, seminorm: bool) -> torch.Tensor:
+    """Solve `request` without a graph; its backward pass is the adjoint solve."""
+    args = request.args
+    arg_tensors = _tensors_of(args)
+    grad_args = tuple(a for a in arg_tensors if a.requires_grad)
+    f = request.f
+    params = tuple(p for p in f.parameters() if p.requires_grad) if isinstance(f, nn.Module) else ()
+    state = _AdjointState(request, seminorm, grad_args, params)
+    return _AdjointFunction.apply(state, request.y0, *grad_args, *params)
+
+
+def _tensors_of(args: Any) -> tuple[torch.Tensor, ...]:
+    if isinstance(args, torch.Tensor):
+        return (args,)
+    if isinstance(args, (tuple, list)):
+        return tuple(a for a in args if isinstance(a, torch.Tensor))
+    return ()
+
+
+def _replace_tensors(args: Any, old: tuple[torch.Tensor, ...], new: list[torch.Tensor]) -> Any:
+    """`args` with each tensor of `old` (by identity) replaced by the matching one of `new`."""
+    swap = {id(o): n for o, n in zip(old, new, strict=True)}
+    if isinstance(args, torch.Tensor):
+        return swap.get(id(args), args)
+    if isinstance(args, (tuple, list)):
+        return type(args)(swap.get(id(a), a) if isinstance(a, torch.Tensor) else a for a in args)
+    return args
+
+
+class _AdjointState:
+    """What the autograd Function keeps between forward and backward (no tensors of the graph)."""
+
+    def __init__(
+        self,
+        request: SolveRequest,
+        seminorm: bool,
+        grad_args: tuple[torch.Tensor, ...],
+        params: tuple[torch.Tensor, ...],
+    ):
+        self.request = request
+        self.seminorm = seminorm
+        self.grad_args = grad_args
+        self.params = params
+
+
+class _AdjointFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, state: _AdjointState, y0: torch.Tensor, *tensors: torch.Tensor):
+        r = state.request
+        y1, saved, counts = integrate_forward(
+            r.f, y0, r.args, r.solver, r.controller, r.t0, r.t1, r.save_ts, r.jump_ts
+        )
+        r.stats.nfe_forward = counts.nfe
+        r.stats.n_accepted = counts.n_accepted
+        r.stats.n_rejected = counts.n_rejected
+        ys = torch.stack(saved) if r.save_ts else y1
+        ctx.state = state
+        ctx.save_for_backward(ys)
+        return ys
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_ys: torch.Tensor):
+        state: _AdjointState = ctx.state
+        (ys,) = ctx.saved_tensors
+        grads = _adjoint_backward(state, ys, grad_ys)
+        return (None, *grads)
+
+
+def _adjoint_backward(
+    state: _AdjointState, ys: torch.Tensor, grad_ys: torch.Tensor
+) -> list[torch.Tensor | None]:
+    """Integrate the adjoint system from the last output time to `t0`.
+
+    Returns the gradients for `(y0, *grad_args, *params)`.
+    """
+    r = state.request
+    f = r.f
+    shape = r.y0.shape
+    dtype, device = ys.dtype, ys.device
+    n = r.y0.numel()
+    params = state.params
+    leaves = [a.detach().requires_grad_() for a in state.grad_args]
+    args = _replace_tensors(r.args, state.grad_args, leaves)
+    wrt = (*params, *leaves)
+    sizes = [w.numel() for w in wrt]
+    n_theta = sum(sizes[: len(params)])
+    n_total = 2 * n + sum(sizes)
+
+    if r.save_ts:
+        t_start = r.save_ts[-1]
+        y_start, a_start = ys[-1], grad_ys[-1]
+    else:
+        t_start = r.t1
+        y_start, a_start = ys, grad_ys
+    z0 = torch.cat(
+        [
+            y_start.reshape(-1),
+            a_start.reshape(-1),
+            torch.zeros(n_total - 2 * n, dtype=dtype, device=device),
+        ]
+    )
+    if t_start != r.t0:
+        segments = [(0, n), (n, 2 * n)]
+        if not state.seminorm:
+            segments += [(2 * n, 2 * n + n_theta), (2 * n + n_theta, n_total)]
+            segments = [(a, b) for a, b in segments if b > a]
+
+        def on_save(i: int, t: float, z: torch.Tensor) -> torch.Tensor:
+            z = z.clone()
+            z[:n] = ys[i].reshape(-1)
+            z[n : 2 * n] += grad_ys[i].reshape(-1)
+            return z
+
+        problem = Problem(
+            f=_AugmentedField(f, shape, n, wrt),
+            args=args,
+            solver=r.solver,
+            t0=t_start,
+            t1=r.t0,
+            stops=make_stops(t_start, r.t0, r.save_ts, r.jump_ts, dtype),
+            norm=mixed_rms_norm(segments),
+            on_save=on_save if r.save_ts else None,
+            make_t=time_factory(dtype, device),
+            t0_below=float_below(t_start, dtype) if t_start in r.jump_ts else t_start,
+        )
+        with torch.no_grad():
+            z = r.controller.integrate(problem, z0)
+        r.stats.nfe_backward += problem.counts.nfe
+    else:
+        z = z0  # saveat == [t0]: nothing to integrate
+
+    grads: list[torch.Tensor | None] = [z[n : 2 * n].reshape(shape)]
+    offset = 2 * n
+    for w, size in zip(wrt, sizes, strict=True):
+        grads.append(z[offset : offset + size].view_as(w))
+        offset += size
+    # The Function's inputs are (y0, *grad_args, *params); wrt is (*params, *leaves).
+    n_params = len(params)
+    return [grads[0], *grads[1 + n_params :], *grads[1 : 1 + n_params]]
+
+
+class _AugmentedField:
+    """`[f, -a df/dy, -a df/dtheta, -a df/dargs]` on the flat state `[y, a, a_theta, a_args]`."""
+
+    def __init__(self, f, shape: torch.Size, n: int, wrt: tuple[torch.Tensor, ...]):
+        self.f, self.shape, self.n, self.wrt = f, shape, n, wrt
+
+    def __call__(self, t: torch.Tensor, z: torch.Tensor, args: Any) -> torch.Tensor:
+        n, shape = self.n, self.shape
+        with torch.enable_grad():
+            y = z[:n].detach().view(shape).requires_grad_()
+            fy = self.f(t, y, args)
+            inputs = (y, *self.wrt)
+            if fy.requires_grad:
+                vjps = torch.autograd.grad(
+                    fy, inputs, grad_outputs=-z[n : 2 * n].view(shape), allow_unused=True
+                )
+            else:
+                vjps = (None,) * len(inputs)
+        parts = [fy.detach().reshape(-1)]
+        for g, x in zip(vjps, inputs, strict=True):
+            if g is None:
+                g = torch.zeros(x.numel(), dtype=z.dtype, device=z.device)
+            parts.append(g.reshape(-1))
+        return torch.cat(parts)

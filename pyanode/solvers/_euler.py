@@ -1,0 +1,14 @@
+"""Euler's method."""
+
+from __future__ import annotations
+
+from pyanode.solvers._solver import AbstractSolver
+from pyanode.solvers._tableau import ButcherTableau
+
+_EULER = ButcherTableau(c=(0.0,), a=((),), b=(1.0,), b_err=None, order=1)
+
+
+class Euler(AbstractSolver):
+    """Explicit Euler: 1 stage, order 1, no error estimate (use `ConstantStepSize`)."""
+
+    tableau = _EULER

@@ -1,0 +1,164 @@
+"""ODE problems with exact solutions (or a numpy right-hand side for scipy references)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import torch
+
+# A fixed 3x3 matrix with eigenvalues -0.1 +- 2i and -0.5: a damped rotation and a decay.
+A = np.array([[-0.1, -2.0, 0.0], [2.0, -0.1, 0.0], [0.0, 0.0, -0.5]])
+A[:, 2] += [0.3, 0.0, 0.0]  # couple the decaying mode in; eigenvalues stay the same (triangular)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """`dy/dt = f(t, y)` with a batch of initial states `y0` (B, D) on `[t0, t1]`.
+
+    Arguments:
+        f: the torch vector field `f(t, y, args)`.
+        f_np: the same field for scipy, `f_np(t, y)` on one state (D,).
+        exact: `exact(t, y0)` -> `y(t)` as numpy (B, D), or None when there is none.
+    """
+
+    name: str
+    f: Callable
+    f_np: Callable
+    y0: np.ndarray
+    t0: float
+    t1: float
+    exact: Callable | None
+
+
+def _linear_exact(t: float, y0: np.ndarray, t0: float = 0.0) -> np.ndarray:
+    return y0 @ scipy.linalg.expm(A * (t - t0)).T
+
+
+LINEAR = Problem(
+    name="linear",
+    f=lambda t, y, args: y @ torch.as_tensor(A, dtype=y.dtype).T,
+    f_np=lambda t, y: A @ y,
+    y0=np.array([[1.0, 0.0, 0.5], [-0.3, 0.8, 1.2]]),
+    t0=0.0,
+    t1=2.0,
+    exact=_linear_exact,
+)
+
+# y' = -2 t y: y(t) = y0 exp(-(t^2 - t0^2)).
+GAUSSIAN = Problem(
+    name="gaussian",
+    f=lambda t, y, args: -2.0 * t * y,
+    f_np=lambda t, y: -2.0 * t * y,
+    y0=np.array([[1.0], [-2.0], [0.3]]),
+    t0=0.0,
+    t1=2.0,
+    exact=lambda t, y0: y0 * np.exp(-(t**2)),
+)
+
+# y' = cos(t) y: y(t) = y0 exp(sin t - sin t0).
+COSINE = Problem(
+    name="cosine",
+    f=lambda t, y, args: torch.cos(t) * y,
+    f_np=lambda t, y: np.cos(t) * y,
+    y0=np.array([[1.0, 0.5], [2.0, -1.0]]),
+    t0=0.0,
+    t1=6.0,
+    exact=lambda t, y0: y0 * np.exp(np.sin(t)),
+)
+
+
+def _van_der_pol_np(t, y, mu=1.0):
+    return np.array([y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]])
+
+
+def _van_der_pol(t, y, args, mu=1.0):
+    x, v = y[..., 0], y[..., 1]
+    return torch.stack([v, mu * (1 - x**2) * v - x], dim=-1)
+
+
+VAN_DER_POL = Problem(
+    name="van-der-pol",
+    f=_van_der_pol,
+    f_np=_van_der_pol_np,
+    y0=np.array([[2.0, 0.0], [0.5, -1.0]]),
+    t0=0.0,
+    t1=5.0,
+    exact=None,
+)
+
+
+def _lotka_volterra(t, y, args):
+    x, z = y[..., 0], y[..., 1]
+    return torch.stack([1.5 * x - x * z, -3.0 * z + x * z], dim=-1)
+
+
+LOTKA_VOLTERRA = Problem(
+    name="lotka-volterra",
+    f=_lotka_volterra,
+    f_np=lambda t, y: np.array([1.5 * y[0] - y[0] * y[1], -3.0 * y[1] + y[0] * y[1]]),
+    y0=np.array([[1.0, 1.0], [2.0, 0.5]]),
+    t0=0.0,
+    t1=4.0,
+    exact=None,
+)
+
+# y' = y^2, y(0) = 1: y = 1 / (1 - t), singular at t = 1.
+BLOW_UP = Problem(
+    name="blow-up",
+    f=lambda t, y, args: y**2,
+    f_np=lambda t, y: y**2,
+    y0=np.array([[1.0]]),
+    t0=0.0,
+    t1=2.0,
+    exact=lambda t, y0: 1.0 / (1.0 / y0 - t),
+)
+
+# Stiff-ish: y' = -50 (y - cos t).
+STIFF = Problem(
+    name="stiff",
+    f=lambda t, y, args: -50.0 * (y - torch.cos(t)),
+    f_np=lambda t, y: -50.0 * (y - np.cos(t)),
+    y0=np.array([[0.0]]),
+    t0=0.0,
+    t1=10.0,
+    exact=None,
+)
+
+REFERENCE_PROBLEMS = (LINEAR, GAUSSIAN, COSINE, VAN_DER_POL, LOTKA_VOLTERRA)
+
+
+def reference(problem: Problem, t: float | np.ndarray, t0: float | None = None) -> np.ndarray:
+    """y(t) (B, D) for each initial state: the exact solution, else scipy's DOP853 at 1e-12."""
+    from scipy.integrate import solve_ivp
+
+    t0 = problem.t0 if t0 is None else t0
+    if problem.exact is not None and t0 == problem.t0:
+        return problem.exact(t, problem.y0)
+    out = []
+    for y0 in problem.y0:
+        sol = solve_ivp(
+            problem.f_np, (t0, t), y0, method="DOP853", rtol=1e-12, atol=1e-12, t_eval=[t]
+        )
+        out.append(sol.y[:, -1])
+    return np.array(out)
+
+
+class MLPField(torch.nn.Module):
+    """A small time-dependent MLP vector field `f(t, y) = W2 tanh(W1 [y, t] + b1) + b2`."""
+
+    def __init__(self, dim: int, width: int, *, scale: float = 1.0, seed: int = 0):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.lin1 = torch.nn.Linear(dim + 1, width)
+        self.lin2 = torch.nn.Linear(width, dim)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(scale * (torch.rand(p.shape, generator=gen) * 2 - 1) / p.shape[-1] ** 0.5)
+
+    def forward(self, t, y, args=None):
+        ty = torch.cat([y, t.expand(y.shape[0], 1)], dim=1)
+        out = self.lin2(torch.tanh(self.lin1(ty)))
+        return out if args is None else out * args

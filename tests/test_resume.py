@@ -1,0 +1,221 @@
+"""Checkpoint/resume: a trial SIGKILLed mid-epoch and resumed ends bit-identical to one that never
+stopped, and identity breaks when any part of the saved state (RNG, optimiser, batch position)
+is missing: so the identity test can fail."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from pyanode import ModelSpec, RunSpec, SolverSpec, TrainSpec
+from pyanode.experiments.checkpoint import (
+    CHECKPOINT,
+    capture_rng_states,
+    load_checkpoint,
+    seeded_rng_states,
+)
+from pyanode.experiments.trial import HISTORY, RESULT, run_trial
+from pyanode.torch._models import MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+# 90 points, 72 for training: 5 batches of 16 (the last one 8) per epoch, 3 epochs = 15 batches.
+SPEC = RunSpec(
+    dataset="concentric-spheres",
+    dataset_kwargs={"n_inner": 30, "n_outer": 60},
+    model=ModelSpec(kind="node", hidden=8),
+    solver=SolverSpec(solver="dp5", rtol=1e-3, atol=1e-4),
+    train=TrainSpec(epochs=3, batch_size=16, lr=1e-2, seed=3),
+)
+# A model that draws from torch's global generator at every training step (dropout), as a model
+# registered by a user may: resuming it needs the RNG state of the checkpoint.
+DROPOUT_SPEC = SPEC.replace(model=ModelSpec(kind="resnet", hidden=16))
+KILL_AFTER = 8  # batches: epoch 2, batch 3 done; the last checkpoint (every 2) is after batch 2
+
+
+class _DropoutNet(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int, hidden: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(in_dim, hidden), nn.Tanh(), nn.Dropout(0.5))
+        self.head = nn.Linear(hidden, out_dim)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def _dropout_builder(spec, solver, in_dim, out_dim):
+    return _DropoutNet(in_dim, out_dim, spec.hidden)
+
+
+def child_main(folder: str, spec_json: str, kill_after: int, dropout: bool) -> None:
+    """Run in a fresh interpreter: train with a checkpoint every 2 batches, SIGKILL itself after
+    `kill_after` batches (no cleanup, no flush: as `kill -9` or the OOM killer would)."""
+    if dropout:
+        MODELS["resnet"] = _dropout_builder
+    count = 0
+
+    def killer(trainer) -> None:
+        nonlocal count
+        count += 1
+        if count == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    run_trial(RunSpec.from_json(spec_json), folder, checkpoint_every=2, threads=1, on_batch=killer)
+    sys.exit(3)  # not reached if the kill happened
+
+
+def _run_and_kill(folder: Path, spec: RunSpec, dropout: bool) -> None:
+    code = (
+        f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(REPO)!r}]; import test_resume; "
+        f"test_resume.child_main({str(folder)!r}, {spec.to_json()!r}, {KILL_AFTER}, {dropout})"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+def _interrupt_in_process(folder: Path, spec: RunSpec) -> None:
+    count = 0
+
+    def interrupt(trainer) -> None:
+        nonlocal count
+        count += 1
+        if count == KILL_AFTER:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(spec, folder, checkpoint_every=2, threads=1, on_batch=interrupt)
+
+
+def _final_state(folder: Path) -> dict:
+    return load_checkpoint(folder / CHECKPOINT)["trainer"]
+
+
+def _same_tensors(a, b) -> bool:
+    """Exact equality of two nested structures of tensors and plain values."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_tensors(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_tensors(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _losses(folder: Path) -> list[float]:
+    lines = (folder / HISTORY).read_text().splitlines()
+    return [json.loads(line)["loss"] for line in lines]
+
+
+@pytest.mark.parametrize("dropout", [False, True], ids=["node", "dropout-net"])
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, monkeypatch, dropout):
+    spec = DROPOUT_SPEC if dropout else SPEC
+    if dropout:
+        monkeypatch.setitem(MODELS, "resnet", _dropout_builder)
+    reference = run_trial(spec, tmp_path / "reference", threads=1)
+
+    killed = tmp_path / "killed"
+    _run_and_kill(killed, spec, dropout)
+    assert not (killed / RESULT).exists()
+    position = _final_state(killed)
+    assert (position["epoch"], position["batch"]) == (1, 2)  # mid-epoch, one batch behind the kill
+    assert len(_losses(killed)) == 1  # the first epoch's row survived the kill
+
+    resumed = run_trial(spec, killed, checkpoint_every=2, threads=1)
+    assert (resumed["resumed_epoch"], resumed["resumed_batch"]) == (1, 2)
+    assert reference["resumed_epoch"] is None
+
+    ref_state, res_state = _final_state(tmp_path / "reference"), _final_state(killed)
+    assert ref_state["model"].keys() == res_state["model"].keys()
+    for name, weight in ref_state["model"].items():
+        assert torch.equal(weight, res_state["model"][name]), name
+    assert _same_tensors(ref_state["optimizer"], res_state["optimizer"])
+    assert _losses(killed) == _losses(tmp_path / "reference")
+    assert resumed["params_sha256"] == reference["params_sha256"]
+    assert resumed["test_loss"] == reference["test_loss"]
+
+
+@pytest.mark.parametrize("missing", ["rng", "optimizer", "batch"])
+def test_resume_without_its_full_state_is_not_identical(tmp_path, monkeypatch, missing):
+    """Control for the test above: drop one part of the checkpoint and the identity breaks."""
+    monkeypatch.setitem(MODELS, "resnet", _dropout_builder)
+    reference = run_trial(DROPOUT_SPEC, tmp_path / "reference", threads=1)
+
+    folder = tmp_path / "interrupted"
+    _interrupt_in_process(folder, DROPOUT_SPEC)
+    honest = tmp_path / "honest"
+    honest.mkdir()
+    for name in ("spec.toml", CHECKPOINT, HISTORY):
+        (honest / name).write_bytes((folder / name).read_bytes())
+    assert run_trial(DROPOUT_SPEC, honest, threads=1)["params_sha256"] == reference["params_sha256"]
+
+    payload = load_checkpoint(folder / CHECKPOINT)
+    if missing == "rng":  # what a resume that does not restore the generators would draw
+        payload["rng"] = seeded_rng_states(DROPOUT_SPEC.train.seed)
+    elif missing == "optimizer":  # Adam's moments and step counts lost
+        payload["trainer"]["optimizer"]["state"] = {}
+    else:  # the batch position lost: the epoch starts over
+        payload["trainer"]["batch"] = 0
+    torch.save(payload, folder / CHECKPOINT)
+    broken = run_trial(DROPOUT_SPEC, folder, threads=1)
+    assert broken["status"] == "ok"
+    assert broken["params_sha256"] != reference["params_sha256"]
+    ref_model = _final_state(tmp_path / "reference")["model"]
+    bad_model = _final_state(folder)["model"]
+    assert not all(torch.equal(ref_model[k], bad_model[k]) for k in ref_model)
+
+
+def test_a_trial_leaves_the_callers_generators_alone(tmp_path, monkeypatch):
+    monkeypatch.setitem(MODELS, "resnet", _dropout_builder)
+    torch.manual_seed(1234)
+    before = capture_rng_states()
+    run_trial(DROPOUT_SPEC, tmp_path / "t", threads=1)
+    assert _same_tensors(before, capture_rng_states())
+
+
+def test_trial_results_do_not_depend_on_the_callers_generators(tmp_path, monkeypatch):
+    """A worker that ran other trials before has other global RNG states: same result."""
+    monkeypatch.setitem(MODELS, "resnet", _dropout_builder)
+    torch.manual_seed(1)
+    first = run_trial(DROPOUT_SPEC, tmp_path / "a", threads=1)
+    torch.manual_seed(2)
+    torch.rand(100)
+    second = run_trial(DROPOUT_SPEC, tmp_path / "b", threads=1)
+    assert first["params_sha256"] == second["params_sha256"]
+    assert first["test_loss"] == second["test_loss"]
+
+
+def test_killed_after_the_last_checkpoint_finishes_without_training(tmp_path):
+    folder = tmp_path / "t"
+    done = run_trial(SPEC, folder, threads=1)
+    (folder / RESULT).unlink()  # as if killed between the last checkpoint and result.json
+    again = run_trial(SPEC, folder, threads=1)
+    assert (again["resumed_epoch"], again["resumed_batch"]) == (SPEC.train.epochs, 0)
+    assert again["params_sha256"] == done["params_sha256"]
+    assert again["seconds_total"] == done["seconds_total"]  # no epoch was trained again
+
+
+def test_a_finished_trial_is_returned_not_run_again(tmp_path, monkeypatch):
+    folder = tmp_path / "t"
+    done = run_trial(SPEC, folder, threads=1)
+    stamp = (folder / RESULT).stat().st_mtime_ns
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished trial was trained again")
+
+    monkeypatch.setattr("pyanode.backends.TorchBackend.fit", no_training)
+    assert run_trial(SPEC, folder, threads=1) == done
+    assert (folder / RESULT).stat().st_mtime_ns == stamp
