@@ -49,3 +49,11 @@ SOLVER_FAILURES = {
     "nonfinite": "the state or the error estimate became NaN or infinite: the vector field is "
     "exploding or returned NaN; check the vector field, its weights and the initial state",
 }
+
+
+class JuliaUnavailable(RuntimeError):
+    """The Julia backend cannot be used here; the message names the reason and the fix.
+
+    Raised by `pyanode.julia.load()` / `install()` and by `backend="julia"`; `backend="auto"`
+    falls back to torch instead. See docs/julia.md.
+    """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -32,7 +32,7 @@ EXPECTED = {  # class: (order, stages, fsal, adaptive)
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def rooted_trees(order: int) -> tuple:
     """All rooted trees with `order` nodes, each a sorted tuple of its subtrees."""
     if order == 1:

@@ -27,7 +27,10 @@ def test_toml_leaves_out_unset_optionals():
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: ModelSpec(kind="nodee"), r"model.kind='nodee' is not known; accepted: resnet, node"),
+        (
+            lambda: ModelSpec(kind="nodee"),
+            r"model.kind='nodee' is not known; accepted: resnet, node",
+        ),
         (lambda: ModelSpec(activation="gelu"), r"model.activation='gelu' is not known"),
         (lambda: ModelSpec(hidden=0), r"model.hidden must be finite and > 0, got 0"),
         (lambda: ModelSpec(hidden=3.5), r"model.hidden must be an integer, got 3.5"),

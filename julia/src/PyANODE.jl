@@ -21,8 +21,14 @@ using OrdinaryDiffEqTsit5: Tsit5
 using PrecompileTools: @compile_workload, @setup_workload
 using Random: Xoshiro, randperm
 using SciMLBase: ODEFunction, ODEProblem, solve, successful_retcode
-using SciMLSensitivity: BacksolveAdjoint, GaussAdjoint, InterpolatingAdjoint,
-                        QuadratureAdjoint, ReverseDiffAdjoint, TrackerAdjoint, ZygoteVJP
+using SciMLSensitivity:
+    BacksolveAdjoint,
+    GaussAdjoint,
+    InterpolatingAdjoint,
+    QuadratureAdjoint,
+    ReverseDiffAdjoint,
+    TrackerAdjoint,
+    ZygoteVJP
 using Zygote: Zygote
 
 include("errors.jl")

@@ -17,9 +17,12 @@ function select_device(name::AbstractString)
     name == "cpu" && return cpu_device()
     if name == "cuda"
         device = gpu_device()
-        device isa CPUDevice && throw(DeviceError(name,
-            "no functional CUDA GPU; install the GPU packages with `python -m pyanode.julia " *
-            "install --gpu` and check `CUDA.functional()` in Julia"))
+        device isa CPUDevice &&
+            throw(DeviceError(
+                name,
+                "no functional CUDA GPU; install the GPU packages with `python -m pyanode.julia " *
+                    "install --gpu` and check `CUDA.functional()` in Julia",
+            ))
         return device
     end
     throw(OptionError("train.device", name, collect(DEVICES)))

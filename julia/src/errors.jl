@@ -50,18 +50,30 @@ struct SolverFailure <: Exception
 end
 
 const FAILURE_FIXES = Dict(
-    "max_steps" => "increase solver.max_steps, loosen solver.rtol/atol, or check for a " *
-                   "stiff or exploding vector field",
-    "dt_underflow" => "the solution is probably blowing up or the problem is stiff; check the " *
-                      "vector field or loosen solver.rtol/atol",
-    "nonfinite" => "the vector field returned NaN or Inf; check its weights, the learning " *
-                   "rate and the input",
+    "max_steps" =>
+        "increase solver.max_steps, loosen solver.rtol/atol, or check for a " *
+            "stiff or exploding vector field",
+    "dt_underflow" =>
+        "the solution is probably blowing up or the problem is stiff; check the " *
+            "vector field or loosen solver.rtol/atol",
+    "nonfinite" =>
+        "the vector field returned NaN or Inf; check its weights, the learning " *
+            "rate and the input",
     "solver_failure" => "see the return code in the SciMLBase documentation",
 )
 
 function Base.showerror(io::IO, err::SolverFailure)
-    print(io, "SolverFailure: the ODE solve stopped at t = ", err.t, " with return code ",
-        err.retcode, " after ", err.nfe, " evaluations: ", FAILURE_FIXES[err.reason])
+    print(
+        io,
+        "SolverFailure: the ODE solve stopped at t = ",
+        err.t,
+        " with return code ",
+        err.retcode,
+        " after ",
+        err.nfe,
+        " evaluations: ",
+        FAILURE_FIXES[err.reason],
+    )
     return nothing
 end
 
@@ -88,6 +100,12 @@ struct DeviceError <: Exception
 end
 
 function Base.showerror(io::IO, err::DeviceError)
-    print(io, "DeviceError: train.device = ", repr(err.device), " is not usable: ", err.hint)
+    print(
+        io,
+        "DeviceError: train.device = ",
+        repr(err.device),
+        " is not usable: ",
+        err.hint,
+    )
     return nothing
 end

@@ -68,14 +68,19 @@ function trajectories(h::ModelHandle, X::AbstractMatrix, ts::AbstractVector{<:Re
     t0, t1 = h.model.block.solver.tspan
     times = Vector{Float32}(ts)
     isempty(times) && throw(ArgumentError("ts is empty; give the times to save at"))
-    (issorted(times) && first(times) >= t0 && last(times) <= t1) || throw(ArgumentError(
-        "ts must be non-decreasing times in [$t0, $t1], got $(first(times)) .. $(last(times))"))
+    (issorted(times) && first(times) >= t0 && last(times) <= t1) ||
+        throw(ArgumentError(
+            "ts must be non-decreasing times in [$t0, $t1], got $(first(times)) .. $(last(times))",
+        ))
     x = h.device(checked_inputs(h, X))
     m, ps, st = h.model, h.ps, h.st
     z0 = initial_state(m, x, ps, st)
     sol = node_solve(m.block, z0, x, ps.block, st.block; saveat = times)
-    length(sol.u) == length(times) || throw(ArgumentError("the solver saved " *
-        "$(length(sol.u)) states for $(length(times)) times; give distinct times"))
+    length(sol.u) == length(times) ||
+        throw(ArgumentError(
+            "the solver saved " *
+                "$(length(sol.u)) states for $(length(times)) times; give distinct times",
+        ))
     states = [reshape(u, size(z0)) for u in sol.u]
     return cpu_device()(cat(states...; dims = 3))
 end

@@ -13,7 +13,7 @@ x -> head(block(input_map(x), x)): NODE (`input_map` = identity), ANODE (`Augmen
 [`ps_to_flat`](@ref) follows it.
 """
 struct ODEClassifier{I, B <: NeuralODE, H} <:
-       AbstractLuxContainerLayer{(:input_map, :block, :head)}
+    AbstractLuxContainerLayer{(:input_map, :block, :head)}
     input_map::I
     block::B
     head::H
@@ -31,7 +31,11 @@ end
 
 z(0) = input_map(x): the state the ODE block starts from.
 """
-initial_state(m::ODEClassifier, x, ps, st) = first(m.input_map(x, ps.input_map, st.input_map))
+initial_state(m::ODEClassifier, x, ps, st) = first(m.input_map(
+    x,
+    ps.input_map,
+    st.input_map,
+))
 
 """
     zero_augment(in_dims, state_dims)
@@ -81,24 +85,60 @@ builds it (so one flat parameter vector fits both).
   - `OptionError` for an unknown kind, a torch-only kind, `anode` without augmentation or a
     non-positive size.
 """
-function build_model(kind::AbstractString; in_dims::Integer, out_dims::Integer,
-        hidden::Integer, augment_dim::Integer, activation::AbstractString,
-        time_dependent::Bool, solver::SolverOptions, counter::NFECounter)
-    kind in TORCH_ONLY_KINDS && throw(OptionError("model.kind", kind, sort!(collect(keys(INPUT_MAPS))),
-        "this kind is only in the torch backend so far; use backend = \"torch\""))
-    haskey(INPUT_MAPS, kind) || throw(OptionError("model.kind", kind, sort!(collect(keys(INPUT_MAPS)))))
-    for (name, value) in (("in_dims", in_dims), ("out_dims", out_dims), ("model.hidden", hidden))
+function build_model(
+    kind::AbstractString;
+    in_dims::Integer,
+    out_dims::Integer,
+    hidden::Integer,
+    augment_dim::Integer,
+    activation::AbstractString,
+    time_dependent::Bool,
+    solver::SolverOptions,
+    counter::NFECounter,
+)
+    kind in TORCH_ONLY_KINDS &&
+        throw(OptionError(
+            "model.kind",
+            kind,
+            sort!(collect(keys(INPUT_MAPS))),
+            "this kind is only in the torch backend so far; use backend = \"torch\"",
+        ))
+    haskey(INPUT_MAPS, kind) ||
+        throw(OptionError("model.kind", kind, sort!(collect(keys(INPUT_MAPS)))))
+    for (name, value) in (
+            ("in_dims", in_dims),
+            ("out_dims", out_dims),
+            ("model.hidden", hidden),
+        )
         value > 0 || throw(OptionError(name, string(value), String[], "use a value > 0"))
     end
     augment_dim >= 0 ||
-        throw(OptionError("model.augment_dim", string(augment_dim), String[], "use a value >= 0"))
-    kind == "anode" && augment_dim == 0 && throw(OptionError("model.augment_dim", "0", String[],
-        "kind \"anode\" needs augment_dim > 0 (use kind \"node\" for none)"))
+        throw(OptionError(
+            "model.augment_dim",
+            string(augment_dim),
+            String[],
+            "use a value >= 0",
+        ))
+    kind == "anode" &&
+        augment_dim == 0 &&
+        throw(OptionError(
+            "model.augment_dim",
+            "0",
+            String[],
+            "kind \"anode\" needs augment_dim > 0 (use kind \"node\" for none)",
+        ))
     state_dims = in_dims + augment_dim
     input = FieldInput(kind in CONTROLLED_KINDS, time_dependent)
-    field = mlp_field(field_in_dims(input, state_dims, in_dims), hidden, state_dims,
-        activation_from_name(activation))
+    field = mlp_field(
+        field_in_dims(input, state_dims, in_dims),
+        hidden,
+        state_dims,
+        activation_from_name(activation),
+    )
     block = NeuralODE(field, input, solver, counter)
-    return ODEClassifier(INPUT_MAPS[kind](in_dims, state_dims), block,
-        Dense(state_dims => out_dims))
+    return ODEClassifier(
+        INPUT_MAPS[kind](in_dims, state_dims),
+        block,
+        Dense(state_dims => out_dims),
+    )
 end

@@ -87,8 +87,13 @@ function node_solve(n::NeuralODE, z0::AbstractMatrix, x, ps, st; kwargs...)
     end
     prob = ODEProblem{false}(ODEFunction{false}(dudt), vec(z0), n.solver.tspan, ps)
     start = @ignore_derivatives counter.calls
-    sol = solve(prob, n.solver.alg; sensealg = n.solver.sensealg, n.solver.kwargs...,
-        kwargs...)
+    sol = solve(
+        prob,
+        n.solver.alg;
+        sensealg = n.solver.sensealg,
+        n.solver.kwargs...,
+        kwargs...,
+    )
     @ignore_derivatives finish_solve!(counter, start, sol)
     return sol
 end

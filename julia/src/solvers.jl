@@ -1,10 +1,18 @@
 # Solver and gradient (sensealg) choices: the one place where their names become objects.
 
 const ADAPTIVE_SOLVERS = Dict{String, Any}("bosh3" => BS3, "dp5" => DP5, "tsit5" => Tsit5)
-const FIXED_STEP_SOLVERS = Dict{String, Any}("euler" => Euler, "midpoint" => Midpoint, "rk4" => RK4)
+const FIXED_STEP_SOLVERS = Dict{String, Any}(
+    "euler" => Euler,
+    "midpoint" => Midpoint,
+    "rk4" => RK4,
+)
 
 const GRADIENTS = (
-    "backprop", "adjoint", "interpolating-adjoint", "quadrature-adjoint", "gauss-adjoint",
+    "backprop",
+    "adjoint",
+    "interpolating-adjoint",
+    "quadrature-adjoint",
+    "gauss-adjoint",
 )
 
 """
@@ -29,9 +37,11 @@ The continuous adjoints always get `autojacvec = ZygoteVJP()`: the automatic cho
   - `OptionError` for an unknown name.
 """
 function sensealg_from_name(name::AbstractString, device)
-    name == "backprop" && return device isa CPUDevice ? ReverseDiffAdjoint() : TrackerAdjoint()
+    name == "backprop" &&
+        return device isa CPUDevice ? ReverseDiffAdjoint() : TrackerAdjoint()
     name == "adjoint" && return BacksolveAdjoint(; autojacvec = ZygoteVJP())
-    name == "interpolating-adjoint" && return InterpolatingAdjoint(; autojacvec = ZygoteVJP())
+    name == "interpolating-adjoint" &&
+        return InterpolatingAdjoint(; autojacvec = ZygoteVJP())
     name == "quadrature-adjoint" && return QuadratureAdjoint(; autojacvec = ZygoteVJP())
     name == "gauss-adjoint" && return GaussAdjoint(; autojacvec = ZygoteVJP())
     throw(OptionError("solver.gradient", name, collect(GRADIENTS)))
@@ -71,30 +81,54 @@ Build the solve settings from the fields of pyanode's `SolverSpec`.
   - `OptionError` for an unknown solver or gradient, a fixed-step solver without `dt`, or a
     non-positive tolerance, step or end time.
 """
-function solver_options(; solver::AbstractString, rtol::Real, atol::Real,
-        gradient::AbstractString, dt::Union{Nothing, Real}, max_steps::Integer, t1::Real,
-        device)
+function solver_options(;
+    solver::AbstractString,
+    rtol::Real,
+    atol::Real,
+    gradient::AbstractString,
+    dt::Union{Nothing, Real},
+    max_steps::Integer,
+    t1::Real,
+    device,
+)
     rtol > 0 || throw(OptionError("solver.rtol", string(rtol), String[], "use a value > 0"))
-    atol >= 0 || throw(OptionError("solver.atol", string(atol), String[], "use a value >= 0"))
+    atol >= 0 ||
+        throw(OptionError("solver.atol", string(atol), String[], "use a value >= 0"))
     max_steps > 0 ||
-        throw(OptionError("solver.max_steps", string(max_steps), String[], "use a value > 0"))
+        throw(OptionError(
+            "solver.max_steps",
+            string(max_steps),
+            String[],
+            "use a value > 0",
+        ))
     t1 > 0 || throw(OptionError("solver.t1", string(t1), String[], "use a value > 0"))
-    dt === nothing || dt > 0 ||
+    dt === nothing ||
+        dt > 0 ||
         throw(OptionError("solver.dt", string(dt), String[], "use a value > 0"))
     sensealg = sensealg_from_name(gradient, device)
     tspan = (0.0f0, Float32(t1))
     if haskey(ADAPTIVE_SOLVERS, solver)
         alg = ADAPTIVE_SOLVERS[solver]()
-        tolerances = (; reltol = Float32(rtol), abstol = Float32(atol), maxiters = Int(max_steps))
+        tolerances = (; reltol = Float32(rtol), abstol = Float32(atol), maxiters = Int(
+            max_steps,
+        ))
         kwargs = dt === nothing ? tolerances : merge(tolerances, (; dt = Float32(dt)))
         return SolverOptions(alg, sensealg, tspan, kwargs)
     elseif haskey(FIXED_STEP_SOLVERS, solver)
-        dt === nothing && throw(OptionError("solver.dt", "nothing", String[],
-            "solver $(repr(solver)) has no error estimate, so it needs a fixed step dt"))
+        dt === nothing &&
+            throw(OptionError(
+                "solver.dt",
+                "nothing",
+                String[],
+                "solver $(repr(solver)) has no error estimate, so it needs a fixed step dt",
+            ))
         alg = FIXED_STEP_SOLVERS[solver]()
         kwargs = (; adaptive = false, dt = Float32(dt), maxiters = Int(max_steps))
         return SolverOptions(alg, sensealg, tspan, kwargs)
     end
-    accepted = sort!(vcat(collect(keys(ADAPTIVE_SOLVERS)), collect(keys(FIXED_STEP_SOLVERS))))
+    accepted = sort!(vcat(
+        collect(keys(ADAPTIVE_SOLVERS)),
+        collect(keys(FIXED_STEP_SOLVERS)),
+    ))
     throw(OptionError("solver.solver", solver, accepted))
 end

@@ -29,8 +29,12 @@ const LOSSES = Dict{String, Type}("cross-entropy" => Classification, "mse" => Re
 """
 function task_from_loss(loss::AbstractString, out_dims::Integer)
     haskey(LOSSES, loss) && return LOSSES[loss](out_dims)
-    throw(OptionError("train.loss", loss, sort!(collect(keys(LOSSES))),
-        "\"auto\" is resolved on the Python side"))
+    throw(OptionError(
+        "train.loss",
+        loss,
+        sort!(collect(keys(LOSSES))),
+        "\"auto\" is resolved on the Python side",
+    ))
 end
 
 loss_function(::Classification) = CrossEntropyLoss(; logits = Val(true))
@@ -50,22 +54,30 @@ function targets(task::Classification, y::AbstractVector{<:Integer}, n::Integer)
     length(y) == n || throw(DimensionMismatch("got $(length(y)) labels for $n samples"))
     onehot = zeros(Float32, task.n_classes, n)
     for (j, label) in enumerate(y)
-        0 <= label < task.n_classes || throw(ArgumentError("label $label of sample $j is " *
-            "outside 0:$(task.n_classes - 1) (labels are 0-based class indices)"))
+        0 <= label < task.n_classes ||
+            throw(ArgumentError(
+                "label $label of sample $j is " *
+                    "outside 0:$(task.n_classes - 1) (labels are 0-based class indices)",
+            ))
         onehot[label + 1, j] = 1
     end
     return onehot
 end
 
 function targets(task::Regression, y::AbstractMatrix{<:Real}, n::Integer)
-    size(y) == (task.n_targets, n) || throw(DimensionMismatch("regression targets have " *
-        "shape $(size(y)); expected ($(task.n_targets), $n) (pass y.T from Python)"))
+    size(y) == (task.n_targets, n) ||
+        throw(DimensionMismatch(
+            "regression targets have " *
+                "shape $(size(y)); expected ($(task.n_targets), $n) (pass y.T from Python)",
+        ))
     return Matrix{Float32}(y)
 end
 
 function targets(task::AbstractTask, y, ::Integer)
-    throw(ArgumentError("targets of type $(typeof(y)) do not fit a $(nameof(typeof(task))) " *
-        "model: give 0-based integer labels (classification) or a (targets, samples) matrix"))
+    throw(ArgumentError(
+        "targets of type $(typeof(y)) do not fit a $(nameof(typeof(task))) " *
+            "model: give 0-based integer labels (classification) or a (targets, samples) matrix",
+    ))
 end
 
 """

@@ -40,26 +40,75 @@ pyanode's specs, not here.
   - `loss`: `"cross-entropy"` (classification, `out_dims` classes) or `"mse"` (regression).
   - the others: the fields of `ModelSpec`, `SolverSpec` and `TrainSpec` of the same names.
 """
-function init_model(; kind::AbstractString, in_dims::Integer, out_dims::Integer,
-        hidden::Integer, augment_dim::Integer, activation::AbstractString,
-        time_dependent::Bool, solver::AbstractString, rtol::Real, atol::Real,
-        gradient::AbstractString, dt::Union{Nothing, Real}, max_steps::Integer, t1::Real,
-        lr::Real, weight_decay::Real, seed::Integer, device::AbstractString,
-        loss::AbstractString)
+function init_model(;
+    kind::AbstractString,
+    in_dims::Integer,
+    out_dims::Integer,
+    hidden::Integer,
+    augment_dim::Integer,
+    activation::AbstractString,
+    time_dependent::Bool,
+    solver::AbstractString,
+    rtol::Real,
+    atol::Real,
+    gradient::AbstractString,
+    dt::Union{Nothing, Real},
+    max_steps::Integer,
+    t1::Real,
+    lr::Real,
+    weight_decay::Real,
+    seed::Integer,
+    device::AbstractString,
+    loss::AbstractString,
+)
     lr > 0 || throw(OptionError("train.lr", string(lr), String[], "use a value > 0"))
-    weight_decay >= 0 || throw(OptionError("train.weight_decay", string(weight_decay),
-        String[], "use a value >= 0"))
+    weight_decay >= 0 ||
+        throw(OptionError(
+            "train.weight_decay",
+            string(weight_decay),
+            String[],
+            "use a value >= 0",
+        ))
     dev = select_device(device)
     task = task_from_loss(loss, out_dims)
-    options = solver_options(; solver, rtol, atol, gradient, dt, max_steps, t1, device = dev)
+    options = solver_options(;
+        solver,
+        rtol,
+        atol,
+        gradient,
+        dt,
+        max_steps,
+        t1,
+        device = dev,
+    )
     counter = NFECounter()
-    model = build_model(kind; in_dims, out_dims, hidden, augment_dim, activation,
-        time_dependent, solver = options, counter)
+    model = build_model(
+        kind;
+        in_dims,
+        out_dims,
+        hidden,
+        augment_dim,
+        activation,
+        time_dependent,
+        solver = options,
+        counter,
+    )
     template, st = LuxCore.setup(Xoshiro(seed), model)
     rule = weight_decay > 0 ? OptimiserChain(WeightDecay(weight_decay), Adam(lr)) : Adam(lr)
     ps = dev(ComponentArray(template))
-    return ModelHandle(model, task, dev, template, rule, counter, Int(in_dims),
-        Xoshiro(seed), ps, dev(st), Optimisers.setup(rule, ps))
+    return ModelHandle(
+        model,
+        task,
+        dev,
+        template,
+        rule,
+        counter,
+        Int(in_dims),
+        Xoshiro(seed),
+        ps,
+        dev(st),
+        Optimisers.setup(rule, ps),
+    )
 end
 
 """
@@ -72,8 +121,11 @@ Copy the (features, samples) input `X` (a `PyArray` of `x.T` from Python) into a
   - `DimensionMismatch` for a wrong number of features, `ArgumentError` for NaN or Inf.
 """
 function checked_inputs(h::ModelHandle, X::AbstractMatrix)
-    size(X, 1) == h.in_dims || throw(DimensionMismatch("inputs have $(size(X, 1)) " *
-        "features (rows) but the model takes $(h.in_dims); pass x.T of an (N, D) array"))
+    size(X, 1) == h.in_dims ||
+        throw(DimensionMismatch(
+            "inputs have $(size(X, 1)) " *
+                "features (rows) but the model takes $(h.in_dims); pass x.T of an (N, D) array",
+        ))
     all(isfinite, X) || throw(ArgumentError("inputs contain NaN or Inf"))
     return Matrix{Float32}(X)
 end
@@ -118,10 +170,20 @@ Per step: `"loss"` (batch mean), `"nfe_forward"`, `"nfe_backward"` (see
 [`NFECounter`](@ref)) and `"seconds"` (wall time of the step). The epoch stops early after a
 non-finite loss, which is the last entry.
 """
-function train_epoch!(h::ModelHandle, X::AbstractMatrix, y::AbstractArray;
-        batch_size::Integer, order::Union{Nothing, AbstractVector{<:Integer}} = nothing)
-    batch_size > 0 || throw(OptionError("train.batch_size", string(batch_size), String[],
-        "use a value > 0"))
+function train_epoch!(
+    h::ModelHandle,
+    X::AbstractMatrix,
+    y::AbstractArray;
+    batch_size::Integer,
+    order::Union{Nothing, AbstractVector{<:Integer}} = nothing,
+)
+    batch_size > 0 ||
+        throw(OptionError(
+            "train.batch_size",
+            string(batch_size),
+            String[],
+            "use a value > 0",
+        ))
     x_all = checked_inputs(h, X)
     n = size(x_all, 2)
     y_all = targets(h.task, y, n)
@@ -137,7 +199,7 @@ function train_epoch!(h::ModelHandle, X::AbstractMatrix, y::AbstractArray;
         if isfinite(loss)
             h.opt_state, h.ps = Optimisers.update!(h.opt_state, h.ps, grads)
         end
-        push!(history["seconds"], (time_ns() - started) / 1e9)
+        push!(history["seconds"], (time_ns() - started) / 1.0e9)
         isfinite(loss) || break
     end
     return history

@@ -34,12 +34,13 @@ function append_flat!(out::Vector{Float32}, source, template::NamedTuple)
     if is_dense(template)
         weight = dense_part(source, :weight, template.weight)
         append!(out, vec(permutedims(weight)))
-        haskey(template, :bias) && append!(out, vec(dense_part(source, :bias, template.bias)))
+        haskey(template, :bias) &&
+            append!(out, vec(dense_part(source, :bias, template.bias)))
         return out
     end
     for key in keys(template)
         sub = template[key]
-        isempty(sub) && continue  # layers without parameters (Augment, NoOpLayer)
+        isempty(sub) && continue # layers without parameters (Augment, NoOpLayer)
         append_flat!(out, child(source, key), sub)
     end
     return out
@@ -67,9 +68,12 @@ from the flat vector `v` (any real vector, e.g. a numpy array from Python).
 """
 function flat_to_ps(v::AbstractVector{<:Real}, template::NamedTuple)
     n = parameter_count(template)
-    length(v) == n || throw(DimensionMismatch("the flat parameter vector has length " *
-        "$(length(v)) but this model has $n parameters (per dense layer: weight (out, in) " *
-        "row-major, then bias; layers in forward order)"))
+    length(v) == n ||
+        throw(DimensionMismatch(
+            "the flat parameter vector has length " *
+                "$(length(v)) but this model has $n parameters (per dense layer: weight (out, in) " *
+                "row-major, then bias; layers in forward order)",
+        ))
     return unflatten(Vector{Float32}(v), template, Ref(0))
 end
 
@@ -79,7 +83,11 @@ function unflatten(v::Vector{Float32}, template::NamedTuple, offset::Base.RefVal
     return NamedTuple{names}(Tuple(unflatten(v, template[key], offset) for key in names))
 end
 
-function unflatten_dense(v::Vector{Float32}, template::NamedTuple, offset::Base.RefValue{Int})
+function unflatten_dense(
+    v::Vector{Float32},
+    template::NamedTuple,
+    offset::Base.RefValue{Int},
+)
     rows, cols = size(template.weight)
     weight = permutedims(reshape(take_segment!(v, offset, rows * cols), cols, rows))
     haskey(template, :bias) || return (; weight)

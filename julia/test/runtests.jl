@@ -6,11 +6,30 @@
 using Aqua: Aqua
 using ComponentArrays: ComponentArray
 using ExplicitImports: check_no_implicit_imports, check_no_stale_explicit_imports
-using PyANODE: PyANODE, Augment, FieldInput, NFECounter, NeuralODE, OptionError,
-               SolverFailure, evaluate, features, flat_to_ps, forward_nfe, init_model,
-               loss_and_gradient, mlp_field, parameter_count, parameters, predict_proba,
-               ps_to_flat, select_device, set_parameters!, solver_options, train_epoch!,
-               trajectories
+using PyANODE:
+    PyANODE,
+    Augment,
+    FieldInput,
+    NFECounter,
+    NeuralODE,
+    OptionError,
+    SolverFailure,
+    evaluate,
+    features,
+    flat_to_ps,
+    forward_nfe,
+    init_model,
+    loss_and_gradient,
+    mlp_field,
+    parameter_count,
+    parameters,
+    predict_proba,
+    ps_to_flat,
+    select_device,
+    set_parameters!,
+    solver_options,
+    train_epoch!,
+    trajectories
 using Random: Xoshiro
 using Test: @test, @test_throws, @testset
 
@@ -21,9 +40,9 @@ run_group(name) = GROUP == "all" || GROUP == name
 """Keyword arguments of `init_model` for a small problem; override any with `changes`."""
 function model_kwargs(; changes...)
     defaults = (; kind = "anode", in_dims = 2, out_dims = 2, hidden = 8, augment_dim = 1,
-        activation = "tanh", time_dependent = true, solver = "dp5", rtol = 1e-3, atol = 1e-3,
+        activation = "tanh", time_dependent = true, solver = "dp5", rtol = 1.0e-3, atol = 1.0e-3,
         gradient = "interpolating-adjoint", dt = nothing, max_steps = 10_000, t1 = 1.0,
-        lr = 1e-2, weight_decay = 0.0, seed = 0, device = "cpu", loss = "cross-entropy")
+        lr = 1.0e-2, weight_decay = 0.0, seed = 0, device = "cpu", loss = "cross-entropy")
     return merge(defaults, (; changes...))
 end
 
@@ -39,7 +58,7 @@ end
 """A hand-computed case: W = [1 2 3; 4 5 6] (out 2, in 3), b = [7, 8]."""
 function check_hand_computed_weights()
     template = (; layer = (; weight = zeros(Float32, 2, 3), bias = zeros(Float32, 2)))
-    v = Float32[1, 2, 3, 4, 5, 6, 7, 8]  # torch order: W row-major, then b
+    v = Float32[1, 2, 3, 4, 5, 6, 7, 8] # torch order: W row-major, then b
     ps = flat_to_ps(v, template)
     @test ps.layer.weight == Float32[1 2 3; 4 5 6]
     @test ps.layer.bias == Float32[7, 8]
@@ -95,10 +114,11 @@ function check_field_input()
     x = Float32[5 6]
     ones_row = ones(Float32, 1, 2)
     @test PyANODE.assemble(FieldInput(true, true), u, x, ones_row, 0.5f0) ==
-          Float32[1 2; 5 6; 0.5 0.5]
+        Float32[1 2; 5 6; 0.5 0.5]
     @test PyANODE.assemble(FieldInput(false, true), u, x, ones_row, 0.5f0) ==
-          Float32[1 2; 0.5 0.5]
-    @test PyANODE.assemble(FieldInput(true, false), u, x, ones_row, 0.5f0) == Float32[1 2; 5 6]
+        Float32[1 2; 0.5 0.5]
+    @test PyANODE.assemble(FieldInput(true, false), u, x, ones_row, 0.5f0) ==
+        Float32[1 2; 5 6]
     @test PyANODE.assemble(FieldInput(false, false), u, x, ones_row, 0.5f0) == u
     @test PyANODE.field_in_dims(FieldInput(true, true), 3, 2) == 6
 end
@@ -106,9 +126,17 @@ end
 # --- solve -----------------------------------------------------------------------------------
 
 """A linear field f(z) = A z with A = diag(-1, 1/2): z(1) = exp.(diag(A)) .* z0 exactly."""
-function linear_block(solver; rtol = 1e-7, atol = 1e-7, dt = nothing)
-    options = solver_options(; solver, rtol, atol, gradient = "interpolating-adjoint", dt,
-        max_steps = 100_000, t1 = 1.0, device = select_device("cpu"))
+function linear_block(solver; rtol = 1.0e-6, atol = 1.0e-6, dt = nothing)
+    options = solver_options(;
+        solver,
+        rtol,
+        atol,
+        gradient = "interpolating-adjoint",
+        dt,
+        max_steps = 100_000,
+        t1 = 1.0,
+        device = select_device("cpu"),
+    )
     field = mlp_field(2, 2, 2, identity)
     block = NeuralODE(field, FieldInput(false, false), options, NFECounter())
     # weights: identity, identity, A; zero biases
@@ -125,21 +153,21 @@ function check_linear_solve()
     for solver in ("dp5", "tsit5", "bosh3")
         block, ps, st = linear_block(solver)
         zT, _ = block((z0, z0), ps, st)
-        @test isapprox(zT, exact; rtol = 1e-4)
+        @test isapprox(zT, exact; rtol = 1.0e-4)
     end
     block, ps, st = linear_block("rk4"; dt = 0.01)
     zT, _ = block((z0, z0), ps, st)
-    @test isapprox(zT, exact; rtol = 1e-5)
+    @test isapprox(zT, exact; rtol = 1.0e-5)
     # Euler with dt = 1/100 is first order: error about dt/2 * |A^2 z| relative
     block, ps, st = linear_block("euler"; dt = 0.01)
     zT, _ = block((z0, z0), ps, st)
-    @test !isapprox(zT, exact; rtol = 1e-4)
-    @test isapprox(zT, exact; rtol = 2e-2)
+    @test !isapprox(zT, exact; rtol = 1.0e-4)
+    @test isapprox(zT, exact; rtol = 2.0e-2)
 end
 
 """The NFE counter agrees with OrdinaryDiffEq's own count of f calls."""
 function check_nfe_counter()
-    block, ps, st = linear_block("dp5"; rtol = 1e-4, atol = 1e-4)
+    block, ps, st = linear_block("dp5"; rtol = 1.0e-4, atol = 1.0e-4)
     z0 = Float32[1 -2; 3 0.5]
     sol = PyANODE.node_solve(block, z0, z0, ps, st; save_everystep = false)
     @test block.counter.calls == sol.stats.nf
@@ -153,8 +181,8 @@ function check_trajectories()
     ts = [0.0, 0.25, 0.5, 1.0]
     traj = trajectories(h, X, ts)
     @test size(traj) == (3, 5, 4)
-    @test traj[:, :, 1] ≈ vcat(X, zeros(Float32, 1, 5))  # z(0) = augmented input
-    @test isapprox(traj[:, :, end], features(h, X); rtol = 1e-3, atol = 1e-4)
+    @test traj[:, :, 1] ≈ vcat(X, zeros(Float32, 1, 5)) # z(0) = augmented input
+    @test isapprox(traj[:, :, end], features(h, X); rtol = 1.0e-3, atol = 1.0e-4)
     @test_throws ArgumentError trajectories(h, X, [0.0, 2.0])
 end
 
@@ -177,30 +205,35 @@ end
 function check_gradients()
     X, y = separable_data(6)
     results = Dict{String, Dict{String, Vector{Float64}}}()
-    for gradient in ("backprop", "adjoint", "interpolating-adjoint", "quadrature-adjoint",
-            "gauss-adjoint")
-        h = init_model(; model_kwargs(; gradient, rtol = 1e-6, atol = 1e-6)...)
+    for gradient in (
+            "backprop",
+            "adjoint",
+            "interpolating-adjoint",
+            "quadrature-adjoint",
+            "gauss-adjoint",
+        )
+        h = init_model(; model_kwargs(; gradient, rtol = 1.0e-6, atol = 1.0e-6)...)
         results[gradient] = loss_and_gradient(h, X, y)
         @test only(results[gradient]["nfe_forward"]) > 0
     end
     reference = results["interpolating-adjoint"]["gradient"]
     scale = maximum(abs, reference)
     for (gradient, result) in results
-        @test maximum(abs, result["gradient"] .- reference) <= 1e-3 * scale
+        @test maximum(abs, result["gradient"] .- reference) <= 1.0e-3 * scale
     end
-    @test only(results["backprop"]["nfe_backward"]) == 0  # the tape is replayed, f is not
+    @test only(results["backprop"]["nfe_backward"]) == 0 # the tape is replayed, f is not
     @test only(results["adjoint"]["nfe_backward"]) > 0
     # central differences on a few coordinates
-    h = init_model(; model_kwargs(; rtol = 1e-6, atol = 1e-6)...)
+    h = init_model(; model_kwargs(; rtol = 1.0e-6, atol = 1.0e-6)...)
     v = Float64.(parameters(h))
     for i in (1, length(v) ÷ 2, length(v))
-        step = 1e-2
+        step = 1.0e-2
         loss_at(w) = (set_parameters!(h, Float32.(w)); only(evaluate(h, X, y)["loss"]))
         plus, minus = copy(v), copy(v)
         plus[i] += step
         minus[i] -= step
         fd = (loss_at(plus) - loss_at(minus)) / (2 * step)
-        @test isapprox(reference[i], fd; rtol = 5e-2, atol = 1e-3)
+        @test isapprox(reference[i], fd; rtol = 5.0e-2, atol = 1.0e-3)
     end
 end
 
@@ -208,7 +241,7 @@ end
 
 function check_training()
     X, y = separable_data(128)
-    h = init_model(; model_kwargs(; kind = "node", augment_dim = 0, lr = 3e-2)...)
+    h = init_model(; model_kwargs(; kind = "node", augment_dim = 0, lr = 3.0e-2)...)
     first_epoch = train_epoch!(h, X, y; batch_size = 32)
     @test length(first_epoch["loss"]) == 4
     @test all(>(0), first_epoch["nfe_forward"])
@@ -223,7 +256,13 @@ function check_training()
     order = collect(127:-1:0)
     epoch = train_epoch!(h, X, y; batch_size = 128, order)
     @test length(epoch["loss"]) == 1
-    @test_throws ArgumentError train_epoch!(h, X, y; batch_size = 128, order = zeros(Int, 128))
+    @test_throws ArgumentError train_epoch!(
+        h,
+        X,
+        y;
+        batch_size = 128,
+        order = zeros(Int, 128),
+    )
 end
 
 # --- errors ----------------------------------------------------------------------------------
@@ -232,15 +271,18 @@ function check_errors()
     @test_throws OptionError init_model(; model_kwargs(; kind = "chebyshev")...)
     @test_throws OptionError init_model(; model_kwargs(; kind = "spline")...)
     @test_throws OptionError init_model(; model_kwargs(; solver = "rk45")...)
-    @test_throws OptionError init_model(; model_kwargs(; solver = "rk4")...)  # no dt
+    @test_throws OptionError init_model(; model_kwargs(; solver = "rk4")...) # no dt
     @test_throws OptionError init_model(; model_kwargs(; gradient = "magic")...)
     @test_throws OptionError init_model(; model_kwargs(; activation = "gelu")...)
-    @test_throws OptionError init_model(; model_kwargs(; kind = "anode", augment_dim = 0)...)
+    @test_throws OptionError init_model(; model_kwargs(;
+        kind = "anode",
+        augment_dim = 0,
+    )...)
     message = sprint(showerror, OptionError("model.kind", "spline", ["anode", "node"], ""))
     @test occursin("model.kind = \"spline\"", message)
     @test occursin("accepted: anode, node", message)
-    h = init_model(; model_kwargs(; max_steps = 3, rtol = 1e-8, atol = 1e-8)...)
-    X, y = separable_data(4)
+    h = init_model(; model_kwargs(; max_steps = 3, rtol = 1.0e-8, atol = 1.0e-8)...)
+    X, _ = separable_data(4)
     err = try
         predict_proba(h, X)
         nothing
@@ -265,31 +307,38 @@ function check_quality()
 end
 
 @testset "PyANODE" begin
-    run_group("weights") && @testset "weights" begin
-        check_hand_computed_weights()
-        check_parameter_counts()
-        check_model_round_trip()
-    end
-    run_group("layers") && @testset "layers" begin
-        check_augment()
-        check_field_input()
-    end
-    run_group("solve") && @testset "solve" begin
-        check_linear_solve()
-        check_nfe_counter()
-        check_trajectories()
-        check_predictions()
-    end
-    run_group("gradients") && @testset "gradients" begin
-        check_gradients()
-    end
-    run_group("training") && @testset "training" begin
-        check_training()
-    end
-    run_group("errors") && @testset "errors" begin
-        check_errors()
-    end
-    run_group("qa") && @testset "qa" begin
-        check_quality()
-    end
+    run_group("weights") &&
+        @testset "weights" begin
+            check_hand_computed_weights()
+            check_parameter_counts()
+            check_model_round_trip()
+        end
+    run_group("layers") &&
+        @testset "layers" begin
+            check_augment()
+            check_field_input()
+        end
+    run_group("solve") &&
+        @testset "solve" begin
+            check_linear_solve()
+            check_nfe_counter()
+            check_trajectories()
+            check_predictions()
+        end
+    run_group("gradients") &&
+        @testset "gradients" begin
+            check_gradients()
+        end
+    run_group("training") &&
+        @testset "training" begin
+            check_training()
+        end
+    run_group("errors") &&
+        @testset "errors" begin
+            check_errors()
+        end
+    run_group("qa") &&
+        @testset "qa" begin
+            check_quality()
+        end
 end

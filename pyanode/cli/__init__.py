@@ -16,6 +16,7 @@ COMMANDS = {
     "reproduce": "pyanode.cli._reproduce",
     "sweep": "pyanode.cli._sweep",
     "collect": "pyanode.cli._collect",
+    "julia": "pyanode.cli._julia",
 }
 
 

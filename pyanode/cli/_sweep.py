@@ -60,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
         args.engine, workers=args.workers, threads=args.threads, scheduler=args.scheduler
     )
     if args.dry_run:
-        for spec, point in zip(sweep.trials(), sweep.points()):
-            print(trial_id(spec), " ".join(f"{k}={v!r}" for k, v in point.items()))
+        specs = sweep.trials()
+        for spec, label in zip(specs, sweep.labels(), strict=True):
+            print(trial_id(spec), label)
+        print(f"{len(specs)} trial(s); {engine.describe()}")
         return 0
     try:
         report = run_sweep(

@@ -138,8 +138,12 @@ class DaskEngine(AbstractEngine):
         _check_count("threads", self.threads)
         if self.workers is not None:
             _check_count("workers", self.workers)
-        if self.scheduler is not None and (not isinstance(self.scheduler, str) or not self.scheduler):
-            raise SpecError(f"scheduler must be an address like tcp://host:8786, got {self.scheduler!r}")
+        if self.scheduler is not None and (
+            not isinstance(self.scheduler, str) or not self.scheduler
+        ):
+            raise SpecError(
+                f"scheduler must be an address like tcp://host:8786, got {self.scheduler!r}"
+            )
 
     def describe(self) -> str:
         if self.scheduler is not None:
@@ -158,6 +162,7 @@ class DaskEngine(AbstractEngine):
                 "pip install 'pyanode[dask]'"
             ) from None
         with contextlib.ExitStack() as stack:
+            stack.enter_context(_quiet("distributed"))
             if self.scheduler is None:
                 workers = self.workers or max(1, available_cpus() // self.threads)
                 cluster = stack.enter_context(
@@ -191,6 +196,18 @@ class InProcess(AbstractEngine):
     def imap_unordered(self, fn, tasks):
         for index, task in enumerate(tasks):
             yield index, fn(*task)
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Show only errors of `logger` (Dask logs every worker start and stop at INFO)."""
+    log = logging.getLogger(logger)
+    before = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(before)
 
 
 def _as_completed(

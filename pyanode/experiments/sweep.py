@@ -47,6 +47,7 @@ from pyanode.experiments.engines import AbstractEngine, LocalPool
 from pyanode.experiments.store import atomic_write_text, to_json
 from pyanode.experiments.trial import (
     check_options,
+    claim,
     execute_trial,
     finished_result,
     reset_trial,
@@ -125,8 +126,12 @@ class Sweep:
 
     def points(self) -> list[dict[str, Any]]:
         """The grid points: one `{grid key: value}` per trial, in product order."""
-        keys = list(self.grid)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*self.grid.values())]
+        keys, combos = list(self.grid), itertools.product(*self.grid.values())
+        return [dict(zip(keys, combo, strict=True)) for combo in combos]
+
+    def labels(self) -> list[str]:
+        """One short text per grid point, e.g. `model.kind="anode" train.seed=2`."""
+        return [_label(point) for point in self.points()]
 
     def trials(self) -> list[RunSpec]:
         """The resolved spec of each grid point, in the order of `points()`."""
@@ -140,7 +145,8 @@ class Sweep:
                 spec = RunSpec.from_dict(data)
                 check_runnable(spec)
             except (SpecError, DataError) as err:
-                raise type(err)(f"[grid] point {_label(point)}: {err}") from None
+                where = f"[grid] point {_label(point)}" if point else "[base]"
+                raise type(err)(f"{where}: {err}") from None
             specs.append(spec)
         return specs
 
@@ -160,9 +166,7 @@ def check_runnable(spec: RunSpec) -> None:
         SpecError: for a gradient method the torch backend lacks.
     """
     if spec.dataset not in DATASETS:
-        raise DataError(
-            f"dataset {spec.dataset!r} is not known; accepted: {', '.join(DATASETS)}"
-        )
+        raise DataError(f"dataset {spec.dataset!r} is not known; accepted: {', '.join(DATASETS)}")
     accepted = list(inspect.signature(DATASETS[spec.dataset]).parameters)
     unknown = sorted(set(spec.dataset_kwargs) - set(accepted))
     if unknown:
@@ -204,7 +208,9 @@ class SweepReport:
         for i in self.failed:
             r = self.results[i]
             where = f"epoch {r.get('failed_epoch')}, batch {r.get('failed_batch')}"
-            solver = f" t={r['t']:.4g} dt={r['dt']:.3g} nfe={r['nfe']}" if r.get("t") is not None else ""
+            solver = (
+                f" t={r['t']:.4g} dt={r['dt']:.3g} nfe={r['nfe']}" if r.get("t") is not None else ""
+            )
             lines.append(
                 f"  FAILED {i} [{self.labels.get(i, '')}] {r.get('error')} ({r.get('reason')}) "
                 f"at {where}:{solver} {_first_line(r.get('message', ''))}"
@@ -245,7 +251,7 @@ def run_sweep(
     engine = engine or LocalPool()
     check_options(on_failure, checkpoint_every, engine.threads)
     if isinstance(sweep, Sweep):
-        specs, labels = sweep.trials(), [_label(p) for p in sweep.points()]
+        specs, labels = sweep.trials(), sweep.labels()
     else:
         specs = list(sweep)
         for spec in specs:
@@ -253,7 +259,7 @@ def run_sweep(
         labels = [""] * len(specs)
     out = Path(out)
     ids, label_of, unique = [], {}, {}
-    for spec, label in zip(specs, labels):
+    for spec, label in zip(specs, labels, strict=True):
         i = trial_id(spec)
         if i not in unique:
             ids.append(i)
@@ -270,8 +276,11 @@ def run_sweep(
             results[i] = stored
             skipped.append(i)
         else:
+            claim(out / i, unique[i])  # pending trials show in `collect` from now on
             todo.append(i)
-            tasks.append((unique[i].to_json(), str(out / i), checkpoint_every, engine.threads))
+            # an absolute path: remote workers do not share our working directory
+            folder = str((out / i).resolve())
+            tasks.append((unique[i].to_json(), folder, checkpoint_every, engine.threads))
     log.info(
         "sweep: %d trial(s), %d to run on %s, %d already done",
         len(ids),
@@ -317,9 +326,7 @@ def _check_key(key: Any) -> None:
 
 def _check_values(key: str, values: Any) -> None:
     if not isinstance(values, list) or not values:
-        raise SpecError(
-            f"[grid] {key!r} must be a non-empty list of values, got {values!r}"
-        )
+        raise SpecError(f"[grid] {key!r} must be a non-empty list of values, got {values!r}")
     head, _, rest = key.partition(".")
     is_table = not rest and head in ("run", "dataset_kwargs", *SECTIONS)
     seen = set()

@@ -74,7 +74,9 @@ def check_options(on_failure: str, checkpoint_every: int | None, threads: int | 
             f"on_failure={on_failure!r} is not known; accepted: {', '.join(FAILURE_POLICIES)}"
         )
     for name, value in (("checkpoint_every", checkpoint_every), ("threads", threads)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             raise SpecError(f"{name} must be an integer >= 1 or None, got {value!r}")
 
 
@@ -117,7 +119,7 @@ def run_trial(
     """
     check_options(on_failure, checkpoint_every, threads)
     folder = Path(folder)
-    _claim(folder, spec)
+    claim(folder, spec)
     stored = finished_result(folder)
     if stored is not None:
         if not (retry_failed and stored.get("status") == "failed"):
@@ -165,8 +167,13 @@ def execute_trial(
     )
 
 
-def _claim(folder: Path, spec: RunSpec) -> None:
-    """Write `spec.toml`, or check that the one there is `spec`."""
+def claim(folder: str | Path, spec: RunSpec) -> None:
+    """Make `folder` the trial folder of `spec`: write its `spec.toml`, or check the one there.
+
+    Raises:
+        SpecError: if `folder` holds the spec of another run.
+    """
+    folder = Path(folder)
     path = folder / SPEC
     if path.exists():
         stored = RunSpec.from_toml(path.read_text(encoding="utf-8"))
@@ -265,4 +272,3 @@ def _failure(err: Exception, progress: _Progress) -> dict[str, Any]:
             failed_batch=err.batch + 1,
         )
     return row
-

@@ -44,7 +44,10 @@ def _replace_tensors(args: Any, old: tuple[torch.Tensor, ...], new: list[torch.T
     if isinstance(args, torch.Tensor):
         return swap.get(id(args), args)
     if isinstance(args, (tuple, list)):
-        return type(args)(swap.get(id(a), a) if isinstance(a, torch.Tensor) else a for a in args)
+        items = [swap.get(id(a), a) if isinstance(a, torch.Tensor) else a for a in args]
+        if type(args) in (tuple, list):
+            return type(args)(items)
+        return type(args)(*items)  # a namedtuple
     return args
 
 

@@ -65,6 +65,9 @@ class AbstractSolver(abc.ABC):
         if "tableau" in cls.__dict__:
             cls._plan = _StagePlan(cls.tableau)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; cannot set {name!r}")
+
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other)
 

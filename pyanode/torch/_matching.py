@@ -24,8 +24,8 @@ def match_width(
 ) -> tuple[int, int]:
     """The hidden width whose model has the parameter count closest to `budget`.
 
-    The count grows with the width, so the search bisects for the first width at or above the
-    budget and keeps it or the width below, whichever is closer (the smaller one on a tie).
+    The count grows with the width, so the search doubles and bisects for the first width at or
+    above the budget and keeps it or the width below, whichever is closer (the smaller one on a tie).
 
     Arguments:
         spec: the model; every field but `hidden` is kept.
@@ -49,9 +49,11 @@ def match_width(
     def count(width: int) -> int:
         return count_parameters(spec.replace(hidden=width), in_dim, out_dim)
 
-    lo, hi = 1, max_width  # find the first width whose count is >= budget
-    if count(hi) < budget:
-        lo = hi
+    # the first width whose count is >= budget: double until past it (building a model of the
+    # largest width would be slow), then bisect
+    lo, hi = 1, 1
+    while hi < max_width and count(hi) < budget:
+        lo, hi = hi + 1, min(2 * hi, max_width)
     while lo < hi:
         mid = (lo + hi) // 2
         if count(mid) >= budget:

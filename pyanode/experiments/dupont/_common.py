@@ -227,7 +227,9 @@ def run_plans(out: Path, config: Any, plans: Sequence[Plan]) -> dict[str, dict[s
         log.info("[%d/%d] %s", i, len(plans), key)
         tick = time.perf_counter()
         folder = trial_folder(out, plan.panel, plan.model, plan.seed)
-        results[key] = train_trial(folder, plan.spec, plan.train_data, plan.test_data, **plan.options)
+        results[key] = train_trial(
+            folder, plan.spec, plan.train_data, plan.test_data, **plan.options
+        )
         seconds[key] = time.perf_counter() - tick
     write_json(out / TIMING, {"seconds": time.perf_counter() - start, "trials": seconds})
     return results
@@ -256,7 +258,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, name: str) 
     parser.add_argument(
         "--paper",
         action="store_true",
-        help="use the paper's settings (" + ", ".join(f"{k}={v}" for k, v in cls.PAPER.items())
+        help="use the paper's settings ("
+        + ", ".join(f"{k}={v}" for k, v in cls.PAPER.items())
         + "); options given explicitly still override them",
     )
     parser.add_argument(
@@ -266,7 +269,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, name: str) 
     for f in dataclasses.fields(cls):
         default = f.default
         flag = "--" + f.name.replace("_", "-")
-        text = f"{f.metadata.get('help', '')} (default: {default})"
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        text = f"{f.metadata.get('help', '')} (default: {f.metadata.get('shown', shown)})"
         if isinstance(default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif isinstance(default, tuple):
@@ -285,6 +289,19 @@ def config_from_args(cls: type, args: argparse.Namespace) -> Any:
         if value is not None:
             values[f.name] = value
     return cls(**values)
+
+
+def load_config(cls: type, out: str | Path) -> Any:
+    """The config stored by the last run in `out` (for redrawing figures).
+
+    Raises:
+        FileNotFoundError: if `out` holds no config.json.
+    """
+    path = Path(out, CONFIG)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the experiment into {out} first")
+    stored = read_json(path)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
 
 
 def check_config(config: Any, positive: Sequence[str], choices: dict[str, Sequence[str]]) -> None:

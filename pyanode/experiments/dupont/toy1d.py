@@ -27,17 +27,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pyanode.data import Dataset, concentric_spheres, reflection_1d
+from pyanode.data import Dataset
 from pyanode.experiments.dupont._common import (
-    SOLVER,
     Plan,
     add_config_arguments,
     check_config,
     config_from_args,
+    load_config,
     run_plans,
 )
 from pyanode.experiments.dupont._results import group, read_trials, write_json
-from pyanode.specs import ModelSpec, RunSpec, TrainSpec
+from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
+from pyanode.specs import ModelSpec, TrainSpec
 
 log = logging.getLogger("pyanode")
 
@@ -61,7 +62,7 @@ class Toy1dConfig:
     models: tuple[str, ...] = field(default=MODELS, metadata={"help": "which models"})
     seeds: int = field(default=3, metadata={"help": "seeds 0..n-1 (the paper: 20)"})
     epochs: int = field(default=10, metadata={"help": "epochs on the spheres (the paper: 50)"})
-    g1d_epochs: int = field(default=100, metadata={"help": "epochs on g_1d"})
+    g1d_epochs: int = field(default=150, metadata={"help": "epochs on g_1d"})
     g1d_points: int = field(default=100, metadata={"help": "points of g_1d (half at -1)"})
     n_inner: int = field(default=1000, metadata={"help": "points in the inner ball"})
     n_outer: int = field(default=2000, metadata={"help": "points in the outer annulus"})
@@ -80,42 +81,26 @@ class Toy1dConfig:
             {"panels": PANELS, "models": MODELS},
         )
         self.model_spec("anode")
-        self.train_spec(0, self.epochs)
+        self.train_spec(0, "spheres-1d")
 
     def model_spec(self, model: str) -> ModelSpec:
-        if model == "node":
-            return ModelSpec(kind="node", hidden=self.hidden)
-        if model == "anode":
-            return ModelSpec(kind="anode", hidden=self.hidden, augment_dim=self.augment_dim)
-        if model == "resnet":
-            return ModelSpec(kind="resnet", hidden=self.hidden, depth=self.resnet_depth)
-        raise ValueError(f"model={model!r} is not known; accepted: {', '.join(MODELS)}")
-
-    def train_spec(self, seed: int, epochs: int) -> TrainSpec:
-        return TrainSpec(
-            epochs=epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            seed=seed,
-            loss="mse",
-            threads=self.threads,
+        return toy_model(
+            model, hidden=self.hidden, augment_dim=self.augment_dim, depth=self.resnet_depth
         )
+
+    def train_spec(self, seed: int, panel: str) -> TrainSpec:
+        epochs = self.g1d_epochs if panel == "g1d" else self.epochs
+        return toy_train(seed, epochs, batch_size=self.batch_size, lr=self.lr, threads=self.threads)
 
     def dataset(self, panel: str) -> tuple[Dataset, str, dict[str, Any]]:
         """The panel's data, with its registry name and keyword arguments."""
-        if panel == "g1d":
-            kwargs = {"n": self.g1d_points, "seed": self.data_seed}
-            return reflection_1d(**kwargs), "reflection-1d", kwargs
-        if panel in ("spheres-1d", "spheres-2d"):
-            kwargs = {
-                "dim": int(panel[-2]),
-                "n_inner": self.n_inner,
-                "n_outer": self.n_outer,
-                "task": "regression",
-                "seed": self.data_seed,
-            }
-            return concentric_spheres(**kwargs), "concentric-spheres", kwargs
-        raise ValueError(f"panel={panel!r} is not known; accepted: {', '.join(PANELS)}")
+        return toy_data(
+            panel,
+            n_inner=self.n_inner,
+            n_outer=self.n_outer,
+            n_points=self.g1d_points,
+            seed=self.data_seed,
+        )
 
 
 def monotone_floor(x: np.ndarray, y: np.ndarray, *, either_direction: bool) -> float:
@@ -145,23 +130,19 @@ def references(panel: str, data: Dataset) -> dict[str, float]:
 
 def plans(config: Toy1dConfig) -> list[Plan]:
     """The trials of `run`: every panel x model x seed."""
-    out = []
-    for panel in config.panels:
-        data, name, kwargs = config.dataset(panel)
-        epochs = config.g1d_epochs if panel == "g1d" else config.epochs
-        for model in config.models:
-            for seed in range(config.seeds):
-                spec = RunSpec(
-                    dataset=name,
-                    dataset_kwargs=kwargs,
-                    test_fraction=0.0,
-                    model=config.model_spec(model),
-                    solver=SOLVER,
-                    train=config.train_spec(seed, epochs),
-                )
-                options = {"flow_readout": panel == "g1d", "extra": {"panel": panel}}
-                out.append(Plan(panel, model, seed, spec, data, options=options))
-    return out
+    return [
+        toy_plan(
+            panel,
+            model,
+            seed,
+            config.dataset(panel),
+            config.model_spec(model),
+            config.train_spec(seed, panel),
+        )
+        for panel in config.panels
+        for model in config.models
+        for seed in range(config.seeds)
+    ]
 
 
 def summarise(out: Path, config: Toy1dConfig) -> dict[str, Any]:
@@ -219,7 +200,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pyanode.plots.dupont import plot_losses
 
-    config = config_from_args(Toy1dConfig, args)
+    if args.plot_only:
+        config = load_config(Toy1dConfig, args.out)
+    else:
+        config = config_from_args(Toy1dConfig, args)
     start = time.perf_counter()
     summary = summarise(args.out, config) if args.plot_only else run(config, args.out)
     files = plot_losses(args.out)

@@ -1,0 +1,175 @@
+"""Trajectories of learned flows: Dupont et al., "Augmented Neural ODEs" (2019), Figs. 2 and 9.
+
+- Fig. 2(b-d): a NODE fitted to the identity and to g_1d (flow only), and a ResNet fitted to
+  g_1d, whose discrete states may jump across each other;
+- Fig. 9: NODE and ANODE fitted to g(x) (concentric spheres, linear readout) in d = 1 and d = 2,
+  the ANODE with one augmented dimension so that its flow is drawn in its augmented space (2-D
+  for d = 1, 3-D for d = 2); an ANODE on g_1d is drawn in its (x, a) plane too.
+
+Stored per trial: `ts` (T,) and `trajectories` (T, N, state dim) of `n_probe` training points
+(`probe_x`, `probe_y`), `grid_trajectories` of evenly spaced 1-D starts (`grid_x`), and for the
+ResNet `layer_states` (depth + 1, N, d) instead of continuous trajectories.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from pyanode.backends import TorchFitted
+from pyanode.data import Dataset
+from pyanode.experiments.dupont._common import (
+    Plan,
+    add_config_arguments,
+    check_config,
+    config_from_args,
+    load_config,
+    run_plans,
+)
+from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
+from pyanode.torch import ResNet
+
+describe = (
+    "Dupont et al. Figs. 2 and 9: trajectories of the flows learned by NODE, ANODE (in its "
+    "augmented space) and ResNet on the identity, g_1d and concentric spheres (d = 1, 2)"
+)
+
+# panel -> the models drawn for it
+PANEL_MODELS = {
+    "identity": ("node",),
+    "g1d": ("node", "anode", "resnet"),
+    "spheres-1d": ("node", "anode"),
+    "spheres-2d": ("node", "anode"),
+}
+PANELS = tuple(PANEL_MODELS)
+
+
+@dataclass(frozen=True)
+class FlowsConfig:
+    """The settings of `run`; `PAPER` holds the paper's values where they differ."""
+
+    PAPER: ClassVar[dict[str, Any]] = {"epochs": 50}
+
+    panels: tuple[str, ...] = field(default=PANELS, metadata={"help": "which panels"})
+    seed: int = field(default=0, metadata={"help": "seed of the weights and batches"})
+    epochs: int = field(default=10, metadata={"help": "epochs on the spheres"})
+    g1d_epochs: int = field(default=150, metadata={"help": "epochs on g_1d and the identity"})
+    g1d_points: int = field(default=100, metadata={"help": "points of g_1d / identity"})
+    n_inner: int = field(default=1000, metadata={"help": "points in the inner ball"})
+    n_outer: int = field(default=2000, metadata={"help": "points in the outer annulus"})
+    batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    hidden: int = field(default=32, metadata={"help": "hidden width of field and ResNet"})
+    augment_dim: int = field(default=1, metadata={"help": "ANODE's zeros (1: drawable)"})
+    resnet_depth: int = field(default=5, metadata={"help": "residual blocks of the ResNet"})
+    n_probe: int = field(default=150, metadata={"help": "training points whose paths are drawn"})
+    n_times: int = field(default=50, metadata={"help": "times at which the paths are stored"})
+    data_seed: int = field(default=0, metadata={"help": "seed of the datasets"})
+    threads: int | None = field(default=None, metadata={"help": "torch threads", "type": int})
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            ("epochs", "g1d_epochs", "g1d_points", "n_inner", "n_outer", "batch_size", "n_probe"),
+            {"panels": PANELS},
+        )
+        if self.n_times < 2:
+            raise ValueError(f"n_times must be an integer >= 2, got {self.n_times!r}")
+
+
+def flow_arrays(
+    data: Dataset, n_probe: int, n_times: int
+) -> Callable[[TorchFitted], dict[str, np.ndarray]]:
+    """The `arrays` hook of a flows trial: paths of probe points and, in 1-D, of grid starts."""
+    probe_x, probe_y = data.x[:n_probe], data.y[:n_probe]
+    grid = np.linspace(-1.6, 1.6, 33, dtype=np.float32)[:, None]
+    ts = np.linspace(0.0, 1.0, n_times)
+
+    def arrays(fitted: TorchFitted) -> dict[str, np.ndarray]:
+        out = {"probe_x": probe_x, "probe_y": probe_y}
+        if data.n_features == 1:
+            out["grid_x"] = grid
+        if isinstance(fitted.model, ResNet):  # discrete: the hidden state after each block
+            out["layer_states"] = _layer_states(fitted.model, probe_x)
+            if data.n_features == 1:
+                out["grid_layer_states"] = _layer_states(fitted.model, grid)
+            return out
+        out["ts"] = ts
+        out["trajectories"] = fitted.trajectories(probe_x, ts)
+        if data.n_features == 1:
+            out["grid_trajectories"] = fitted.trajectories(grid, ts)
+        return out
+
+    return arrays
+
+
+@torch.no_grad()
+def _layer_states(model: ResNet, x: np.ndarray) -> np.ndarray:
+    model.eval()
+    h = model.input_map(torch.as_tensor(x))
+    states = [h]
+    for block in model.blocks:
+        h = block(h)
+        states.append(h)
+    return torch.stack(states).numpy()
+
+
+def plans(config: FlowsConfig) -> list[Plan]:
+    out = []
+    for panel in config.panels:
+        data = toy_data(
+            panel,
+            n_inner=config.n_inner,
+            n_outer=config.n_outer,
+            n_points=config.g1d_points,
+            seed=config.data_seed,
+        )
+        epochs = config.g1d_epochs if panel in ("g1d", "identity") else config.epochs
+        train = toy_train(
+            config.seed, epochs, batch_size=config.batch_size, lr=config.lr, threads=config.threads
+        )
+        for model in PANEL_MODELS[panel]:
+            spec = toy_model(
+                model,
+                hidden=config.hidden,
+                augment_dim=config.augment_dim,
+                depth=config.resnet_depth,
+            )
+            arrays = flow_arrays(data[0], config.n_probe, config.n_times)
+            out.append(toy_plan(panel, model, config.seed, data, spec, train, arrays=arrays))
+    return out
+
+
+def run(config: FlowsConfig, out: str | Path) -> dict[str, dict[str, Any]]:
+    """Train every trial of `config` into `out` (finished ones are kept).
+
+    Returns:
+        The stored result of each trial, keyed `<panel>/<model>/seed-<s>`.
+    """
+    return run_plans(Path(out), config, plans(config))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, FlowsConfig, "dupont-flows")
+
+
+def main(args: argparse.Namespace) -> int:
+    from pyanode.plots.dupont import plot_flows
+
+    start = time.perf_counter()
+    if args.plot_only:
+        load_config(FlowsConfig, args.out)
+    else:
+        results = run(config_from_args(FlowsConfig, args), args.out)
+        for key, r in results.items():
+            print(f"{key}: final training MSE {r['train_loss']:.4f}, NFE {r['nfe_forward']:.0f}")
+    files = plot_flows(args.out)
+    print(f"{time.perf_counter() - start:.0f} s; figures: {', '.join(map(str, files))}")
+    return 0

@@ -1,0 +1,168 @@
+"""Solver settings of the studies: a solver with a tolerance (adaptive) or a fixed step.
+
+The tolerance axis of an adaptive solver is `rtol` (with `atol = rtol`); a fixed-step solver's
+axis is its step `dt = t1 / steps`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyanode._errors import SpecError
+from pyanode.solvers import SOLVERS, AbstractStepSizeController, ConstantStepSize, PIController
+from pyanode.solvers import AbstractSolver, solver_from_name
+
+ADAPTIVE = tuple(name for name, cls in SOLVERS.items() if cls.tableau.b_err is not None)
+FIXED_STEP = tuple(name for name in SOLVERS if name not in ADAPTIVE)
+ALL_SOLVERS = tuple(SOLVERS)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One solver setting: `solver` with `rtol = atol = tol` when adaptive, or a fixed `dt`.
+
+    Arguments:
+        solver: a key of `pyanode.solvers.SOLVERS`.
+        tol: the tolerance of an adaptive solver (None for a fixed step).
+        dt: the step of a fixed-step solve (None for an adaptive one).
+        max_steps: step budget of one solve.
+
+    Raises:
+        SpecError: for an unknown solver, neither or both of `tol` and `dt`, a non-positive
+            value, or a tolerance for a solver without an error estimate.
+    """
+
+    solver: str
+    tol: float | None = None
+    dt: float | None = None
+    max_steps: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise SpecError(f"solver {self.solver!r} is not known; accepted: {', '.join(SOLVERS)}")
+        if (self.tol is None) == (self.dt is None):
+            raise SpecError(
+                f"setting of {self.solver!r} needs exactly one of tol (adaptive) and dt (fixed "
+                f"step), got tol={self.tol!r}, dt={self.dt!r}"
+            )
+        value = self.tol if self.dt is None else self.dt
+        if not _positive(value):
+            what = "tol" if self.dt is None else "dt"
+            raise SpecError(f"setting of {self.solver!r}: {what} must be > 0, got {value!r}")
+        if self.tol is not None and self.solver not in ADAPTIVE:
+            raise SpecError(
+                f"solver {self.solver!r} has no error estimate, so it takes a fixed step dt, not "
+                f"a tolerance; adaptive solvers: {', '.join(ADAPTIVE)}"
+            )
+
+    @property
+    def adaptive(self) -> bool:
+        return self.tol is not None
+
+    @property
+    def label(self) -> str:
+        """`dp5:1e-06` or `rk4:dt=0.25`: the setting in the tables and on the command line."""
+        return f"{self.solver}:{self.tol:g}" if self.adaptive else f"{self.solver}:dt={self.dt:g}"
+
+    def method(self) -> AbstractSolver:
+        return solver_from_name(self.solver)
+
+    def controller(self) -> AbstractStepSizeController:
+        if self.adaptive:
+            return PIController(rtol=self.tol, atol=self.tol, max_steps=self.max_steps)
+        return ConstantStepSize(self.dt, max_steps=self.max_steps)
+
+    def columns(self) -> dict[str, object]:
+        """The table columns that identify this setting: solver, order, rtol, atol, dt."""
+        nan = math.nan
+        return {
+            "solver": self.solver,
+            "order": SOLVERS[self.solver].tableau.order,
+            "rtol": self.tol if self.adaptive else nan,
+            "atol": self.tol if self.adaptive else nan,
+            "dt": self.dt if not self.adaptive else nan,
+        }
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def parse_setting(text: str, *, max_steps: int = 100_000) -> Setting:
+    """`"dp5:1e-3"` (adaptive, rtol = atol = 1e-3) or `"rk4:dt=0.25"` / `"rk4:0.25"` (fixed
+    step 0.25) as a `Setting`.
+
+    Raises:
+        SpecError: for text not of the form `SOLVER:VALUE` or an invalid setting.
+    """
+    solver, sep, value = str(text).partition(":")
+    fixed = value.startswith("dt=")
+    number = value[3:] if fixed else value
+    try:
+        x = float(number)
+    except ValueError:
+        raise SpecError(
+            f"solver setting {text!r} must be SOLVER:TOL (adaptive, e.g. dp5:1e-3) or "
+            "SOLVER:dt=STEP (fixed step, e.g. rk4:dt=0.25)"
+        ) from None
+    if not sep:
+        raise SpecError(f"solver setting {text!r} must be SOLVER:TOL or SOLVER:dt=STEP")
+    if fixed or solver in FIXED_STEP:
+        return Setting(solver, dt=x, max_steps=max_steps)
+    return Setting(solver, tol=x, max_steps=max_steps)
+
+
+def check_grid(
+    solvers: Sequence[str],
+    tolerances: Sequence[float],
+    steps: Sequence[int],
+    *,
+    accepted: Sequence[str] = ALL_SOLVERS,
+) -> None:
+    """Validate a study's solver grid.
+
+    Raises:
+        SpecError: for an empty or unknown solver list, a solver outside `accepted`, a
+            tolerance not in (0, 1), or a step count that is not an int >= 1.
+    """
+    if not solvers:
+        raise SpecError(f"solvers must not be empty; accepted: {', '.join(accepted)}")
+    for name in solvers:
+        if name not in accepted:
+            raise SpecError(f"solver {name!r} is not accepted here; accepted: {', '.join(accepted)}")
+    if any(s in ADAPTIVE for s in solvers) and not tolerances:
+        raise SpecError("tolerances must not be empty when an adaptive solver is studied")
+    for tol in tolerances:
+        if not _positive(tol) or tol >= 1 or tol < 1e-14:
+            raise SpecError(f"tolerance {tol!r} must lie in [1e-14, 1)")
+    if any(s in FIXED_STEP for s in solvers) and not steps:
+        raise SpecError("steps must not be empty when a fixed-step solver is studied")
+    for n in steps:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise SpecError(f"steps must be ints >= 1 (steps per solve), got {n!r}")
+
+
+def grid(
+    solvers: Sequence[str],
+    tolerances: Sequence[float],
+    steps: Sequence[int],
+    t1: float,
+    *,
+    max_steps: int = 100_000,
+) -> list[Setting]:
+    """Every adaptive solver at every tolerance and every fixed-step solver at `dt = t1 / n` for
+    each `n` in `steps`, in the order of `solvers`."""
+    out = []
+    for name in solvers:
+        if name in ADAPTIVE:
+            out += [Setting(name, tol=float(t), max_steps=max_steps) for t in tolerances]
+        else:
+            out += [Setting(name, dt=t1 / n, max_steps=max_steps) for n in steps]
+    return out

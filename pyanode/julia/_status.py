@@ -1,0 +1,350 @@
+"""Is the Julia backend usable here? Answered without importing juliacall and without hanging.
+
+The answer comes from a `julia` executable probed with `julia --version` under a timeout, and
+from the metadata juliapkg wrote when `python -m pyanode.julia install` resolved PyANODE's Julia
+environment; no Julia code runs and nothing is downloaded. With no Julia at all the answer takes
+a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+PYANODE_UUID = "caf37e0f-6fd3-4ced-9468-c78ce2d09e2c"  # julia/Project.toml
+MIN_JULIA = (1, 10)
+DEFAULT_PROBE_TIMEOUT = 15.0  # seconds for `julia --version`; PYANODE_JULIA_PROBE_TIMEOUT overrides
+INSTALL_HINT = "run `python -m pyanode.julia install` (add `--gpu` for CUDA)"
+GET_JULIA_HINT = (
+    f"install Julia >= {MIN_JULIA[0]}.{MIN_JULIA[1]} (https://julialang.org/downloads, e.g. with "
+    "juliaup) and put `julia` on PATH, or set PYANODE_JULIA=/path/to/julia"
+)
+_VERSION_RE = re.compile(r"julia version (\d+)\.(\d+)\.(\d+)(\S*)")
+# Environment variables naming a Julia explicitly: if the one set first is broken, say so
+# rather than silently using another Julia.
+_EXPLICIT = ("PYANODE_JULIA", "PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE")
+
+
+@dataclass(frozen=True)
+class JuliaStatus:
+    """What `status()` found.
+
+    Arguments:
+        available: a working Julia >= 1.10 and the juliacall/juliapkg Python packages are here.
+        reason: one line for people: what was found, or why not and the fix.
+        executable: the Julia executable that would be used (None if none works).
+        version: its version, e.g. "1.11.2".
+        installed: PyANODE's Julia environment is resolved for this executable, so `load()`
+            starts without installing anything.
+    """
+
+    available: bool
+    reason: str
+    executable: str | None = None
+    version: str | None = None
+    installed: bool = False
+
+    @property
+    def usable(self) -> bool:
+        """Both `available` and `installed`: the Julia backend can run now."""
+        return self.available and self.installed
+
+
+@dataclass(frozen=True)
+class _Probe:
+    origin: str
+    executable: str
+    version: str | None
+    problem: str | None  # None when this Julia works
+
+
+_PROBES: dict[tuple[str, float], _Probe] = {}
+
+
+def julia_package_dir() -> Path | None:
+    """The Julia package PyANODE: `pyanode/_julia` in a wheel, `<repo>/julia` in a checkout."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "_julia", package.parent / "julia"):
+        if (candidate / "Project.toml").is_file():
+            return candidate
+    return None
+
+
+def probe_timeout() -> float:
+    """Seconds to wait for `julia --version` (PYANODE_JULIA_PROBE_TIMEOUT, default 15)."""
+    text = os.environ.get("PYANODE_JULIA_PROBE_TIMEOUT")
+    if not text:
+        return DEFAULT_PROBE_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(
+            f"PYANODE_JULIA_PROBE_TIMEOUT={text!r} is not a number of seconds"
+        ) from None
+    if not value > 0:
+        raise ValueError(f"PYANODE_JULIA_PROBE_TIMEOUT={text!r} must be > 0")
+    return value
+
+
+def _candidates() -> list[tuple[str, str]]:
+    """(origin, path) of every Julia executable to try, in order."""
+    found: list[tuple[str, str]] = []
+    for name in _EXPLICIT:
+        value = os.environ.get(name)
+        if value:
+            found.append((name, value))
+    meta = _juliapkg_meta()
+    if meta is not None and meta.get("executable"):
+        found.append(("the Julia recorded by the last install", str(meta["executable"])))
+    on_path = shutil.which("julia")
+    if on_path:
+        found.append(("PATH", on_path))
+    juliaup = Path.home() / ".juliaup" / "bin" / "julia"
+    if juliaup.is_file():
+        found.append(("~/.juliaup", str(juliaup)))
+    return found
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """Kill `process` and everything it started (it runs in its own session on POSIX)."""
+    try:
+        if os.name == "posix":
+            os.killpg(process.pid, signal.SIGKILL)
+        else:  # pragma: no cover - Windows
+            process.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _probe(origin: str, executable: str, timeout: float) -> _Probe:
+    """Run `executable --version` for at most `timeout` seconds and judge the answer."""
+    path = Path(executable)
+    if not path.is_file():
+        return _Probe(origin, executable, None, f"{executable} (from {origin}) does not exist")
+    if not os.access(path, os.X_OK):
+        return _Probe(origin, executable, None, f"{executable} (from {origin}) is not executable")
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key in _PROBES:
+        return _PROBES[key]
+    try:
+        process = subprocess.Popen(
+            [executable, "--startup-file=no", "--version"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except OSError as err:
+        return _Probe(origin, executable, None, f"{executable} (from {origin}) cannot run: {err}")
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(process)
+        process.communicate()
+        result = _Probe(
+            origin,
+            executable,
+            None,
+            f"{executable} (from {origin}) did not answer `julia --version` within {timeout:g} s "
+            "(a broken install or a wrapper waiting for input?)",
+        )
+        _PROBES[key] = result
+        return result
+    result = _judge(origin, executable, process.returncode, out, err)
+    _PROBES[key] = result
+    return result
+
+
+def _judge(origin: str, executable: str, returncode: int, out: str, err: str) -> _Probe:
+    if returncode != 0:
+        detail = (err.strip() or out.strip()).splitlines()[-3:]
+        return _Probe(
+            origin,
+            executable,
+            None,
+            f"{executable} (from {origin}) is broken: `julia --version` exited with status "
+            f"{returncode}" + (f": {' / '.join(detail)}" if detail else ""),
+        )
+    match = _VERSION_RE.search(out)
+    if match is None:
+        return _Probe(
+            origin,
+            executable,
+            None,
+            f"{executable} (from {origin}) is not Julia: `--version` printed {out.strip()[:80]!r}",
+        )
+    major, minor, patch, suffix = match.groups()
+    version = f"{major}.{minor}.{patch}{suffix}"
+    if (int(major), int(minor)) < MIN_JULIA:
+        return _Probe(
+            origin,
+            executable,
+            version,
+            f"Julia {version} at {executable} (from {origin}) is too old: PyANODE needs Julia "
+            f">= {MIN_JULIA[0]}.{MIN_JULIA[1]}",
+        )
+    return _Probe(origin, executable, version, None)
+
+
+def _find_julia(timeout: float) -> tuple[_Probe | None, list[_Probe]]:
+    """The first working Julia and the problems of those tried before it."""
+    problems: list[_Probe] = []
+    seen: set[str] = set()
+    for origin, executable in _candidates():
+        resolved = os.path.realpath(executable)
+        if resolved in seen:
+            continue
+        seen.add(resolved)
+        probe = _probe(origin, executable, timeout)
+        if probe.problem is None:
+            return probe, problems
+        problems.append(probe)
+        if origin in _EXPLICIT:
+            break  # an explicit choice that does not work: do not fall back silently
+    return None, problems
+
+
+def pin_executable(executable: str) -> None:
+    """Make juliapkg use `executable` and never download Julia (PYTHON_JULIAPKG_EXE).
+
+    juliapkg reads the variable when its state is reset; it is reset here unless juliacall
+    is already running (then the pin would change nothing).
+    """
+    os.environ["PYTHON_JULIAPKG_EXE"] = executable
+    if "juliapkg" in sys.modules and "juliacall" not in sys.modules:
+        from juliapkg.state import reset_state
+
+        reset_state()
+
+
+def _juliapkg_meta() -> dict | None:
+    """juliapkg's record of the last resolve of the environment, or None."""
+    if importlib.util.find_spec("juliapkg") is None:
+        return None
+    from juliapkg.deps import load_meta
+    from juliapkg.state import reset_state
+
+    if "juliacall" not in sys.modules:
+        reset_state()  # pick up PYTHON_JULIAPKG_* set since juliapkg was imported
+    try:
+        return load_meta()
+    except (OSError, ValueError):
+        return None
+
+
+def _same_path(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return False
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def _check_installed(probe: _Probe, julia_dir: Path) -> str | None:
+    """None if PyANODE's environment is resolved for `probe`'s Julia, else what is missing."""
+    own_project = os.environ.get("PYTHON_JULIACALL_PROJECT")
+    if own_project and os.environ.get("PYTHON_JULIACALL_EXE"):
+        # juliacall bypasses juliapkg: the user's project must hold PyANODE itself.
+        project = Path(own_project) / "Project.toml"
+        if project.is_file() and PYANODE_UUID in project.read_text():
+            return None
+        return f"PYTHON_JULIACALL_PROJECT={own_project} has no PyANODE in its Project.toml"
+    from juliapkg.deps import _get_hash, deps_files
+    from juliapkg.state import STATE
+
+    meta = _juliapkg_meta()
+    where = STATE["project"]
+    if meta is None:
+        return f"PyANODE's Julia environment at {where} is not installed"
+    pkgs = {p.get("name"): p for p in meta.get("pkgs", [])}
+    if "PyANODE" not in pkgs:
+        return f"PyANODE is not in the Julia environment at {where}"
+    if not _same_path(pkgs["PyANODE"].get("path"), str(julia_dir)):
+        return (
+            f"the Julia environment at {where} has PyANODE from {pkgs['PyANODE'].get('path')}, "
+            f"not from {julia_dir}"
+        )
+    if not _same_path(meta.get("override_executable"), probe.executable) or (
+        meta.get("version") != probe.version
+    ):
+        return (
+            f"the Julia environment at {where} was installed for Julia {meta.get('version')} at "
+            f"{meta.get('executable')}, not for Julia {probe.version} at {probe.executable}"
+        )
+    recorded = meta.get("deps_files", {})
+    current = set(deps_files())
+    if current != set(recorded):
+        changed = sorted(current.symmetric_difference(recorded))
+        return f"the juliapkg.json files changed since the install ({', '.join(changed)})"
+    for filename in current:
+        if _get_hash(filename) != recorded[filename].get("hash_sha256"):
+            return f"{filename} changed since the install"
+    return None
+
+
+def status(*, timeout: float | None = None) -> JuliaStatus:
+    """Whether the Julia backend can run, and why not; never imports juliacall, never hangs.
+
+    Looks, in order, at PYANODE_JULIA, PYTHON_JULIACALL_EXE, PYTHON_JULIAPKG_EXE, the Julia of
+    the last install, `julia` on PATH and ~/.juliaup/bin/julia; each is probed with
+    `julia --version` for at most `timeout` seconds (default: PYANODE_JULIA_PROBE_TIMEOUT or
+    15 s). PYANODE_DISABLE_JULIA=1 turns the backend off.
+
+    Arguments:
+        timeout: seconds to wait for each `julia --version`.
+
+    Returns:
+        A `JuliaStatus`; `status().usable` means `load()` will start without installing.
+    """
+    if os.environ.get("PYANODE_DISABLE_JULIA", "").strip() not in ("", "0", "no", "false"):
+        return JuliaStatus(
+            False,
+            f"disabled by PYANODE_DISABLE_JULIA={os.environ['PYANODE_DISABLE_JULIA']}; "
+            "unset it to use Julia",
+        )
+    for package in ("juliacall", "juliapkg"):
+        if importlib.util.find_spec(package) is None:
+            return JuliaStatus(
+                False,
+                f"the Python package {package} is not installed; "
+                "run `pip install 'pyanode[julia]'`",
+            )
+    julia_dir = julia_package_dir()
+    if julia_dir is None:
+        return JuliaStatus(
+            False,
+            "the Julia package PyANODE is missing from this installation (no julia/ beside the "
+            "pyanode package, no pyanode/_julia); reinstall pyanode",
+        )
+    probe, problems = _find_julia(probe_timeout() if timeout is None else timeout)
+    if probe is None:
+        if not problems:
+            return JuliaStatus(
+                False,
+                "no Julia executable found (looked at PYANODE_JULIA, PYTHON_JULIACALL_EXE, "
+                f"PYTHON_JULIAPKG_EXE, PATH and ~/.juliaup); {GET_JULIA_HINT}",
+            )
+        first = problems[0]
+        return JuliaStatus(
+            False, f"{first.problem}; {GET_JULIA_HINT}", first.executable, first.version
+        )
+    missing = _check_installed(probe, julia_dir)
+    found = f"Julia {probe.version} at {probe.executable}"
+    if missing is not None:
+        return JuliaStatus(
+            True, f"{found}, but {missing}: {INSTALL_HINT}", probe.executable, probe.version
+        )
+    return JuliaStatus(
+        True, f"{found} with PyANODE installed", probe.executable, probe.version, True
+    )
+
+
+def available() -> bool:
+    """True when the Julia backend can run now (`status().usable`)."""
+    return status().usable

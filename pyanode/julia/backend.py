@@ -1,0 +1,332 @@
+"""The Julia backend: the same `fit -> Fitted` interface as the torch backend, run by PyANODE.jl.
+
+Data cross as numpy: inputs as `x.T` (a (D, N) view that Julia reads without copying and then
+copies once), 0-based int64 labels or `y.T` regression targets, plain str/int/float settings,
+and one flat float32 parameter vector in the shared order (see `pyanode.julia.weights`). Python
+holds an opaque Julia handle and makes one call per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from pyanode._errors import DataError, JuliaUnavailable, SolverError, SpecError, TrainingDiverged
+from pyanode.data import Dataset
+from pyanode.julia._load import JuliaSession, load
+from pyanode.julia.weights import dense_shapes, parameter_count
+from pyanode.specs import ModelSpec, SolverSpec, TrainSpec
+
+EpochHook = Callable[["JuliaFitted", dict[str, Any]], None]
+
+
+def batch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The permutation of the `n` training points in `epoch`: the torch trainer's
+    `pyanode.torch._trainer.batch_order`, repeated here so that this module never imports
+    torch. Both backends see the same batches."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def loss_for(train: TrainSpec, data: Dataset) -> str:
+    """`cross-entropy` or `mse`: the spec's loss, or the data's task for `auto`.
+
+    Raises:
+        SpecError: when the loss does not fit the task.
+    """
+    loss = train.loss
+    if loss == "auto":
+        loss = "cross-entropy" if data.task == "classification" else "mse"
+    wanted = "cross-entropy" if data.task == "classification" else "mse"
+    if loss != wanted:
+        raise SpecError(
+            f"train.loss={train.loss!r} does not fit {data.task} data {data.name!r}; "
+            f"use {wanted!r} or 'auto'"
+        )
+    return loss
+
+
+def _inputs(x: np.ndarray, in_dim: int) -> np.ndarray:
+    """(N, D) float32 as the (D, N) view Julia reads; raises DataError for other shapes."""
+    array = np.asarray(x)
+    if array.ndim != 2 or array.shape[1] != in_dim:
+        raise DataError(
+            f"the Julia backend takes vector inputs of shape (N, {in_dim}), got {array.shape}; "
+            "image models are only in the torch backend"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32).T
+
+
+def _targets(y: np.ndarray, loss: str) -> np.ndarray:
+    """0-based int64 labels, or regression targets (N, k) as the (k, N) view."""
+    array = np.asarray(y)
+    if loss == "cross-entropy":
+        return np.ascontiguousarray(array, dtype=np.int64).reshape(-1)
+    return np.ascontiguousarray(array, dtype=np.float32).reshape(len(array), -1).T
+
+
+def _numpy_dict(value: Any) -> dict[str, np.ndarray]:
+    """A Julia `Dict{String, Vector{Float64}}` as a dict of float64 arrays."""
+    return {str(key): np.array(item, dtype=np.float64) for key, item in value.items()}
+
+
+class JuliaFitted:
+    """A model living in Julia, numpy in and numpy out, like the torch backend's `TorchFitted`.
+
+    `history` has one row per epoch with the torch trainer's keys: epoch, loss, nfe_forward,
+    nfe_backward (means per batch), seconds (the epoch's training time), train_loss,
+    train_acc, test_loss, test_acc (accuracies for classification).
+    """
+
+    def __init__(
+        self,
+        session: JuliaSession,
+        model: ModelSpec,
+        solver: SolverSpec,
+        train: TrainSpec,
+        in_dim: int,
+        out_dim: int,
+        loss: str,
+    ):
+        self.session = session
+        self.model_spec, self.solver_spec, self.train_spec = model, solver, train
+        self.in_dim, self.out_dim, self.loss = in_dim, out_dim, loss
+        self.shapes = dense_shapes(model, in_dim, out_dim)
+        self.history: list[dict[str, Any]] = []
+        self.handle = self._call(
+            "init_model",
+            kind=model.kind,
+            in_dims=in_dim,
+            out_dims=out_dim,
+            hidden=model.hidden,
+            augment_dim=model.augment_dim,
+            activation=model.activation,
+            time_dependent=model.time_dependent,
+            solver=solver.solver,
+            rtol=float(solver.rtol),
+            atol=float(solver.atol),
+            gradient=solver.gradient,
+            dt=None if solver.dt is None else float(solver.dt),
+            max_steps=solver.max_steps,
+            t1=float(solver.t1),
+            lr=float(train.lr),
+            weight_decay=float(train.weight_decay),
+            seed=train.seed,
+            device=train.device,
+            loss=loss,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"JuliaFitted(kind={self.model_spec.kind!r}, solver={self.solver_spec.solver!r}, "
+            f"gradient={self.solver_spec.gradient!r}, epochs={len(self.history)})"
+        )
+
+    # -- calls into Julia ------------------------------------------------------------------
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        function = getattr(self.session.PyANODE, name)
+        try:
+            return function(*args, **kwargs)
+        except self.session.juliacall.JuliaError as err:
+            raise _translate(self.session, err) from None
+
+    # -- training --------------------------------------------------------------------------
+    def train_epoch(
+        self, data: Dataset, epoch: int, test_data: Dataset | None = None
+    ) -> dict[str, Any]:
+        """Train one epoch (0-based `epoch` picks the batch order) and append its history row.
+
+        Raises:
+            TrainingDiverged: when a batch loss is NaN or infinite.
+            SolverError: when a solve fails (step budget, step underflow, NaN).
+        """
+        spec = self.train_spec
+        steps = _numpy_dict(
+            self._call(
+                "train_epoch_b",
+                self.handle,
+                _inputs(data.x, self.in_dim),
+                _targets(data.y, self.loss),
+                batch_size=spec.batch_size,
+                order=batch_order(spec.seed, epoch, len(data)),
+            )
+        )
+        losses = steps["loss"]
+        if not math.isfinite(losses[-1]):
+            raise TrainingDiverged(epoch, len(losses) - 1, float(losses[-1]))
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "loss": float(losses.mean()),
+            "nfe_forward": float(steps["nfe_forward"].mean()),
+            "nfe_backward": float(steps["nfe_backward"].mean()),
+            "seconds": float(steps["seconds"].sum()),
+        }
+        row.update(self.evaluate(data, "train"))
+        if test_data is not None:
+            row.update(self.evaluate(test_data, "test"))
+        self.history.append(row)
+        return row
+
+    def evaluate(self, data: Dataset, prefix: str) -> dict[str, float]:
+        """`{prefix}_loss` and, for classification, `{prefix}_acc` on all of `data`."""
+        metrics = _numpy_dict(
+            self._call(
+                "evaluate",
+                self.handle,
+                _inputs(data.x, self.in_dim),
+                _targets(data.y, self.loss),
+            )
+        )
+        return {f"{prefix}_{key}": float(value[0]) for key, value in sorted(metrics.items())}
+
+    def loss_and_gradient(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """Loss on (x, y) as one batch, its gradient (shared flat order) and the NFE; the
+        parameters do not change. Keys: loss, gradient, nfe_forward, nfe_backward."""
+        out = _numpy_dict(
+            self._call(
+                "loss_and_gradient",
+                self.handle,
+                _inputs(x, self.in_dim),
+                _targets(y, self.loss),
+            )
+        )
+        return {
+            "loss": float(out["loss"][0]),
+            "gradient": out["gradient"],
+            "nfe_forward": int(out["nfe_forward"][0]),
+            "nfe_backward": int(out["nfe_backward"][0]),
+        }
+
+    # -- the Fitted interface --------------------------------------------------------------
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """The head's raw outputs (N, outputs)."""
+        raw = np.array(self._call("logits", self.handle, _inputs(x, self.in_dim)), np.float32)
+        return np.ascontiguousarray(raw.T)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, classes) for classification, the outputs for regression."""
+        out = np.array(self._call("predict_proba", self.handle, _inputs(x, self.in_dim)))
+        return np.ascontiguousarray(out.T, dtype=np.float32)
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """The flow's end state z(t1), (N, state dim)."""
+        out = np.array(self._call("features", self.handle, _inputs(x, self.in_dim)))
+        return np.ascontiguousarray(out.T, dtype=np.float32)
+
+    def trajectories(self, x: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """States z(t) at the times `ts` (in [0, t1]), shape (len(ts), N, state dim)."""
+        times = np.ascontiguousarray(ts, dtype=np.float64).reshape(-1)
+        out = np.array(self._call("trajectories", self.handle, _inputs(x, self.in_dim), times))
+        return np.ascontiguousarray(out.transpose(2, 1, 0), dtype=np.float32)
+
+    def forward_nfe(self, x: np.ndarray) -> int:
+        """Vector-field evaluations of one forward solve on `x` as a single batch."""
+        return int(self._call("forward_nfe", self.handle, _inputs(x, self.in_dim)))
+
+    def parameters(self) -> np.ndarray:
+        """All parameters as one float32 vector in the shared order."""
+        return np.array(self._call("parameters", self.handle), dtype=np.float32)
+
+    def set_parameters(self, vector: np.ndarray) -> None:
+        """Load a vector in the shared order (e.g. torch's `flat_parameters`); resets Adam.
+
+        Raises:
+            ValueError: for a vector of the wrong shape.
+        """
+        flat = np.ascontiguousarray(vector, dtype=np.float32)
+        n = parameter_count(self.shapes)
+        if flat.ndim != 1 or flat.shape[0] != n:
+            raise ValueError(f"parameter vector must have shape ({n},), got {flat.shape}")
+        self._call("set_parameters_b", self.handle, flat)
+
+
+def _translate(session: JuliaSession, err: Exception) -> Exception:
+    """A pyanode exception for a Julia exception thrown by PyANODE (else `err` itself)."""
+    jl, package = session.jl, session.PyANODE
+    exc = err.exception  # type: ignore[attr-defined]
+    text = str(jl.sprint(jl.showerror, exc))
+    if jl.isa(exc, package.SolverFailure):
+        reason = str(exc.reason)
+        known = reason in ("max_steps", "dt_underflow", "nonfinite")
+        return SolverError(reason, float(exc.t), math.nan, int(exc.nfe), None if known else text)
+    if jl.isa(exc, package.OptionError):
+        return SpecError(text)
+    if jl.isa(exc, package.DeviceError):
+        return JuliaUnavailable(text)
+    if jl.isa(exc, jl.Base.DimensionMismatch) or jl.isa(exc, jl.Base.ArgumentError):
+        return ValueError(text)
+    return err
+
+
+class JuliaBackend:
+    """The Julia implementation (PyANODE.jl through juliacall), for users who have Julia.
+
+    Kinds: node, anode, il-node, data-controlled (the depth-variant and adaptive-depth kinds and
+    the ResNet are torch-only so far). Solvers: all of `SolverSpec`'s (tsit5, dp5, bosh3
+    adaptive; euler, midpoint, rk4 with a fixed step). Gradients: backprop
+    (ReverseDiffAdjoint; TrackerAdjoint on CUDA), adjoint (BacksolveAdjoint), and
+    SciMLSensitivity's interpolating, quadrature and Gauss adjoints. `solver.seminorm` and
+    `train.threads` are torch settings and have no effect here.
+    """
+
+    name = "julia"
+
+    def build(
+        self,
+        model: ModelSpec,
+        solver: SolverSpec,
+        train: TrainSpec,
+        data: Dataset,
+    ) -> JuliaFitted:
+        """The untrained model for `data`'s shapes (parameters from `train.seed`).
+
+        Raises:
+            SpecError, DataError: for a kind, loss or data the Julia backend does not take
+                (checked before Julia starts).
+            JuliaUnavailable: when Julia cannot be used, with the reason and the fix.
+        """
+        loss = loss_for(train, data)
+        out_dim = data.n_classes if data.task == "classification" else int(data.y.shape[1])
+        dense_shapes(model, data.n_features, out_dim)  # SpecError for torch-only kinds
+        if data.x.ndim != 2:
+            raise DataError(
+                f"the Julia backend takes vector data (N, D), got {data.name!r} with x of shape "
+                f"{data.x.shape}; image models are only in the torch backend"
+            )
+        session = load(cuda=train.device == "cuda")
+        return JuliaFitted(session, model, solver, train, data.n_features, out_dim, loss)
+
+    def fit(
+        self,
+        model: ModelSpec,
+        solver: SolverSpec,
+        train: TrainSpec,
+        train_data: Dataset,
+        test_data: Dataset | None = None,
+        *,
+        on_epoch: EpochHook | None = None,
+        progress: bool | None = None,
+    ) -> JuliaFitted:
+        """Build the model and train it for `train.epochs` epochs (one Julia call each).
+
+        Arguments:
+            on_epoch: called as `on_epoch(fitted, row)` after each epoch.
+            progress: show a progress bar (None: only on a terminal).
+
+        Raises:
+            SpecError, DataError, JuliaUnavailable: see `build`.
+            TrainingDiverged, SolverError: as the torch trainer.
+        """
+        fitted = self.build(model, solver, train, train_data)
+        disable = None if progress is None else not progress
+        with tqdm(total=train.epochs, disable=disable, unit="epoch", leave=False) as bar:
+            for epoch in range(train.epochs):
+                row = fitted.train_epoch(train_data, epoch, test_data)
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.3g}", nfe=f"{row['nfe_forward']:.0f}")
+                if on_epoch is not None:
+                    on_epoch(fitted, row)
+        return fitted

@@ -1,0 +1,314 @@
+"""The Python half of the Julia backend, run against a stand-in for PyANODE.jl.
+
+No Julia runs here: a fake session plays PyANODE's API with the torch backend's models, in
+Julia's layout ((features, samples) inputs, outputs transposed, trajectories (state, samples,
+times), `!` functions as `_b`), and checks every call against the Julia source: the positional
+arguments and keyword names of each function are read from julia/src/*.jl. So these tests
+catch a renamed keyword, a missing transpose or a wrong history row without Julia.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from pyanode._errors import SolverError, SpecError, TrainingDiverged
+from pyanode.data import Dataset
+from pyanode.julia import backend as backend_module
+from pyanode.julia._load import JuliaSession
+from pyanode.julia.backend import JuliaBackend
+from pyanode.julia.weights import dense_shapes, parameter_count
+from pyanode.specs import ModelSpec, SolverSpec, TrainSpec
+from pyanode.torch.models import build_model, flat_parameters, set_flat_parameters
+
+SRC = Path(__file__).resolve().parent.parent / "julia" / "src"
+
+
+def julia_signature(name: str) -> tuple[int, set[str], set[str]]:
+    """(positional count, required keywords, optional keywords) of Julia function `name`."""
+    source = "\n".join(p.read_text() for p in sorted(SRC.glob("*.jl")))
+    match = re.search(rf"^(?:function )?{re.escape(name)}\(", source, re.M)
+    assert match, f"function {name} not found in julia/src"
+    depth, start = 1, match.end()
+    for i in range(start, len(source)):
+        depth += {"(": 1, "{": 1, ")": -1, "}": -1}.get(source[i], 0)
+        if depth == 0:
+            inside = source[start:i]
+            break
+    positional, _, keywords = inside.partition(";")
+    n_positional = len([item for item in positional.split(",") if item.strip()])
+    required, optional = set(), set()
+    depth, item = 0, ""
+    for char in keywords + ",":
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            item = item.strip()
+            if item:
+                word = re.match(r"\w+!?", item).group(0)
+                (optional if "=" in item else required).add(word)
+            item = ""
+        else:
+            item += char
+    return n_positional, required, optional
+
+
+class FakeJuliaError(Exception):
+    def __init__(self, exception):
+        super().__init__(str(exception))
+        self.exception = exception
+
+
+class FakeSolverFailure(Exception):
+    def __init__(self, reason, t, nfe):
+        super().__init__(f"SolverFailure: stopped at t = {t}")
+        self.reason, self.t, self.nfe = reason, t, nfe
+
+
+class FakePyANODE:
+    """PyANODE's functions, checked against the Julia signatures, computed by torch."""
+
+    SolverFailure = FakeSolverFailure
+    OptionError = type("OptionError", (Exception,), {})
+    DeviceError = type("DeviceError", (Exception,), {})
+
+    def __init__(self):
+        self.calls: list[str] = []
+        self.fail_next_epoch = False
+        self.diverge_at_batch: int | None = None
+
+    def _check(self, name, args, kwargs):
+        julia_name = name[:-2] + "!" if name.endswith("_b") else name
+        n_positional, required, optional = julia_signature(julia_name)
+        assert len(args) == n_positional, (
+            f"{name}: {len(args)} positional, Julia has {n_positional}"
+        )
+        assert required <= set(kwargs) <= required | optional, (name, sorted(kwargs))
+        self.calls.append(name)
+
+    def init_model(self, *args, **kw):
+        self._check("init_model", args, kw)
+        assert isinstance(kw["dt"], float | type(None)) and isinstance(kw["rtol"], float)
+        spec = ModelSpec(
+            kind=kw["kind"],
+            hidden=kw["hidden"],
+            augment_dim=kw["augment_dim"],
+            activation=kw["activation"],
+            time_dependent=kw["time_dependent"],
+        )
+        solver = SolverSpec(solver=kw["solver"], rtol=kw["rtol"], atol=kw["atol"], t1=kw["t1"])
+        net = build_model(spec, kw["in_dims"], kw["out_dims"], solver, seed=kw["seed"])
+        return SimpleNamespace(net=net, kw=kw, opt=torch.optim.Adam(net.parameters(), lr=kw["lr"]))
+
+    @staticmethod
+    def _x(XT, h):
+        assert XT.shape[0] == h.kw["in_dims"] and XT.dtype == np.float32  # (features, samples)
+        return torch.as_tensor(np.ascontiguousarray(XT.T))
+
+    def train_epoch_b(self, *args, **kw):
+        self._check("train_epoch_b", args, kw)
+        h, XT, y = args
+        if self.fail_next_epoch:
+            raise FakeJuliaError(FakeSolverFailure("max_steps", 0.25, 123))
+        assert y.dtype == np.int64 and y.ndim == 1 and sorted(kw["order"]) == list(range(len(y)))
+        x, labels = self._x(XT, h), torch.as_tensor(y)
+        history = {"loss": [], "nfe_forward": [], "nfe_backward": [], "seconds": []}
+        for lo in range(0, len(y), kw["batch_size"]):
+            idx = torch.as_tensor(kw["order"][lo : lo + kw["batch_size"]])
+            h.opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(h.net(x[idx]), labels[idx])
+            loss.backward()
+            h.opt.step()
+            diverged = self.diverge_at_batch == lo // kw["batch_size"]
+            history["loss"].append(float("nan") if diverged else loss.item())
+            history["nfe_forward"].append(h.net.block.last_stats.nfe_forward)
+            history["nfe_backward"].append(0)
+            history["seconds"].append(0.01)
+            if diverged:
+                break  # as train_epoch! does
+        return history
+
+    def evaluate(self, *args, **kw):
+        self._check("evaluate", args, kw)
+        h, XT, y = args
+        with torch.no_grad():
+            out = h.net(self._x(XT, h))
+        labels = torch.as_tensor(y)
+        return {
+            "loss": [torch.nn.functional.cross_entropy(out, labels).item()],
+            "acc": [(out.argmax(1) == labels).double().mean().item()],
+        }
+
+    def logits(self, *args, **kw):
+        self._check("logits", args, kw)
+        with torch.no_grad():
+            return args[0].net(self._x(args[1], args[0])).numpy().T
+
+    def predict_proba(self, *args, **kw):
+        self._check("predict_proba", args, kw)
+        with torch.no_grad():
+            return torch.softmax(args[0].net(self._x(args[1], args[0])), 1).numpy().T
+
+    def features(self, *args, **kw):
+        self._check("features", args, kw)
+        with torch.no_grad():
+            return args[0].net.features(self._x(args[1], args[0])).numpy().T
+
+    def trajectories(self, *args, **kw):
+        self._check("trajectories", args, kw)
+        h, XT, ts = args
+        with torch.no_grad():
+            out = h.net.trajectories(self._x(XT, h), torch.as_tensor(ts)).numpy()
+        return out.transpose(2, 1, 0)  # Julia's (state, samples, times)
+
+    def forward_nfe(self, *args, **kw):
+        self._check("forward_nfe", args, kw)
+        with torch.no_grad():
+            args[0].net(self._x(args[1], args[0]))
+        return args[0].net.block.last_stats.nfe_forward
+
+    def loss_and_gradient(self, *args, **kw):
+        self._check("loss_and_gradient", args, kw)
+        h, XT, y = args
+        h.net.zero_grad()
+        loss = torch.nn.functional.cross_entropy(h.net(self._x(XT, h)), torch.as_tensor(y))
+        loss.backward()
+        grad = np.concatenate([p.grad.reshape(-1).numpy() for p in h.net.parameters()])
+        nfe = h.net.block.last_stats.nfe_forward
+        return {"loss": [loss.item()], "gradient": grad, "nfe_forward": [nfe], "nfe_backward": [0]}
+
+    def parameters(self, *args, **kw):
+        self._check("parameters", args, kw)
+        return flat_parameters(args[0].net)
+
+    def set_parameters_b(self, *args, **kw):
+        self._check("set_parameters_b", args, kw)
+        assert args[1].dtype == np.float32
+        set_flat_parameters(args[0].net, args[1])
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    package = FakePyANODE()
+    jl = SimpleNamespace(
+        PyANODE=package,
+        isa=lambda value, kind: isinstance(value, kind),
+        sprint=lambda _show, value: str(value),
+        Base=SimpleNamespace(DimensionMismatch=ValueError, ArgumentError=TypeError),
+        showerror=None,
+    )
+    session = JuliaSession(SimpleNamespace(JuliaError=FakeJuliaError), jl, "/fake/julia", "1.11.2")
+    monkeypatch.setattr(backend_module, "load", lambda cuda=False: session)
+    return package
+
+
+def toy_data(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 1).astype(np.int64)
+    return Dataset(x, y, "toy", "classification", {"n_classes": 3})
+
+
+def test_fit_history_has_the_torch_trainers_rows(fake):
+    train_data, test_data = toy_data(), toy_data(16, seed=1)
+    rows = []
+    fitted = JuliaBackend().fit(
+        ModelSpec(kind="anode", hidden=8, augment_dim=1),
+        SolverSpec(),
+        TrainSpec(epochs=2, batch_size=16, lr=1e-2),
+        train_data,
+        test_data,
+        on_epoch=lambda f, row: rows.append(row),
+        progress=False,
+    )
+    assert [r["epoch"] for r in fitted.history] == [1, 2] and rows == fitted.history
+    keys = {"epoch", "loss", "nfe_forward", "nfe_backward", "seconds", "train_loss", "train_acc"}
+    assert set(fitted.history[0]) == keys | {"test_loss", "test_acc"}
+    assert fitted.history[0]["seconds"] == pytest.approx(0.03)  # three batches of 16
+    assert fitted.history[1]["nfe_forward"] > 0
+    assert fake.calls.count("train_epoch_b") == 2
+
+
+def test_outputs_come_back_in_python_layout(fake):
+    data = toy_data()
+    model = ModelSpec(kind="il-node", hidden=8, augment_dim=2)
+    fitted = JuliaBackend().build(model, SolverSpec(), TrainSpec(seed=3), data)
+    reference = build_model(model, 2, 3, SolverSpec(), seed=3)
+    x = data.x[:5]
+    with torch.no_grad():
+        logits = reference(torch.as_tensor(x)).numpy()
+        states = reference.trajectories(torch.as_tensor(x), torch.tensor([0.0, 0.5, 1.0])).numpy()
+    np.testing.assert_allclose(fitted.logits(x), logits, rtol=1e-6)
+    probabilities = fitted.predict(x)
+    assert probabilities.shape == (5, 3) and probabilities.flags.c_contiguous
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(probabilities.argmax(1), logits.argmax(1))
+    assert fitted.features(x).shape == (5, 4)
+    trajectories = fitted.trajectories(x, np.array([0.0, 0.5, 1.0]))
+    assert trajectories.shape == (3, 5, 4)
+    np.testing.assert_allclose(trajectories, states, rtol=1e-6)
+    with torch.no_grad():
+        z0 = reference.input_map(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(trajectories[0], z0, rtol=1e-6)  # z(0) = h_x(x), the input map
+    assert fitted.forward_nfe(x) > 0
+
+
+def test_parameters_round_trip_and_length_check(fake):
+    data = toy_data()
+    model = ModelSpec(kind="data-controlled", hidden=8, augment_dim=1)
+    fitted = JuliaBackend().build(model, SolverSpec(), TrainSpec(), data)
+    v = fitted.parameters()
+    assert v.dtype == np.float32
+    assert v.shape == (parameter_count(dense_shapes(model, 2, 3)),)
+    fitted.set_parameters(np.arange(v.size) / v.size)
+    np.testing.assert_allclose(fitted.parameters(), np.arange(v.size) / v.size, rtol=1e-6)
+    with pytest.raises(ValueError, match=rf"must have shape \({v.size},\), got \(3,\)"):
+        fitted.set_parameters(np.zeros(3))
+
+
+def test_loss_and_gradient(fake):
+    data = toy_data()
+    fitted = JuliaBackend().build(ModelSpec(hidden=8), SolverSpec(), TrainSpec(), data)
+    out = fitted.loss_and_gradient(data.x, data.y)
+    assert set(out) == {"loss", "gradient", "nfe_forward", "nfe_backward"}
+    assert out["gradient"].shape == fitted.parameters().shape
+    assert out["loss"] > 0 and out["nfe_forward"] > 0
+
+
+def test_solver_failure_becomes_solver_error(fake):
+    data = toy_data()
+    fitted = JuliaBackend().build(ModelSpec(hidden=8), SolverSpec(), TrainSpec(), data)
+    fake.fail_next_epoch = True
+    with pytest.raises(SolverError, match=r"max_steps.*t=0.25.*nfe=123") as caught:
+        fitted.train_epoch(data, 0)
+    assert caught.value.reason == "max_steps" and caught.value.nfe == 123
+
+
+def test_diverging_loss_raises(fake):
+    data = toy_data()
+    fake.diverge_at_batch = 1
+    with pytest.raises(TrainingDiverged, match=r"loss=nan at epoch 0, batch 1"):
+        JuliaBackend().fit(ModelSpec(hidden=8), SolverSpec(), TrainSpec(batch_size=16), data)
+
+
+def test_unknown_keyword_is_refused(fake):
+    with pytest.raises(TypeError, match="on_batch"):
+        JuliaBackend().fit(
+            ModelSpec(), SolverSpec(), TrainSpec(), toy_data(), on_batch=lambda t: None
+        )
+
+
+def test_regression_loss_needs_regression_data(fake):
+    with pytest.raises(SpecError, match="train.loss='mse' does not fit classification data"):
+        JuliaBackend().build(ModelSpec(), SolverSpec(), TrainSpec(loss="mse"), toy_data())
+
+
+def test_signature_parser_reads_the_julia_source():
+    assert julia_signature("train_epoch!") == (3, {"batch_size"}, {"order"})
+    n, required, optional = julia_signature("init_model")
+    assert n == 0 and not optional
+    assert {"kind", "gradient", "weight_decay", "loss", "device"} <= required

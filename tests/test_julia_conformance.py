@@ -1,0 +1,209 @@
+"""Torch and Julia backends agree: same spec, same weights, same input -> same outputs,
+gradients and NFE; and a short training run reaches similar accuracy in each.
+
+These need Julia with PyANODE installed (`python -m pyanode.julia install`) and are skipped
+elsewhere. The Julia side runs in a worker process (`pyanode.julia._worker`) that starts Julia
+before anything else: this test process imported torch first (tests/conftest.py), and juliacall
+must come before torch.
+
+Torch-side helpers assumed (pyanode.torch.models): build_model(spec, in_dim, out_dim, solver,
+seed=...), flat_parameters(model), set_flat_parameters(model, v); the NeuralODE module's
+`features(x)`, `trajectories(x, ts)` and `block.last_stats.nfe_forward`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyanode.julia import status
+from pyanode.specs import ModelSpec, SolverSpec, TrainSpec
+
+_STATE = status()
+_REASON = "no Julia executable found" if _STATE.executable is None else _STATE.reason
+pytestmark = [pytest.mark.julia, pytest.mark.skipif(not _STATE.usable, reason=_REASON)]
+
+KINDS = [("node", 0), ("anode", 2), ("il-node", 1), ("data-controlled", 1)]
+STAGES_PER_STEP = {"dp5": 6, "tsit5": 6, "bosh3": 3}  # new evaluations per step (FSAL)
+TIGHT = {"rtol": 1e-6, "atol": 1e-6}
+N_CLASSES = 3
+
+
+def problem(n: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2)).astype(np.float32)
+    y = rng.integers(0, N_CLASSES, size=n).astype(np.int64)
+    return x, y
+
+
+def julia(model, solver, train, arrays, ops, timeout=1800):
+    from pyanode.julia._worker import run_worker
+
+    request = {
+        "model": model.to_dict(),
+        "solver": solver.to_dict(),
+        "train": train.to_dict(),
+        "data": {"task": "classification", "n_classes": N_CLASSES},
+        "ops": ops,
+    }
+    return run_worker(request, arrays, timeout=timeout)
+
+
+def torch_model(model, solver, seed=0):
+    from pyanode.torch.models import build_model
+
+    return build_model(model, 2, N_CLASSES, solver, seed=seed)
+
+
+@pytest.mark.parametrize("solver_name", ["dp5", "tsit5"])
+@pytest.mark.parametrize(("kind", "augment_dim"), KINDS)
+def test_same_weights_same_outputs(kind, augment_dim, solver_name):
+    import torch
+
+    from pyanode.torch.models import flat_parameters
+
+    model = ModelSpec(kind=kind, hidden=16, augment_dim=augment_dim, activation="tanh")
+    solver = SolverSpec(solver=solver_name, **TIGHT)
+    x, y = problem()
+    ts = np.array([0.0, 0.3, 0.7, 1.0])
+    net = torch_model(model, solver)
+    v = flat_parameters(net)
+    with torch.no_grad():
+        xt = torch.as_tensor(x)
+        logits = net(xt).numpy()
+        features = net.features(xt).numpy()
+        trajectories = net.trajectories(xt, torch.as_tensor(ts)).numpy()
+    out = julia(
+        model,
+        solver,
+        TrainSpec(),
+        {"x": x, "y": y, "parameters": v, "ts": ts},
+        [
+            {"op": "set_parameters"},
+            {"op": "parameters"},
+            {"op": "logits"},
+            {"op": "features"},
+            {"op": "trajectories"},
+        ],
+    )
+    np.testing.assert_array_equal(out["parameters"], v)
+    np.testing.assert_allclose(out["logits"], logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["features"], features, rtol=1e-4, atol=1e-4)
+    assert out["trajectories"].shape == trajectories.shape == (4, 32, 2 + augment_dim)
+    np.testing.assert_allclose(out["trajectories"], trajectories, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "adjoint"])
+@pytest.mark.parametrize(("kind", "augment_dim"), [("anode", 2), ("data-controlled", 1)])
+def test_same_weights_same_gradients(kind, augment_dim, gradient):
+    import torch
+
+    from pyanode.torch.models import flat_parameters
+
+    model = ModelSpec(kind=kind, hidden=16, augment_dim=augment_dim, activation="tanh")
+    solver = SolverSpec(solver="dp5", gradient=gradient, **TIGHT)
+    x, y = problem()
+    net = torch_model(model, solver)
+    v = flat_parameters(net)
+    loss = torch.nn.functional.cross_entropy(net(torch.as_tensor(x)), torch.as_tensor(y))
+    loss.backward()
+    grad = np.concatenate([p.grad.reshape(-1).numpy() for p in net.parameters()])
+    out = julia(
+        model,
+        solver,
+        TrainSpec(),
+        {"x": x, "y": y, "parameters": v},
+        [{"op": "set_parameters"}, {"op": "loss_and_gradient", "as": "g"}],
+    )
+    assert float(out["g.loss"]) == pytest.approx(loss.item(), rel=1e-4)
+    scale = np.abs(grad).max()
+    np.testing.assert_allclose(out["g.gradient"], grad, rtol=0, atol=1e-3 * scale)
+    assert int(out["g.nfe_forward"]) > 0
+    if gradient == "adjoint":
+        assert int(out["g.nfe_backward"]) > 0
+
+
+@pytest.mark.parametrize("solver_name", ["dp5", "tsit5", "bosh3"])
+def test_forward_nfe_within_one_step(solver_name):
+    import torch
+
+    from pyanode.torch.models import flat_parameters
+
+    model = ModelSpec(kind="anode", hidden=16, augment_dim=1, activation="tanh")
+    solver = SolverSpec(solver=solver_name, rtol=1e-3, atol=1e-3)
+    x, y = problem(64)
+    net = torch_model(model, solver)
+    with torch.no_grad():
+        net(torch.as_tensor(x))
+    torch_nfe = net.block.last_stats.nfe_forward
+    out = julia(
+        model,
+        solver,
+        TrainSpec(),
+        {"x": x, "y": y, "parameters": flat_parameters(net)},
+        [{"op": "set_parameters"}, {"op": "forward_nfe"}],
+    )
+    assert abs(int(out["forward_nfe"]) - torch_nfe) <= STAGES_PER_STEP[solver_name]
+
+
+@pytest.mark.slow
+def test_short_training_reaches_similar_accuracy():
+    from pyanode.backends import TorchBackend
+    from pyanode.data import split, three_spheres
+
+    train_data, test_data = split(three_spheres(n=384, seed=0), 0.25, seed=0)
+    model = ModelSpec(kind="anode", hidden=16, augment_dim=2)
+    solver = SolverSpec(solver="dp5", gradient="backprop")
+    train = TrainSpec(epochs=8, batch_size=32, lr=1e-2, seed=0)
+    torch_fit = TorchBackend().fit(model, solver, train, train_data, test_data, progress=False)
+    out = julia(
+        model,
+        solver,
+        train,
+        {
+            "x": train_data.x,
+            "y": train_data.y,
+            "x_test": test_data.x,
+            "y_test": test_data.y,
+            "parameters": _initial_torch_parameters(model, solver, train, train_data),
+        },
+        [{"op": "set_parameters"}, {"op": "fit", "epochs": train.epochs}],
+    )
+    torch_acc = torch_fit.history[-1]["test_acc"]
+    julia_acc = out["history"][-1]["test_acc"]
+    assert torch_acc > 0.8 and julia_acc > 0.8
+    assert abs(torch_acc - julia_acc) <= 0.1
+    assert len(out["history"]) == train.epochs
+    assert out["history"][-1]["nfe_forward"] > 0
+
+
+def _initial_torch_parameters(model, solver, train, data) -> np.ndarray:
+    """The torch backend's initial weights (seeded by `train.seed`), so both start equal and,
+    with the same batch order, see the same batches."""
+    from pyanode.backends import TorchBackend
+    from pyanode.torch.models import flat_parameters
+
+    return flat_parameters(TorchBackend().build(model, solver, train, data))
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu_torch():
+    import torch
+
+    from pyanode.torch.models import flat_parameters
+
+    model = ModelSpec(kind="anode", hidden=16, augment_dim=2, activation="tanh")
+    solver = SolverSpec(solver="tsit5", gradient="interpolating-adjoint", **TIGHT)
+    x, y = problem()
+    net = torch_model(model, solver)
+    with torch.no_grad():
+        logits = net(torch.as_tensor(x)).numpy()
+    out = julia(
+        model,
+        solver,
+        TrainSpec(device="cuda"),
+        {"x": x, "y": y, "parameters": flat_parameters(net)},
+        [{"op": "set_parameters"}, {"op": "logits"}, {"op": "loss_and_gradient", "as": "g"}],
+    )
+    np.testing.assert_allclose(out["logits"], logits, rtol=1e-3, atol=1e-3)
+    assert np.isfinite(out["g.gradient"]).all()
