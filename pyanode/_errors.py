@@ -19,6 +19,9 @@ class TrainingDiverged(RuntimeError):
             "lower train.lr or the solver tolerances"
         )
 
+    def __reduce__(self):
+        return (type(self), (self.epoch, self.batch, self.loss))
+
 
 class SolverError(RuntimeError):
     """An ODE solve failed: step budget spent, step size underflow or a non-finite state.

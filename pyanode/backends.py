@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from pyanode._errors import SpecError
+from pyanode._errors import DataError, SpecError
 from pyanode.data import Dataset
 from pyanode.specs import ModelSpec, SolverSpec, TrainSpec
 from pyanode.torch import (
@@ -65,9 +65,16 @@ class TorchFitted:
         self.history = trainer.history
 
     def _run(self, fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        expected = self.trainer.feature_shape
+        if x.ndim != len(expected) + 1 or x.shape[1:] != expected:
+            raise DataError(
+                f"x must have shape (N, {', '.join(map(str, expected))}) like the training data, "
+                f"got {x.shape}"
+            )
         self.model.eval()
         with torch.no_grad():
-            out = fn(torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.trainer.device))
+            out = fn(torch.as_tensor(x, device=self.trainer.device))
         return out.cpu().numpy()
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -9,6 +9,11 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from pyanode.solvers import RK4, Bosh3, Dopri5, Euler, Midpoint, Tsit5
+
+# Every solver, for the tests parametrised over all of them.
+ALL_SOLVERS = (Euler(), Midpoint(), RK4(), Bosh3(), Dopri5(), Tsit5())
+
 # A fixed 3x3 matrix with eigenvalues -0.1 +- 2i and -0.5: a damped rotation and a decay.
 A = np.array([[-0.1, -2.0, 0.0], [2.0, -0.1, 0.0], [0.0, 0.0, -0.5]])
 A[:, 2] += [0.3, 0.0, 0.0]  # couple the decaying mode in; eigenvalues stay the same (triangular)

@@ -262,6 +262,12 @@ API_CASES = [
         r"threads must be an integer >= 1, got 1\.5",
     ),
     (
+        "workers for a remote Dask cluster",
+        lambda: get_engine("dask", workers=4, scheduler="tcp://h:8786"),
+        SpecError,
+        r"workers=4 sizes a LocalCluster; with scheduler='tcp://h:8786' the cluster's own workers",
+    ),
+    (
         "unknown engine",
         lambda: get_engine("slurm"),
         SpecError,

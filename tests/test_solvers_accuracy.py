@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from problems import COSINE, LINEAR, REFERENCE_PROBLEMS, reference
+from problems import ALL_SOLVERS, COSINE, LINEAR, REFERENCE_PROBLEMS, reference
 
 from pyanode.solvers import (
     RK4,
@@ -19,7 +19,6 @@ from pyanode.solvers import (
     solve,
 )
 
-ALL_SOLVERS = (Euler(), Midpoint(), RK4(), Bosh3(), Dopri5(), Tsit5())
 ADAPTIVE = (Bosh3(), Dopri5(), Tsit5())
 # dt = 2^-k for k in these ranges: in the asymptotic regime, above round-off (1e-13).
 K_RANGE = {

@@ -7,6 +7,7 @@ from functools import cache
 
 import numpy as np
 import pytest
+from problems import ALL_SOLVERS
 
 from pyanode.solvers import (
     RK4,
@@ -21,7 +22,6 @@ from pyanode.solvers import (
     solver_from_name,
 )
 
-ALL_SOLVERS = (Euler(), Midpoint(), RK4(), Bosh3(), Dopri5(), Tsit5())
 EXPECTED = {  # class: (order, stages, fsal, adaptive)
     Euler: (1, 1, False, False),
     Midpoint: (2, 2, False, False),

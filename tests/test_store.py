@@ -164,3 +164,13 @@ def test_result_json_is_written_last_and_history_after_each_epoch(tmp_path, monk
     assert [
         json.loads(line)["epoch"] for line in (tmp_path / HISTORY).read_text().splitlines()
     ] == [1, 2]
+
+
+def test_results_are_readable_by_others_as_the_umask_allows(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = atomic_write_text(tmp_path / "r.json", "{}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

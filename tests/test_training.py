@@ -64,3 +64,29 @@ def test_cli_info_reports_julia_status_quickly(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "torch" in out and "julia backend:" in out
+
+
+def test_fitted_predict_checks_the_input_shape():
+    from pyanode import DataError
+    from pyanode.data import three_spheres
+    from pyanode.backends import TorchBackend
+
+    data = three_spheres(n=60, seed=0)
+    fitted = TorchBackend().fit(
+        ModelSpec(kind="node", hidden=4), SolverSpec(), TrainSpec(epochs=1), data, progress=False
+    )
+    probs = fitted.predict(data.x[:5])
+    assert probs.shape == (5, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-6)
+    with pytest.raises(
+        DataError, match=r"x must have shape \(N, 2\) like the training data, got \(5, 3\)"
+    ):
+        fitted.predict(np.zeros((5, 3), np.float32))
+
+
+def test_training_diverged_survives_pickling():
+    import pickle
+
+    from pyanode import TrainingDiverged
+
+    err = pickle.loads(pickle.dumps(TrainingDiverged(2, 3, float("nan"))))
+    assert (err.epoch, err.batch) == (2, 3) and "lower train.lr" in str(err)

@@ -14,6 +14,7 @@ COMMANDS = {
     "train": "pyanode.cli._train",
     "info": "pyanode.cli._info",
     "reproduce": "pyanode.cli._reproduce",
+    "study": "pyanode.cli._study",
     "sweep": "pyanode.cli._sweep",
     "collect": "pyanode.cli._collect",
     "julia": "pyanode.cli._julia",

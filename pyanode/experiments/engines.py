@@ -138,6 +138,11 @@ class DaskEngine(AbstractEngine):
         _check_count("threads", self.threads)
         if self.workers is not None:
             _check_count("workers", self.workers)
+        if self.scheduler is not None and self.workers is not None:
+            raise SpecError(
+                f"workers={self.workers!r} sizes a LocalCluster; with scheduler="
+                f"{self.scheduler!r} the cluster's own workers run the trials: leave workers unset"
+            )
         if self.scheduler is not None and (
             not isinstance(self.scheduler, str) or not self.scheduler
         ):

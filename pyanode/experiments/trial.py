@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+import pyanode
 from pyanode._errors import SolverError, SpecError, TrainingDiverged
 from pyanode.backends import get_backend
 from pyanode.experiments._run import load_split, summarise
@@ -107,11 +108,12 @@ def run_trial(
 
     Returns:
         The result as stored in `result.json`: `trial_id`, `status` (`ok` | `failed`), `threads`,
-        `resumed_epoch` / `resumed_batch` (the checkpoint position it resumed from, or None),
-        and for `ok` the final metrics (last history row, `seconds_total`, `n_parameters`,
-        `backend`, `params_sha256` of the flat float32 weights); for `failed`: `error`,
-        `message`, `reason`, `t`, `dt`, `nfe`, `loss`, `failed_epoch`, `failed_batch` (1-based,
-        as the epochs of history.jsonl), `epochs_completed`.
+        `pyanode_version`, `torch_version`, `resumed_epoch` / `resumed_batch` (the checkpoint
+        position it resumed from, or None), and for `ok` the final metrics (last history row,
+        `seconds_total`, `n_parameters`, `backend`, `params_sha256` of the flat float32
+        weights); for `failed`: `error`, `message`, `reason`, `t`, `dt`, `nfe`, `loss`,
+        `failed_epoch`, `failed_batch` (1-based, as the epochs of history.jsonl),
+        `epochs_completed`.
 
     Raises:
         SpecError: on an impossible option, or if `folder` holds the spec of another run.
@@ -126,8 +128,12 @@ def run_trial(
             return stored
         reset_trial(folder)
     with _PROCESS_LOCK, torch_threads(threads):
-        effective_threads = spec.train.threads or torch.get_num_threads()
-        base = {"trial_id": trial_id(spec), "threads": effective_threads}
+        base = {
+            "trial_id": trial_id(spec),
+            "threads": spec.train.threads or torch.get_num_threads(),
+            "pyanode_version": pyanode.__version__,
+            "torch_version": torch.__version__,
+        }
         progress = _Progress(folder, spec, checkpoint_every, on_batch)
         try:
             fitted, backend_name = progress.fit()

@@ -79,6 +79,7 @@ class Problem:
         norm: the error norm of a scaled error tensor, returning a float.
         on_save: called at each stop with `save >= 0` as `on_save(save, t, y)`; returns the state
             to continue from (a new tensor means the first stage is re-evaluated).
+        make_t: turns a float time into the 0-d tensor handed to `f`.
         t0_below: when the solve runs backwards and starts on a jump, the time just below `t0`
             where `f` is first evaluated (see `Stop.t_below`); else `t0`.
     """

@@ -31,3 +31,4 @@ from pyanode.torch._models import set_flat_parameters as set_flat_parameters
 from pyanode.torch._resnet import ResNet as ResNet
 from pyanode.torch._trainer import Trainer as Trainer
 from pyanode.torch._trainer import batch_order as batch_order
+from pyanode.torch._trainer import torch_threads as torch_threads

@@ -71,6 +71,7 @@ class Trainer:
         self.device = torch.device(spec.device)
         self.model = model.to(self.device)
         self.loss = loss_name(spec, train_data)
+        self.feature_shape = train_data.feature_shape
         self._train = self._tensors(train_data)
         self._test = None if test_data is None else self._tensors(test_data)
         self.optimizer = torch.optim.Adam(

@@ -58,7 +58,10 @@ class FeaturesConfig:
     augment_dim: int = field(default=1, metadata={"help": "ANODE's zeros (1: drawable in 3-D)"})
     n_probe: int = field(default=600, metadata={"help": "training points whose features are kept"})
     data_seed: int = field(default=0, metadata={"help": "seed of the datasets"})
-    threads: int | None = field(default=None, metadata={"help": "torch threads", "type": int})
+    threads: int | None = field(
+        default=1,
+        metadata={"help": "torch threads (1 is fastest for these small nets)", "type": int},
+    )
 
     def __post_init__(self) -> None:
         check_config(

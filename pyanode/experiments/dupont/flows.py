@@ -72,7 +72,10 @@ class FlowsConfig:
     n_probe: int = field(default=150, metadata={"help": "training points whose paths are drawn"})
     n_times: int = field(default=50, metadata={"help": "times at which the paths are stored"})
     data_seed: int = field(default=0, metadata={"help": "seed of the datasets"})
-    threads: int | None = field(default=None, metadata={"help": "torch threads", "type": int})
+    threads: int | None = field(
+        default=1,
+        metadata={"help": "torch threads (1 is fastest for these small nets)", "type": int},
+    )
 
     def __post_init__(self) -> None:
         check_config(

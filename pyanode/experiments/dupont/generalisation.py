@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pyanode.backends import TorchFitted
-from pyanode.data import slice_removed_split
+from pyanode.data import Dataset, slice_removed_split
 from pyanode.experiments.dupont._common import (
     Plan,
     add_config_arguments,
@@ -65,7 +66,10 @@ class GeneralisationConfig:
     grid: int = field(default=120, metadata={"help": "points per axis of the prediction map"})
     extent: float = field(default=2.0, metadata={"help": "the map covers [-extent, extent]^2"})
     data_seed: int = field(default=0, metadata={"help": "seed of the dataset"})
-    threads: int | None = field(default=None, metadata={"help": "torch threads", "type": int})
+    threads: int | None = field(
+        default=1,
+        metadata={"help": "torch threads (1 is fastest for these small nets)", "type": int},
+    )
 
     def __post_init__(self) -> None:
         check_config(
@@ -75,7 +79,9 @@ class GeneralisationConfig:
         )
 
 
-def map_arrays(data: Any, grid: int, extent: float) -> Any:
+def map_arrays(
+    data: Dataset, grid: int, extent: float
+) -> Callable[[TorchFitted], dict[str, np.ndarray]]:
     """The `arrays` hook of a map trial: predictions on the lattice and some training points."""
     u = np.linspace(-extent, extent, grid, dtype=np.float32)
     uu, vv = np.meshgrid(u, u)

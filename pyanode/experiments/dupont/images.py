@@ -206,7 +206,8 @@ def summarise(out: Path) -> dict[str, Any]:
     `summary.json`."""
     summary: dict[str, Any] = {}
     curves: dict[str, np.ndarray] = {}
-    for (_, model), trials in group(read_trials(out)).items():
+    groups = group(read_trials(out))
+    for (_, model), trials in sorted(groups.items(), key=lambda kv: MODELS.index(kv[0][1])):
         r0 = trials[0].result
         loss = stack(trials, "loss")[:, 1:]  # iteration 0 holds only the test loss
         nfe = stack(trials, "nfe_forward")[:, 1:]

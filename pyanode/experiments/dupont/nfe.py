@@ -54,7 +54,10 @@ class NFEConfig:
     hidden: int = field(default=32, metadata={"help": "hidden width of the field"})
     augment_dim: int = field(default=5, metadata={"help": "zeros appended by ANODE"})
     data_seed: int = field(default=0, metadata={"help": "seed of the dataset"})
-    threads: int | None = field(default=None, metadata={"help": "torch threads", "type": int})
+    threads: int | None = field(
+        default=1,
+        metadata={"help": "torch threads (1 is fastest for these small nets)", "type": int},
+    )
 
     def __post_init__(self) -> None:
         check_config(

@@ -72,7 +72,10 @@ class Toy1dConfig:
     augment_dim: int = field(default=5, metadata={"help": "zeros appended by ANODE"})
     resnet_depth: int = field(default=5, metadata={"help": "residual blocks of the ResNet"})
     data_seed: int = field(default=0, metadata={"help": "seed of the datasets"})
-    threads: int | None = field(default=None, metadata={"help": "torch threads", "type": int})
+    threads: int | None = field(
+        default=1,
+        metadata={"help": "torch threads (1 is fastest for these small nets)", "type": int},
+    )
 
     def __post_init__(self) -> None:
         check_config(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -13,31 +13,47 @@ T = TypeVar("T")
 
 
 class SavedTensorBytes:
-    """Counts the bytes autograd keeps for the backward pass while the context is open.
+    """The peak of the bytes autograd holds for backward passes while the context is open.
 
-    Every tensor saved for backward (by torch's own ops, by `ctx.save_for_backward` of custom
-    Functions) goes through a pack hook; this sums the sizes of the distinct storages among them,
-    leaving out the storages of `exclude` (the parameters, which exist anyway). For backprop
-    through a solver that is the stages and activations of every step; for the adjoint, the
-    end state. It is a measure of the activations held between forward and backward, not of
-    the process's peak memory.
+    Every tensor saved for backward (by torch's ops, by `ctx.save_for_backward` of custom
+    Functions, during a forward pass or inside a backward pass that builds graphs, as the
+    adjoint's vector-Jacobian products do) goes through a pack hook. A saved storage counts from
+    when it is first packed until the last graph node holding it is freed; `peak` is the largest
+    total of such live storages, `live` the total now. Storages of `exclude` (parameters and
+    inputs, which exist anyway) are not counted. For backprop through a solver the peak is the
+    stages and activations of every accepted step; for the adjoint, the end state plus one
+    step's vector-Jacobian product. It is a measure of the activations kept for backward, not of
+    the process's memory.
 
     Arguments:
-        exclude: tensors whose storage is not counted (e.g. the model's parameters).
+        exclude: tensors whose storage is not counted.
     """
 
     def __init__(self, exclude: Iterable[torch.Tensor] = ()):
         self._excluded = {_storage_key(t) for t in exclude}
-        self._seen: set[tuple[int, str]] = set()
-        self.bytes = 0
+        self._held: dict[tuple[int, str], list[int]] = {}  # key -> [references, bytes]
+        self.live = 0
+        self.peak = 0
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, _unpack)
 
-    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+    def _pack(self, tensor: torch.Tensor) -> Any:
         key = _storage_key(tensor)
-        if key not in self._excluded and key not in self._seen:
-            self._seen.add(key)
-            self.bytes += tensor.untyped_storage().nbytes()
-        return tensor
+        if key in self._excluded:
+            return tensor
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = [0, tensor.untyped_storage().nbytes()]
+            self.live += held[1]
+            self.peak = max(self.peak, self.live)
+        held[0] += 1
+        return _Packed(tensor, key, self)
+
+    def _release(self, key: tuple[int, str]) -> None:
+        held = self._held[key]
+        held[0] -= 1
+        if held[0] == 0:
+            self.live -= held[1]
+            del self._held[key]
 
     def __enter__(self) -> SavedTensorBytes:
         self._hooks.__enter__()
@@ -47,12 +63,24 @@ class SavedTensorBytes:
         self._hooks.__exit__(*exc)
 
 
+class _Packed:
+    """A saved tensor as the graph holds it; tells its counter when the graph lets it go."""
+
+    __slots__ = ("tensor", "key", "counter")
+
+    def __init__(self, tensor: torch.Tensor, key: tuple[int, str], counter: SavedTensorBytes):
+        self.tensor, self.key, self.counter = tensor, key, counter
+
+    def __del__(self) -> None:
+        self.counter._release(self.key)
+
+
 def _storage_key(tensor: torch.Tensor) -> tuple[int, str]:
     return (tensor.untyped_storage().data_ptr(), str(tensor.device))
 
 
-def _unpack(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor
+def _unpack(packed: Any) -> torch.Tensor:
+    return packed.tensor if isinstance(packed, _Packed) else packed
 
 
 def synchronize(device: torch.device) -> None:

@@ -11,8 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyanode._errors import SpecError
-from pyanode.solvers import SOLVERS, AbstractStepSizeController, ConstantStepSize, PIController
-from pyanode.solvers import AbstractSolver, solver_from_name
+from pyanode.solvers import (
+    SOLVERS,
+    AbstractSolver,
+    AbstractStepSizeController,
+    ConstantStepSize,
+    PIController,
+    solver_from_name,
+)
 
 ADAPTIVE = tuple(name for name, cls in SOLVERS.items() if cls.tableau.b_err is not None)
 FIXED_STEP = tuple(name for name in SOLVERS if name not in ADAPTIVE)
@@ -136,7 +142,9 @@ def check_grid(
         raise SpecError(f"solvers must not be empty; accepted: {', '.join(accepted)}")
     for name in solvers:
         if name not in accepted:
-            raise SpecError(f"solver {name!r} is not accepted here; accepted: {', '.join(accepted)}")
+            raise SpecError(
+                f"solver {name!r} is not accepted here; accepted: {', '.join(accepted)}"
+            )
     if any(s in ADAPTIVE for s in solvers) and not tolerances:
         raise SpecError("tolerances must not be empty when an adaptive solver is studied")
     for tol in tolerances:

@@ -23,8 +23,14 @@ import torch
 from torch import nn
 
 from pyanode._errors import SpecError
-from pyanode.solvers import AbstractGradientMethod, AbstractSolver, AbstractStepSizeController
-from pyanode.solvers import Backprop, Solution, solve
+from pyanode.solvers import (
+    AbstractGradientMethod,
+    AbstractSolver,
+    AbstractStepSizeController,
+    Backprop,
+    Solution,
+    solve,
+)
 from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
 
 log = logging.getLogger("pyanode")
@@ -81,12 +87,19 @@ class AbstractLossHead(nn.Module, abc.ABC):
     def forward(self, y1: torch.Tensor) -> torch.Tensor:
         """The loss of `y1`, a 0-d tensor."""
 
+    @abc.abstractmethod
+    def first(self, n: int) -> AbstractLossHead:
+        """The head for the first `n` samples of the batch."""
+
 
 class HalfSquaredNorm(AbstractLossHead):
     """`0.5 * sum(y1**2) / B`: half the squared norm of the end state, averaged over the batch."""
 
     def forward(self, y1: torch.Tensor) -> torch.Tensor:
         return 0.5 * y1.pow(2).sum() / y1.shape[0]
+
+    def first(self, n: int) -> HalfSquaredNorm:
+        return self
 
 
 class OutputLoss(AbstractLossHead):
@@ -103,6 +116,9 @@ class OutputLoss(AbstractLossHead):
         if self.targets.dtype == torch.int64:
             return nn.functional.cross_entropy(out, self.targets)
         return nn.functional.mse_loss(out, self.targets.reshape(out.shape).to(out.dtype))
+
+    def first(self, n: int) -> OutputLoss:
+        return OutputLoss(self.output_map, self.targets[:n])
 
 
 # -- the problem ---------------------------------------------------------------------------------
@@ -213,6 +229,13 @@ class StudyProblem(nn.Module):
         """A deep copy with every floating-point tensor in `dtype` on `device`."""
         return copy.deepcopy(self).to(device=device, dtype=dtype)
 
+    def first(self, n: int) -> StudyProblem:
+        """A copy of the problem on the first `n` samples of its batch (all if `n >= batch`)."""
+        sub = copy.deepcopy(self)
+        sub.inputs = sub.inputs[:n].clone()
+        sub.head = sub.head.first(n)
+        return sub
+
     def parameter_list(self) -> list[nn.Parameter]:
         """The parameters the gradient study differentiates (all that require grad)."""
         return [p for p in self.parameters() if p.requires_grad]
@@ -241,7 +264,7 @@ def linear(*, batch: int = 8, t1: float = 2.0, damping: float = 0.1, omega: floa
     closed form `y(t) = expm(A t) y(0)`, started from `batch` points on the unit circle.
 
     Raises:
-        ValueError: if `batch` is not an int >= 1.
+        SpecError: if `batch` is not an int >= 1.
     """
     _check_batch(batch)
     a = torch.tensor([[-damping, -omega], [omega, -damping]], dtype=torch.float64)
@@ -271,7 +294,7 @@ def lotka_volterra(
     from prey 1, 1.25, ... and predators 1; periodic orbits, no closed form.
 
     Raises:
-        ValueError: if `batch` is not an int >= 1.
+        SpecError: if `batch` is not an int >= 1.
     """
     _check_batch(batch)
     prey = 1.0 + 0.25 * torch.arange(batch, dtype=torch.float64)
@@ -291,7 +314,7 @@ def van_der_pol(*, batch: int = 8, t1: float = 5.0, mu: float = 1.0):
     `batch` points on the circle of radius 2 (near the limit cycle).
 
     Raises:
-        ValueError: if `batch` is not an int >= 1.
+        SpecError: if `batch` is not an int >= 1.
     """
     _check_batch(batch)
     angles = 2 * math.pi * torch.arange(batch, dtype=torch.float64) / batch
@@ -348,6 +371,7 @@ def trained_node(
     *,
     kind: str = "node",
     hidden: int = 32,
+    activation: str = "tanh",
     augment_dim: int = 0,
     epochs: int = 10,
     lr: float = 1e-2,
@@ -370,7 +394,7 @@ def trained_node(
     from pyanode.data import three_spheres
 
     _check_batch(batch)
-    model_spec = ModelSpec(kind=kind, hidden=hidden, augment_dim=augment_dim)
+    model_spec = ModelSpec(kind=kind, hidden=hidden, activation=activation, augment_dim=augment_dim)
     solver_spec = SolverSpec(solver=solver, rtol=rtol, atol=rtol)
     train_spec = TrainSpec(epochs=epochs, lr=lr, seed=seed)
     data = three_spheres(n=n, seed=seed)
@@ -458,7 +482,7 @@ def _check_retrained(folder: Path, history: list[dict[str, Any]]) -> None:
 
 def _check_batch(batch: Any) -> None:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be an int >= 1, got {batch!r}")
+        raise SpecError(f"batch must be an int >= 1, got {batch!r}")
 
 
 # -- the registry --------------------------------------------------------------------------------

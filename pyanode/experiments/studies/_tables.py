@@ -1,0 +1,94 @@
+"""Writing a study's results: a CSV table, study.json, and which backends the rows come from."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyanode.experiments.store import atomic_write_text, to_json
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What a study returns.
+
+    Arguments:
+        name: the study (`forward`, `gradient`, `cross-solver`, `batch-coupling`).
+        rows: the table, one dict per row, with the columns of the study's `COLUMNS`.
+        meta: plain values: the problem, the config, the reference checks, the backends.
+        files: the files written (empty when no `out` was given).
+    """
+
+    name: str
+    rows: list[dict[str, Any]]
+    meta: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+
+
+def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """The rows as CSV with the header `columns`; NaN and None are written as empty cells,
+    floats with 17 significant digits (they read back exactly)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def write_study(
+    out: str | os.PathLike,
+    result: StudyResult,
+    columns: Sequence[str],
+    extra_tables: dict[str, tuple[list[dict[str, Any]], Sequence[str]]] | None = None,
+) -> list[Path]:
+    """Write `<name>.csv` (and the extra tables) and `study.json` under `out`, each atomically.
+
+    Returns:
+        The files written.
+    """
+    out = Path(out)
+    stem = result.name.replace("-", "_")
+    files = [atomic_write_text(out / f"{stem}.csv", csv_text(result.rows, columns))]
+    for name, (rows, cols) in (extra_tables or {}).items():
+        files.append(atomic_write_text(out / f"{name}.csv", csv_text(rows, cols)))
+    files.append(
+        atomic_write_text(out / "study.json", to_json(result.meta, indent=2, sort_keys=True))
+    )
+    return files
+
+
+def julia_note() -> str:
+    """Why the rows come from the torch backend only: the Julia backend's status in one line.
+
+    The studies run on Julia solvers only where the Julia bridge can solve one problem at a
+    given solver, tolerance and gradient method; rows are never made up for it.
+    """
+    try:
+        from pyanode import julia
+    except ImportError as err:
+        return f"julia: not available (pyanode.julia cannot be imported: {err}); torch rows only"
+    try:
+        state = julia.status()
+    except Exception as err:  # a broken installation must not stop a torch study
+        return f"julia: not available (status failed: {err}); torch rows only"
+    if not (state.available and state.installed):
+        return f"julia: not available ({state.reason}); torch rows only"
+    return (
+        "julia: available, but the bridge has no single-solve entry point for the studies yet; "
+        "torch rows only"
+    )

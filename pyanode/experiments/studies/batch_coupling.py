@@ -1,0 +1,210 @@
+"""Batch coupling: one adaptive solve for the whole batch against one solve per sample.
+
+`solve` treats the batch as one system: all samples share the steps and the error norm is the
+RMS over all of them, so an easy sample takes the steps of the hard ones and a hard sample's
+error is averaged with the easy ones'. Per-sample step control would give each sample its own
+steps; our solver has no per-sample step sizes, so the honest baseline is a loop that solves
+each sample as its own system. The table reports, for both modes, the NFE per sample (the batch
+solve's NFE, or the mean, min and max over the per-sample solves), the wall time for the whole
+batch, the relative error of the batch's end state and the worst sample's relative error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pyanode._errors import SolverError, SpecError
+from pyanode.experiments.studies._measure import per_sample_relative_errors, relative_error, timed
+from pyanode.experiments.studies._reference import REFERENCE_RTOL, forward_reference
+from pyanode.experiments.studies._settings import ADAPTIVE, FIXED_STEP, Setting, check_grid
+from pyanode.experiments.studies._tables import StudyResult, julia_note, write_study
+from pyanode.experiments.studies.problems import StudyProblem
+from pyanode.experiments.studies.work_precision import DTYPES, check_config
+
+log = logging.getLogger("pyanode")
+
+MODES = ("batch", "per-sample")
+COLUMNS = (
+    "backend",
+    "problem",
+    "solver",
+    "order",
+    "rtol",
+    "atol",
+    "mode",
+    "samples",
+    "nfe_forward",
+    "nfe_min",
+    "nfe_max",
+    "seconds",
+    "error",
+    "error_max_sample",
+    "status",
+)
+
+
+@dataclass(frozen=True)
+class BatchCouplingConfig:
+    """Settings of the batch-coupling study.
+
+    Arguments:
+        solvers: adaptive solvers only (a fixed step has no step control to couple).
+        tolerances: `rtol = atol` of each solve.
+        samples: the study uses the first `samples` points of the problem's batch (the
+            per-sample loop costs one solve each).
+        dtype, device, repeats, max_steps, reference_rtol: as in `ForwardConfig`.
+
+    Raises:
+        SpecError: for a fixed-step or unknown solver, an invalid tolerance, or samples < 1.
+    """
+
+    solvers: tuple[str, ...] = ADAPTIVE
+    tolerances: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
+    samples: int = 64
+    dtype: str = "float64"
+    device: str = "cpu"
+    repeats: int = 1
+    max_steps: int = 100_000
+    reference_rtol: float = REFERENCE_RTOL
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        fixed = [s for s in self.solvers if s in FIXED_STEP]
+        if fixed:
+            raise SpecError(
+                f"batch coupling needs adaptive solvers (a fixed step has no step control to "
+                f"couple), got {', '.join(map(repr, fixed))}; accepted: {', '.join(ADAPTIVE)}"
+            )
+        check_grid(self.solvers, self.tolerances, (), accepted=ADAPTIVE)
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
+            raise SpecError(f"samples must be an int >= 1, got {self.samples!r}")
+
+
+def _batch_solve(problem: StudyProblem, setting: Setting) -> tuple[torch.Tensor, list[int]]:
+    with torch.no_grad():
+        sol = problem.solve(setting.method(), setting.controller())
+    return sol.ys, [sol.stats.nfe_forward]
+
+
+def _per_sample_solves(problem: StudyProblem, setting: Setting) -> tuple[torch.Tensor, list[int]]:
+    solver, controller = setting.method(), setting.controller()
+    y0, args = problem.y0(), problem.args()
+    ends, nfes = [], []
+    with torch.no_grad():
+        for i in range(problem.batch):
+            sample_args = None if args is None else args[i : i + 1]
+            sol = problem.solve(solver, controller, y0=y0[i : i + 1], args=sample_args)
+            ends.append(sol.ys)
+            nfes.append(sol.stats.nfe_forward)
+    return torch.cat(ends), nfes
+
+
+def measure_coupling(
+    problem: StudyProblem,
+    setting: Setting,
+    mode: str,
+    reference: torch.Tensor,
+    *,
+    repeats: int = 1,
+) -> dict[str, Any]:
+    """One row: solve `problem` with `setting` as one system (`mode="batch"`) or sample by
+    sample (`"per-sample"`); NFE per sample, time for the batch, errors against `reference`.
+
+    Raises:
+        ValueError: for a mode not in `MODES`.
+    """
+    if mode == "batch":
+        run = _batch_solve
+    elif mode == "per-sample":
+        run = _per_sample_solves
+    else:
+        raise ValueError(f"mode={mode!r} is not known; accepted: {', '.join(MODES)}")
+    row: dict[str, Any] = {"backend": "torch", "problem": problem.name, **setting.columns()}
+    del row["dt"]
+    row.update(mode=mode, samples=problem.batch)
+    try:
+        seconds, (y1, nfes) = timed(lambda: run(problem, setting), repeats, problem.device)
+    except SolverError as err:
+        nan = math.nan
+        row.update(nfe_forward=err.nfe, nfe_min=nan, nfe_max=nan, seconds=nan, error=nan)
+        row.update(error_max_sample=nan, status=f"failed: {err.reason}")
+        return row
+    row.update(
+        nfe_forward=sum(nfes) / len(nfes),
+        nfe_min=min(nfes),
+        nfe_max=max(nfes),
+        seconds=seconds,
+        error=relative_error(y1, reference),
+        error_max_sample=per_sample_relative_errors(y1, reference).max().item(),
+        status="ok",
+    )
+    return row
+
+
+def batch_coupling_study(
+    problem: StudyProblem,
+    config: BatchCouplingConfig = BatchCouplingConfig(),
+    out: str | os.PathLike | None = None,
+    *,
+    figures: bool = True,
+) -> StudyResult:
+    """Run the batch-coupling study on the first `config.samples` points of `problem`.
+
+    Arguments:
+        problem: the initial-value problem; its samples must not interact (each row of the
+            batch evolves on its own, as in every pyanode vector field).
+        config: solvers, tolerances, samples, dtype.
+        out: folder for `batch_coupling.csv`, `study.json` and `batch_coupling.{png,pdf}`;
+            nothing is written when None.
+        figures: draw the figure (needs `out`).
+
+    Returns:
+        The `StudyResult` (rows with the columns `COLUMNS`).
+
+    Raises:
+        ReferenceNotConverged: if the float64 reference fails its checks.
+    """
+    sub = problem.first(config.samples)
+    reference = forward_reference(sub, rtol=config.reference_rtol)
+    work = sub.converted(DTYPES[config.dtype], config.device)
+    rows = []
+    for solver in config.solvers:
+        for tol in config.tolerances:
+            setting = Setting(solver, tol=float(tol), max_steps=config.max_steps)
+            for mode in MODES:
+                row = measure_coupling(work, setting, mode, reference.y1, repeats=config.repeats)
+                log.info(
+                    "study batch-coupling: %s %s %s: nfe %.1f, error %.3g",
+                    problem.name,
+                    setting.label,
+                    mode,
+                    row["nfe_forward"],
+                    row["error"],
+                )
+                rows.append(row)
+    meta = {
+        "study": "batch-coupling",
+        "problem": sub.describe(),
+        "config": asdict(config),
+        "reference": reference.checks(),
+        "backends": ["torch"],
+        "julia": julia_note(),
+        "per_sample": "a loop of one solve per sample (the solver has no per-sample step "
+        "sizes); nfe_forward is the mean over the samples",
+    }
+    result = StudyResult("batch-coupling", rows, meta)
+    if out is None:
+        return result
+    files = write_study(out, result, COLUMNS)
+    if figures:
+        from pyanode.plots.studies import plot_batch_coupling
+
+        files += plot_batch_coupling(Path(out) / "batch_coupling.csv", Path(out) / "batch_coupling")
+    return StudyResult("batch-coupling", rows, meta, files)

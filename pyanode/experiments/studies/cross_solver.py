@@ -1,0 +1,278 @@
+"""Train with one solver, test with another: does a Neural ODE rely on its solver's error?
+
+Dupont et al. (2019) note that a ResNet is a Neural ODE solved by Euler with step 1, and that a
+net trained that way need not be a good flow. Here a model is trained at each setting of
+`train_settings` (solver and tolerance, or fixed step) and every trained model is evaluated on
+an independent test draw with every setting of `eval_settings` and with the `exact` flow (the
+float64 model solved by Dopri5 at `reference_rtol`). A net that relies on its training solver's
+error loses accuracy away from the diagonal, most of all in the `exact` column; `agreement` is
+the fraction of test points whose predicted class equals the exact flow's.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pyanode._errors import SolverError, SpecError
+from pyanode.experiments.studies._reference import end_state
+from pyanode.experiments.studies._settings import Setting, parse_setting
+from pyanode.experiments.studies._tables import StudyResult, julia_note, write_study
+from pyanode.experiments.studies.problems import (
+    TEST_SEED_OFFSET,
+    OutputLoss,
+    StudyProblem,
+    problem_from_model,
+    problem_from_run,
+)
+from pyanode.solvers import Dopri5, PIController
+from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
+
+log = logging.getLogger("pyanode")
+
+EXACT = "exact"
+COLUMNS = (
+    "backend",
+    "trained_with",
+    "evaluated_with",
+    "train_test_acc",
+    "test_acc",
+    "gap",
+    "test_loss",
+    "agreement",
+    "nfe_forward",
+    "status",
+)
+
+
+@dataclass(frozen=True)
+class CrossSolverConfig:
+    """Settings of the train-with-one, test-with-another study.
+
+    Arguments:
+        train_settings: `SOLVER:TOL` or `SOLVER:dt=STEP` strings, one model trained per setting
+            (e.g. `euler:dt=1` is a one-block ResNet).
+        eval_settings: the settings every model is evaluated with (default: `train_settings`);
+            the `exact` flow is always added.
+        kind, hidden, activation, augment_dim: the model (as in `ModelSpec`).
+        epochs, lr, batch_size, seed: training (Adam, as in `TrainSpec`; backprop gradients).
+        n_points: training points of three spheres; the test set is an independent draw of
+            the same size (seed + 1000).
+        reference_rtol: tolerance of the float64 Dopri5 `exact` flow.
+        max_steps: step budget of one evaluation solve.
+
+    Raises:
+        SpecError: for a malformed setting or an invalid model or training value.
+    """
+
+    train_settings: tuple[str, ...] = ("euler:dt=1", "euler:dt=0.25", "rk4:dt=0.5", "dp5:1e-3")
+    eval_settings: tuple[str, ...] = ()
+    kind: str = "node"
+    hidden: int = 32
+    activation: str = "tanh"
+    augment_dim: int = 0
+    epochs: int = 10
+    lr: float = 1e-2
+    batch_size: int = 96
+    seed: int = 0
+    n_points: int = 1024
+    reference_rtol: float = 1e-10
+    max_steps: int = 100_000
+
+    def __post_init__(self) -> None:
+        if not self.train_settings:
+            raise SpecError("train_settings must not be empty, e.g. ('euler:dt=1', 'dp5:1e-3')")
+        self.settings()
+        self.model_spec()
+        self.train_spec()
+        if not isinstance(self.reference_rtol, float) or not 1e-14 <= self.reference_rtol < 1e-6:
+            raise SpecError(
+                f"reference_rtol must be a float in [1e-14, 1e-6), got {self.reference_rtol!r}"
+            )
+
+    def settings(self) -> tuple[list[Setting], list[Setting]]:
+        """The parsed train and evaluation settings."""
+        train = [parse_setting(s, max_steps=self.max_steps) for s in self.train_settings]
+        evals = [parse_setting(s, max_steps=self.max_steps) for s in self.eval_settings]
+        return train, evals or train
+
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(
+            kind=self.kind,
+            hidden=self.hidden,
+            activation=self.activation,
+            augment_dim=self.augment_dim,
+        )
+
+    def train_spec(self) -> TrainSpec:
+        return TrainSpec(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed)
+
+
+def solver_spec(setting: Setting) -> SolverSpec:
+    """The `SolverSpec` that trains with `setting` (backprop gradients)."""
+    if setting.adaptive:
+        return SolverSpec(
+            solver=setting.solver, rtol=setting.tol, atol=setting.tol, max_steps=setting.max_steps
+        )
+    return SolverSpec(solver=setting.solver, dt=setting.dt, max_steps=setting.max_steps)
+
+
+def evaluate(problem: StudyProblem, setting: Setting | None, reference_rtol: float) -> dict:
+    """Test accuracy, loss and NFE of a trained model's `problem` solved with `setting` (None:
+    the exact flow, float64 Dopri5 at `reference_rtol`); `classes` are the predictions.
+
+    Raises:
+        SpecError: if the problem's loss is not a classifier's (no accuracy to compare).
+    """
+    if not isinstance(problem.head, OutputLoss) or problem.head.targets.dtype != torch.int64:
+        raise SpecError(
+            f"problem {problem.name!r} is not a trained classifier; the cross-solver study needs "
+            "a Neural ODE with class labels (trained here, or --run DIR)"
+        )
+    if setting is None:
+        work = problem.converted(torch.float64)
+        method = Dopri5()
+        controller = PIController(rtol=reference_rtol, atol=reference_rtol, max_steps=1_000_000)
+    else:
+        work, method, controller = problem, setting.method(), setting.controller()
+    y1, stats = end_state(work, method, controller)
+    with torch.no_grad():
+        logits = work.head.output_map(y1)
+        loss = work.loss(y1).item()
+    classes = logits.argmax(dim=1)
+    return {
+        "test_acc": (classes == work.head.targets).double().mean().item(),
+        "test_loss": loss,
+        "nfe_forward": stats.nfe_forward,
+        "classes": classes.cpu(),
+    }
+
+
+def _train(config: CrossSolverConfig, setting: Setting, out: Path | None) -> StudyProblem:
+    from pyanode.backends import TorchBackend
+    from pyanode.data import three_spheres
+    from pyanode.experiments.checkpoint import CHECKPOINT, save_checkpoint
+    from pyanode.experiments.store import write_run
+
+    solver = solver_spec(setting)
+    train_data = three_spheres(n=config.n_points, seed=config.seed)
+    test_data = three_spheres(n=config.n_points, seed=config.seed + TEST_SEED_OFFSET)
+    fitted = TorchBackend().fit(
+        config.model_spec(), solver, config.train_spec(), train_data, test_data, progress=False
+    )
+    if out is not None:
+        spec = RunSpec(
+            dataset="three-spheres",
+            dataset_kwargs={"n": config.n_points, "seed": config.seed},
+            test_fraction=0.0,
+            model=config.model_spec(),
+            solver=solver,
+            train=config.train_spec(),
+        )
+        folder = out / "runs" / setting.label.replace(":", "_").replace("=", "")
+        save_checkpoint(folder / CHECKPOINT, spec, fitted.trainer.state_dict())
+        write_run(folder, spec, fitted.history, dict(fitted.history[-1]))
+    return problem_from_model(
+        fitted.model,
+        torch.as_tensor(test_data.x),
+        torch.as_tensor(test_data.y),
+        name="trained-node",
+        description=f"{config.kind} trained with {setting.label}",
+    )
+
+
+def _run_setting(spec: SolverSpec) -> Setting:
+    if spec.adaptive:
+        return Setting(spec.solver, tol=spec.rtol, max_steps=spec.max_steps)
+    return Setting(spec.solver, dt=spec.dt, max_steps=spec.max_steps)
+
+
+def cross_solver_study(
+    config: CrossSolverConfig = CrossSolverConfig(),
+    out: str | os.PathLike | None = None,
+    *,
+    run: str | os.PathLike | None = None,
+    figures: bool = True,
+) -> StudyResult:
+    """Train a model per training setting (or load the one of a stored run) and evaluate each
+    with every evaluation setting and the exact flow.
+
+    Arguments:
+        config: settings, model and training.
+        out: folder for `cross_solver.csv`, `study.json`, the heatmap `cross_solver.{png,pdf}`
+            and the trained runs under `runs/<setting>/` (spec, history, checkpoint); nothing
+            is written when None.
+        run: a stored run folder; its model is evaluated instead of training new ones (its
+            test split, up to 1024 points, is the test set).
+        figures: draw the heatmap (needs `out`).
+
+    Returns:
+        The `StudyResult` (rows with the columns `COLUMNS`; `gap` is `test_acc` minus the
+        accuracy of the exact flow).
+    """
+    out_path = None if out is None else Path(out)
+    train_settings, eval_settings = config.settings()
+    if run is not None:
+        problem = problem_from_run(run, batch=1024)
+        stored = RunSpec.from_toml((Path(run) / "spec.toml").read_text(encoding="utf-8"))
+        trained = [(_run_setting(stored.solver).label, problem)]
+    else:
+        trained = [(s.label, _train(config, s, out_path)) for s in train_settings]
+    rows = []
+    for label, problem in trained:
+        exact = evaluate(problem, None, config.reference_rtol)
+        own = next((s for s in eval_settings if s.label == label), None)
+        train_acc = evaluate(problem, own, config.reference_rtol)["test_acc"] if own else math.nan
+        for setting in [*eval_settings, None]:
+            row: dict[str, Any] = {
+                "backend": "torch",
+                "trained_with": label,
+                "evaluated_with": EXACT if setting is None else setting.label,
+                "train_test_acc": train_acc,
+            }
+            try:
+                res = evaluate(problem, setting, config.reference_rtol)
+            except SolverError as err:
+                row.update(test_acc=math.nan, gap=math.nan, test_loss=math.nan)
+                row.update(agreement=math.nan, nfe_forward=err.nfe, status=f"failed: {err.reason}")
+                rows.append(row)
+                continue
+            row.update(
+                test_acc=res["test_acc"],
+                gap=res["test_acc"] - exact["test_acc"],
+                test_loss=res["test_loss"],
+                agreement=(res["classes"] == exact["classes"]).double().mean().item(),
+                nfe_forward=res["nfe_forward"],
+                status="ok",
+            )
+            log.info(
+                "study cross-solver: trained %s, evaluated %s: test acc %.4f",
+                label,
+                row["evaluated_with"],
+                row["test_acc"],
+            )
+            rows.append(row)
+    meta = {
+        "study": "cross-solver",
+        "config": asdict(config),
+        "run": None if run is None else str(run),
+        "problems": [p.describe() for _, p in trained],
+        "exact": f"float64 dp5 at rtol = atol = {config.reference_rtol:g}",
+        "backends": ["torch"],
+        "julia": julia_note(),
+    }
+    result = StudyResult("cross-solver", rows, meta)
+    if out_path is None:
+        return result
+    files = write_study(out_path, result, COLUMNS)
+    if figures:
+        from pyanode.plots.studies import plot_cross_solver
+
+        files += plot_cross_solver(out_path / "cross_solver.csv", out_path / "cross_solver")
+    return StudyResult("cross-solver", rows, meta, files)

@@ -1,0 +1,230 @@
+"""Forward work-precision: the error of `y(t1)` against the NFE and wall time of each solver.
+
+Every adaptive solver runs at every tolerance (`rtol = atol = tol`) and every fixed-step solver
+at `dt = t1 / n` for each step count `n`; the error is relative to the float64 reference (see
+`_reference`). For the fixed-step solvers the slope of `log(error)` against `log(dt)` is the
+measured order of convergence, written beside the tableau's order in `orders.csv`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pyanode._errors import SolverError, SpecError
+from pyanode.experiments.studies._measure import max_abs_error, relative_error, timed
+from pyanode.experiments.studies._reference import (
+    REFERENCE_RTOL,
+    ForwardReference,
+    end_state,
+    forward_reference,
+)
+from pyanode.experiments.studies._settings import ALL_SOLVERS, FIXED_STEP, Setting, check_grid, grid
+from pyanode.experiments.studies._tables import StudyResult, julia_note, write_study
+from pyanode.experiments.studies.problems import StudyProblem
+
+log = logging.getLogger("pyanode")
+
+COLUMNS = (
+    "backend",
+    "problem",
+    "solver",
+    "order",
+    "rtol",
+    "atol",
+    "dt",
+    "nfe_forward",
+    "n_accepted",
+    "n_rejected",
+    "seconds",
+    "error",
+    "error_max",
+    "status",
+)
+ORDER_COLUMNS = ("backend", "problem", "solver", "tableau_order", "measured_order", "points")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class ForwardConfig:
+    """Settings of the forward work-precision study; the defaults are the documented study.
+
+    Arguments:
+        solvers: registry names; adaptive ones run at `tolerances`, fixed-step ones at `steps`.
+        tolerances: `rtol = atol` of the adaptive solvers.
+        steps: steps per solve of the fixed-step solvers (`dt = t1 / steps`).
+        dtype: `float64` (solver error alone) or `float32` (what training uses: the error
+            levels off near float32 round-off).
+        device: `cpu` or `cuda`.
+        repeats: solves per setting; the time is their median.
+        max_steps: step budget of one solve.
+        reference_rtol: tolerance of the float64 Dopri5 reference.
+
+    Raises:
+        SpecError: for an unknown solver or dtype, an empty or invalid grid, or repeats < 1.
+    """
+
+    solvers: tuple[str, ...] = ALL_SOLVERS
+    tolerances: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
+    steps: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
+    dtype: str = "float64"
+    device: str = "cpu"
+    repeats: int = 3
+    max_steps: int = 100_000
+    reference_rtol: float = REFERENCE_RTOL
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        check_grid(self.solvers, self.tolerances, self.steps)
+
+
+def check_config(config: Any) -> None:
+    """The checks every study config shares: dtype, device, repeats, max_steps."""
+    if config.dtype not in DTYPES:
+        raise SpecError(f"dtype={config.dtype!r} is not known; accepted: {', '.join(DTYPES)}")
+    if config.device not in ("cpu", "cuda"):
+        raise SpecError(f"device={config.device!r} is not known; accepted: cpu, cuda")
+    for name in ("repeats", "max_steps"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SpecError(f"{name} must be an int >= 1, got {value!r}")
+    rtol = config.reference_rtol
+    if not isinstance(rtol, float) or not 1e-14 <= rtol <= 1e-8:
+        raise SpecError(f"reference_rtol must be a float in [1e-14, 1e-8], got {rtol!r}")
+
+
+def measure_forward(
+    problem: StudyProblem,
+    setting: Setting,
+    reference: torch.Tensor,
+    *,
+    repeats: int = 1,
+) -> dict[str, Any]:
+    """One row of the forward table: solve `problem` (already in the study's dtype and device)
+    with `setting` `repeats` times; NFE, median time and errors against `reference`.
+
+    A failed solve is a row too: `status` holds the failure, the numbers are NaN.
+    """
+    row: dict[str, Any] = {"backend": "torch", "problem": problem.name, **setting.columns()}
+    solver, controller = setting.method(), setting.controller()
+    try:
+        seconds, (y1, stats) = timed(
+            lambda: end_state(problem, solver, controller), repeats, problem.device
+        )
+    except SolverError as err:
+        nan = math.nan
+        row.update(nfe_forward=err.nfe, n_accepted=nan, n_rejected=nan, seconds=nan)
+        row.update(error=nan, error_max=nan, status=f"failed: {err.reason}")
+        return row
+    row.update(
+        nfe_forward=stats.nfe_forward,
+        n_accepted=stats.n_accepted,
+        n_rejected=stats.n_rejected,
+        seconds=seconds,
+        error=relative_error(y1, reference),
+        error_max=max_abs_error(y1, reference),
+        status="ok",
+    )
+    return row
+
+
+def measured_order(dts: list[float], errors: list[float]) -> float:
+    """The least-squares slope of `log(error)` against `log(dt)`: the order of convergence.
+
+    Points with a non-positive or NaN error are left out; NaN when fewer than two remain.
+    """
+    pairs = [(d, e) for d, e in zip(dts, errors, strict=True) if e > 0 and math.isfinite(e)]
+    if len(pairs) < 2:
+        return math.nan
+    x = np.log([d for d, _ in pairs])
+    y = np.log([e for _, e in pairs])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def orders(rows: list[dict[str, Any]], *, floor: float = 1e-12) -> list[dict[str, Any]]:
+    """The measured order of each fixed-step solver in `rows` (errors below `floor`, the
+    reach of float64 round-off, are left out of the fit)."""
+    out = []
+    for solver in dict.fromkeys(r["solver"] for r in rows if r["solver"] in FIXED_STEP):
+        mine = [r for r in rows if r["solver"] == solver and r["status"] == "ok"]
+        kept = [r for r in mine if r["error"] > floor]
+        out.append(
+            {
+                "backend": mine[0]["backend"] if mine else "torch",
+                "problem": mine[0]["problem"] if mine else "",
+                "solver": solver,
+                "tableau_order": mine[0]["order"] if mine else math.nan,
+                "measured_order": measured_order(
+                    [r["dt"] for r in kept], [r["error"] for r in kept]
+                ),
+                "points": len(kept),
+            }
+        )
+    return out
+
+
+def forward_study(
+    problem: StudyProblem,
+    config: ForwardConfig = ForwardConfig(),
+    out: str | os.PathLike | None = None,
+    *,
+    figures: bool = True,
+    reference: ForwardReference | None = None,
+) -> StudyResult:
+    """Run the forward work-precision study of `problem`.
+
+    Arguments:
+        problem: the initial-value problem (see `problems`).
+        config: solvers, tolerances, steps, dtype, repeats.
+        out: folder for `forward.csv`, `orders.csv`, `study.json` and the figure
+            `forward.{png,pdf}`; nothing is written when None.
+        figures: draw the figure (needs `out`).
+        reference: a reference computed before (else it is computed here).
+
+    Returns:
+        The `StudyResult` (rows with the columns `COLUMNS`).
+
+    Raises:
+        ReferenceNotConverged: if the float64 reference fails its checks.
+    """
+    reference = reference or forward_reference(problem, rtol=config.reference_rtol)
+    work = problem.converted(DTYPES[config.dtype], config.device)
+    rows = []
+    for setting in grid(
+        config.solvers, config.tolerances, config.steps, problem.t1, max_steps=config.max_steps
+    ):
+        row = measure_forward(work, setting, reference.y1, repeats=config.repeats)
+        log.info(
+            "study forward: %s %s: nfe %s, error %.3g",
+            problem.name,
+            setting.label,
+            row["nfe_forward"],
+            row["error"],
+        )
+        rows.append(row)
+    order_rows = orders(rows)
+    meta = {
+        "study": "forward",
+        "problem": problem.describe(),
+        "config": asdict(config),
+        "reference": reference.checks(),
+        "backends": ["torch"],
+        "julia": julia_note(),
+        "orders": order_rows,
+    }
+    result = StudyResult("forward", rows, meta)
+    if out is None:
+        return result
+    files = write_study(out, result, COLUMNS, {"orders": (order_rows, ORDER_COLUMNS)})
+    if figures:
+        from pyanode.plots.studies import plot_forward
+
+        files += plot_forward(Path(out) / "forward.csv", Path(out) / "forward")
+    return StudyResult("forward", rows, meta, files)

@@ -1,0 +1,178 @@
+"""Dupont et al.'s qualitative claims on small settings, and the dupont-* experiments' storage,
+figures and command line."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pyanode import SpecError
+from pyanode.cli import main
+from pyanode.experiments.dupont import (
+    FeaturesConfig,
+    FlowsConfig,
+    GeneralisationConfig,
+    NFEConfig,
+    Toy1dConfig,
+    features,
+    flows,
+    generalisation,
+    nfe,
+    read_trials,
+    toy1d,
+)
+from pyanode.experiments.dupont._toys import toy_data
+from pyanode.experiments.dupont.features import snapshot_iterations
+from pyanode.experiments.dupont.toy1d import monotone_floor
+from pyanode.plots.dupont import (
+    plot_features,
+    plot_flows,
+    plot_generalisation,
+    plot_losses,
+    plot_nfe,
+)
+from pyanode.torch import Trainer
+
+G1D = Toy1dConfig(
+    panels=("g1d",), seeds=1, g1d_epochs=40, g1d_points=20, batch_size=8, lr=1e-2, resnet_depth=3
+)
+
+
+@pytest.fixture(scope="module")
+def g1d_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dupont-1d")
+    return out, toy1d.run(G1D, out)
+
+
+def test_monotone_floor_is_the_isotonic_closed_form():
+    # targets 1, 1, -1, 1, 1: the best monotone fit pools three points to 1/3 (either way)
+    x = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])[:, None]
+    y = np.array([1.0, 1.0, -1.0, 1.0, 1.0])[:, None]
+    assert monotone_floor(x, y, either_direction=True) == pytest.approx(8 / 15, abs=1e-12)
+    # g_1d by an increasing map: both points go to 0, the loss of the constant solution
+    g = toy_data("g1d", n_points=10)[0]
+    assert monotone_floor(g.x, g.y, either_direction=False) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_node_cannot_fit_g1d_while_anode_and_resnet_do(g1d_run):
+    _, summary = g1d_run
+    refs, models = summary["g1d"]["references"], summary["g1d"]["models"]
+    assert refs == {"constant": 1.0, "node_floor": 1.0}
+    # the NODE's flow cannot cross: it stays at the constant solution's loss (all points -> 0)
+    assert models["node"]["final_loss_mean"] == pytest.approx(1.0, abs=0.01)
+    assert models["anode"]["final_loss_mean"] < 0.05
+    assert models["resnet"]["final_loss_mean"] < 0.05
+    assert models["node"]["iterations"] == 40 * 3  # 20 points in batches of 8
+
+
+def test_iteration_rows_average_to_the_epoch_history(g1d_run):
+    out, _ = g1d_run
+    for trial in read_trials(out):
+        loss = trial.iterations["loss"]
+        assert np.array_equal(trial.iterations["iteration"], np.arange(1, 121))
+        per_epoch = loss.reshape(40, 3).mean(axis=1)
+        np.testing.assert_allclose(per_epoch, [r["loss"] for r in trial.history], rtol=1e-12)
+        nfe_values = trial.iterations["nfe_forward"]
+        assert (nfe_values == 0).all() if trial.model == "resnet" else (nfe_values >= 14).all()
+
+
+def test_figures_are_redrawn_from_stored_results_without_training(g1d_run, monkeypatch, capsys):
+    out, _ = g1d_run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("re-plotting must not train")
+
+    monkeypatch.setattr(Trainer, "run", no_training)
+    assert toy1d.run(G1D, out)["g1d"]["models"]["anode"]["final_loss_mean"] < 0.05  # skipped
+    png = out / "fig5_fig8_losses.png"
+    png.unlink(missing_ok=True)
+    assert main(["reproduce", "dupont-1d", "--out", str(out), "--plot-only"]) == 0
+    assert png.stat().st_size > 10_000
+    assert "g1d" in capsys.readouterr().out
+
+
+def test_anode_needs_fewer_function_evaluations_on_concentric_spheres(tmp_path):
+    config = NFEConfig(dim=1, n_inner=100, n_outer=200, lr=1e-2, epochs=30, seeds=1)
+    summary = nfe.run(config, tmp_path)
+    node, anode = summary["node"], summary["anode"]
+    assert anode["nfe_last_mean"] < node["nfe_last_mean"] - 5
+    assert node["nfe_last_mean"] > node["nfe_first_mean"]  # the NODE's flow gets harder to solve
+    # in 1-D the NODE cannot beat the best monotone map; the ANODE goes far below it
+    data = toy_data("spheres-1d", n_inner=100, n_outer=200)[0]
+    floor = monotone_floor(data.x, data.y, either_direction=True)
+    assert node["final_loss_mean"] >= floor - 1e-3
+    assert anode["final_loss_mean"] < floor / 4
+    assert [f.name for f in plot_nfe(tmp_path)] == ["fig7_fig11b_nfe.png"]
+
+
+def test_flows_store_trajectories_from_the_inputs(tmp_path):
+    config = FlowsConfig(panels=("g1d",), g1d_epochs=3, g1d_points=8, n_probe=6, n_times=5)
+    flows.run(config, tmp_path)
+    trials = {t.model: t for t in read_trials(tmp_path)}
+    anode, resnet = trials["anode"].arrays, trials["resnet"].arrays
+    x = anode["probe_x"]
+    assert anode["trajectories"].shape == (5, 6, 2)  # times, points, x and one augmented dim
+    np.testing.assert_array_equal(anode["trajectories"][0], np.hstack([x, np.zeros_like(x)]))
+    np.testing.assert_array_equal(anode["ts"], np.linspace(0, 1, 5))
+    assert anode["grid_trajectories"].shape == (5, 33, 2)
+    assert resnet["layer_states"].shape == (6, 6, 1)  # input and 5 blocks
+    np.testing.assert_array_equal(resnet["layer_states"][0], x)
+    assert [f.name for f in plot_flows(tmp_path)] == ["fig2_flows.png"]
+
+
+def test_features_are_snapshotted_before_and_after_training(tmp_path):
+    assert snapshot_iterations(100, 5) == [0, 25, 50, 75, 100]
+    config = FeaturesConfig(epochs=2, n_inner=40, n_outer=80, n_probe=30, snapshots=3)
+    features.run(config, tmp_path)
+    for trial in read_trials(tmp_path):
+        a = trial.arrays
+        np.testing.assert_array_equal(a["snapshot_iterations"], [0, 2, 4])  # 2 batches / epoch
+        assert a["snapshots"].shape == (3, 30, 2 if trial.model == "node" else 3)
+        assert not np.allclose(a["snapshots"][0], a["snapshots"][-1])
+    assert len(plot_features(tmp_path)) == 2
+
+
+def test_generalisation_validates_on_exactly_the_removed_slice(tmp_path):
+    config = GeneralisationConfig(
+        seeds=1, epochs=1, map_epochs=1, n_inner=60, n_outer=120, grid=11, eval_every=1
+    )
+    summary = generalisation.run(config, tmp_path)
+    data = toy_data("spheres-2d", n_inner=60, n_outer=120)[0]
+    angle = np.mod(np.arctan2(data.x[:, 1], data.x[:, 0]), 2 * math.pi)
+    n_slice = int((angle <= math.pi / 5).sum())
+    assert summary["node"]["n_validation"] == n_slice
+    for trial in read_trials(tmp_path, panel="slice-removed"):
+        val = trial.iterations["val_loss"]
+        assert len(val) == 4 and np.isfinite(val).all()  # iterations 0..3 (177 / 64 batches)
+        assert trial.result["n_validation"] == n_slice
+    for trial in read_trials(tmp_path, panel="spheres-2d"):
+        assert trial.arrays["grid_prediction"].shape == (11, 11)
+    assert len(plot_generalisation(tmp_path)) == 2
+
+
+def test_configs_and_plots_reject_bad_input(tmp_path):
+    with pytest.raises(SpecError, match="panels='g2d' must be a non-empty subset of: g1d, "
+                       "spheres-1d, spheres-2d"):  # fmt: skip
+        Toy1dConfig(panels=("g2d",))
+    with pytest.raises(SpecError, match="seeds must be an integer >= 1, got 0"):
+        NFEConfig(seeds=0)
+    with pytest.raises(ValueError, match="panel='g3' is not known; accepted: g1d, identity"):
+        toy_data("g3")
+    with pytest.raises(FileNotFoundError, match="no finished trial for any panel under"):
+        plot_losses(tmp_path)
+
+
+def test_cli_lists_the_dupont_experiments(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    text = capsys.readouterr().out
+    for name in ("dupont-1d", "dupont-flows", "dupont-features", "dupont-nfe",
+                 "dupont-generalisation", "dupont-images"):  # fmt: skip
+        assert name in text
+
+
+def test_plot_only_without_results_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reproduce", "dupont-nfe", "--out", str(tmp_path), "--plot-only"])
+    assert exit_info.value.code == 2
+    assert "config.json is missing" in capsys.readouterr().err
