@@ -102,13 +102,14 @@ class ModelSpec(_Spec):
             `augment_dim` zeros), `il-node` (learned linear input map to `in_dim + augment_dim`
             and output map), `data-controlled` (the input x enters the vector field at every
             evaluation), `chebyshev` / `fourier` (depth-variant weights theta(t) on a truncated
-            basis of `degree` terms), `stacked` (piecewise-constant theta(t) over `n_pieces`),
+            basis of degree `degree`), `stacked` (piecewise-constant theta(t) over `n_pieces`),
             `adaptive-depth` (a learned end time per sample), `resnet` (the discrete baseline).
         hidden: width of the hidden layers of the vector field (Dupont App. E:
             d + 1 -> hidden -> act -> hidden -> act -> d).
         augment_dim: zeros appended to the state (anode) or extra latent dimensions (il-node).
         activation: one of `ACTIVATIONS`.
-        degree: number of basis functions of the depth-variant kinds.
+        degree: degree of the depth-variant basis: Chebyshev polynomials T_0..T_degree
+            (degree + 1 terms), Fourier harmonics 0..degree (2 * degree + 1 terms).
         n_pieces: number of constant pieces of `stacked`.
         depth: residual blocks of `resnet`.
         time_dependent: concatenate t to the input of the vector field.

@@ -346,3 +346,16 @@ def test_match_width_errors():
         match_width(ModelSpec(kind="node"), 2, 3, 0)
     with pytest.raises(SpecError, match=r"tolerance must be a number in \(0, 1\), got 1.5"):
         match_width(ModelSpec(kind="node"), 2, 3, 1300, tolerance=1.5)
+
+
+def test_flat_parameters_of_a_galerkin_layer_are_coefficient_major(float64):
+    # docs/architecture.md order: per layer W then b; here W_0..W_{K-1} (row-major), b_0..b_{K-1}
+    from pyanode.torch import flat_parameters
+
+    layer = GalerkinLinear(2, 3, FourierBasis(1))
+    with torch.no_grad():
+        layer.weight.copy_(torch.arange(18.0).reshape(3, 3, 2))
+        layer.bias.copy_(100 + torch.arange(9.0).reshape(3, 3))
+    flat = flat_parameters(layer)
+    np.testing.assert_array_equal(flat[:6], [0, 1, 2, 3, 4, 5])  # W_0, row by row
+    np.testing.assert_array_equal(flat[18:], 100 + np.arange(9))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import ast
-import math
+import sys
 from pathlib import Path
 from typing import Any
 
-from pyanode._errors import SpecError
+from pyanode._errors import JuliaUnavailable, SpecError
 
 # study name -> one line of help
 _HELP = {
@@ -34,6 +34,12 @@ def add_parser(sub, name: str) -> None:
         p = studies.add_parser(study, help=text, description=text)
         p.add_argument("--out", type=Path, required=True, help="output folder")
         p.add_argument("--no-figures", action="store_true", help="write the tables only")
+        p.add_argument(
+            "--julia",
+            choices=("auto", "off", "require"),
+            help="rows from the Julia backend too: when usable (auto, the default), never, or "
+            "fail without it",
+        )
         if study != "cross-solver":
             source = p.add_mutually_exclusive_group()
             source.add_argument(
@@ -53,7 +59,7 @@ def add_parser(sub, name: str) -> None:
             p.add_argument("--solvers", nargs="+", help="solver names (default: all that apply)")
             p.add_argument("--tolerances", nargs="+", type=float, help="rtol = atol values")
             p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
-            p.add_argument("--repeats", type=int, help="solves per setting (median time)")
+            p.add_argument("--repeats", type=int, help="solves per setting (fastest time)")
             p.add_argument("--reference-rtol", type=float, help="default: 1e-12")
         if study in ("forward", "gradient"):
             p.add_argument("--steps", nargs="+", type=int, help="steps of the fixed-step solvers")
@@ -117,9 +123,12 @@ def _problem(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from pyanode.experiments import studies as st
+    from pyanode.experiments.studies import text_table
 
     grid = _given(args, solvers="solvers", tolerances="tolerances", steps="steps")
-    common = _given(args, dtype="dtype", repeats="repeats", reference_rtol="reference_rtol")
+    common = _given(
+        args, dtype="dtype", repeats="repeats", reference_rtol="reference_rtol", julia="julia"
+    )
     figures = not args.no_figures
     try:
         if args.run_study == "forward":
@@ -136,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
                 "dt",
                 "nfe_total",
                 "seconds",
-                "saved_bytes",
+                "peak_bytes",
                 "error",
             )
         elif args.run_study == "batch-coupling":
@@ -159,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
                     eval_settings="eval_settings",
                     epochs="epochs",
                     activation="activation",
+                    julia="julia",
                 )
             )
             result = st.cross_solver_study(config, args.out, run=args.run_dir, figures=figures)
@@ -170,24 +180,10 @@ def run(args: argparse.Namespace) -> int:
                 "agreement",
                 "nfe_forward",
             )
-    except st.ReferenceNotConverged as err:
-        print(f"pyanode study {args.run_study}: failed: {err}")
+    except (st.ReferenceNotConverged, JuliaUnavailable) as err:
+        print(f"pyanode study {args.run_study}: failed: {err}", file=sys.stderr)
         return 1
-    print(format_rows(result.rows, columns))
+    print(text_table(result.rows, columns))
     print(result.meta["julia"])
     print(f"written to {args.out}/: " + ", ".join(p.name for p in result.files))
     return 0
-
-
-def format_rows(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    """The rows as an aligned plain-text table of `columns` (numbers with 4 significant digits)."""
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return "-" if math.isnan(value) else f"{value:.4g}"
-        return str(value)
-
-    body = [list(columns)] + [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(line[i]) for line in body) for i in range(len(columns))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in body]
-    return "\n".join(lines)

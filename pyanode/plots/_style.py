@@ -47,6 +47,15 @@ CLASS_COLORS: tuple[tuple[str, str], ...] = (
 )
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A matplotlib Figure of `width` x `height` inches on the Agg canvas (no pyplot)."""
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -74,9 +83,10 @@ def save_figure(
             raise ValueError(f"format={fmt!r} is not known; accepted: {', '.join(supported)}")
         target = stem.with_name(f"{stem.name}.{fmt}")
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
         try:
-            fig.savefig(tmp, format=fmt, dpi=dpi)
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp makes 0600; figures are shared
+                fig.savefig(f, format=fmt, dpi=dpi)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

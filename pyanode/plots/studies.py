@@ -77,12 +77,13 @@ def _groups(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[tuple, list
 
 
 def _line(ax: Axes, rows: list[dict], x: str, y: str, **style: Any) -> None:
-    """Plot the positive, finite (x, y) points of `rows`, sorted by x."""
-    pts = sorted(
+    """Plot the positive, finite (x, y) points of `rows`, joined in table order (tolerance
+    or step count)."""
+    pts = [
         (r[x], r[y])
         for r in rows
         if r.get("status", "ok") == "ok" and _positive(r[x]) and _positive(r[y])
-    )
+    ]
     if pts:
         xs, ys = zip(*pts, strict=True)
         ax.plot(xs, ys, markersize=4, linewidth=1.4, **style)
@@ -155,7 +156,7 @@ GRADIENT_COLUMNS = (
     "gradient",
     "nfe_total",
     "seconds",
-    "saved_bytes",
+    "peak_bytes",
     "error",
     "status",
 )
@@ -165,8 +166,8 @@ def plot_gradient(
     table: str | os.PathLike, path: str | os.PathLike, formats: Sequence[str] = ("png", "pdf")
 ) -> list[Path]:
     """Gradient work-precision: relative error of the parameter gradient against NFE (forward +
-    backward), wall time (forward + backward) and the bytes saved for backward; colour per
-    solver, line style per gradient method.
+    backward), wall time (forward + backward) and peak memory; colour per solver, line style
+    per gradient method.
 
     Returns:
         The files written.
@@ -190,11 +191,11 @@ def plot_gradient(
         }
         _line(axes[0], group, "nfe_total", "error", **style)
         _line(axes[1], group, "seconds", "error", **style)
-        _line(axes[2], group, "saved_bytes", "error", **style)
+        _line(axes[2], group, "peak_bytes", "error", **style)
     ylabel = "relative error of the gradient"
     _loglog(axes[0], "NFE (forward + backward)", ylabel)
     _loglog(axes[1], "wall time, forward + backward [s]", ylabel)
-    _loglog(axes[2], "bytes saved for backward (peak)", ylabel)
+    _loglog(axes[2], "peak memory, forward + backward [bytes]", ylabel)
     _solver_legend(axes[0], solvers, {g: GRADIENT_STYLES.get(g, "-.") for g in gradients})
     fig.suptitle(_title(rows, "Gradient work-precision"), fontsize=10)
     return save_figure(fig, path, formats)

@@ -12,6 +12,8 @@ from pyanode.solvers._constant_step import ConstantStepSize as ConstantStepSize
 from pyanode.solvers._controller import AbstractStepSizeController as AbstractStepSizeController
 from pyanode.solvers._dopri5 import Dopri5 as Dopri5
 from pyanode.solvers._euler import Euler as Euler
+from pyanode.solvers._fused import AbstractFusedField as AbstractFusedField
+from pyanode.solvers._fused import AbstractFusedKernel as AbstractFusedKernel
 from pyanode.solvers._gradient import GRADIENTS as GRADIENTS
 from pyanode.solvers._gradient import AbstractGradientMethod as AbstractGradientMethod
 from pyanode.solvers._gradient import Adjoint as Adjoint

@@ -8,25 +8,34 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from pyanode.solvers._fused import AbstractFusedKernel, AbstractStageKernel, fused_kernel_of
 from pyanode.solvers._problem import (
     Problem,
     SolveRequest,
+    default_stepper,
     float_below,
     integrate_forward,
     make_stops,
     mixed_rms_norm,
     time_factory,
 )
+from pyanode.solvers._stepper import BufferStepper, PlainKernel
 
 
 def adjoint_solve(request: SolveRequest, seminorm: bool) -> torch.Tensor:
     """Solve `request` without a graph; its backward pass is the adjoint solve."""
-    args = request.args
-    arg_tensors = _tensors_of(args)
-    grad_args = tuple(a for a in arg_tensors if a.requires_grad)
     f = request.f
-    params = tuple(p for p in f.parameters() if p.requires_grad) if isinstance(f, nn.Module) else ()
-    state = _AdjointState(request, seminorm, grad_args, params)
+    # With the seminorm the parameter integrals do not steer the steps, so a fused field's
+    # adjoint integrates [y, a] only and sums the parameter gradients over the accepted stages.
+    kernel = fused_kernel_of(f, request.y0, request.args) if seminorm else None
+    if kernel is not None:
+        grad_args, params = kernel.arg_tensors, kernel.params
+    else:
+        grad_args = tuple(a for a in _tensors_of(request.args) if a.requires_grad)
+        params = ()
+        if isinstance(f, nn.Module):
+            params = tuple(p for p in f.parameters() if p.requires_grad)
+    state = _AdjointState(request, seminorm, grad_args, params, kernel)
     return _AdjointFunction.apply(state, request.y0, *grad_args, *params)
 
 
@@ -60,24 +69,35 @@ class _AdjointState:
         seminorm: bool,
         grad_args: tuple[torch.Tensor, ...],
         params: tuple[torch.Tensor, ...],
+        kernel: AbstractFusedKernel | None,
     ):
         self.request = request
         self.seminorm = seminorm
         self.grad_args = grad_args
         self.params = params
+        self.kernel = kernel
 
 
 class _AdjointFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, state: _AdjointState, y0: torch.Tensor, *tensors: torch.Tensor):
         r = state.request
+        kernel = state.kernel
+        if kernel is not None:
+            x0 = kernel.to_state(y0)
+            stepper = BufferStepper(kernel, r.solver, x0)
+        else:
+            x0 = y0
+            stepper = default_stepper(r.f, y0, r.args, r.solver)
         y1, saved, counts = integrate_forward(
-            r.f, y0, r.args, r.solver, r.controller, r.t0, r.t1, r.save_ts, r.jump_ts
+            stepper, x0, r.solver, r.controller, r.t0, r.t1, r.save_ts, r.jump_ts
         )
         r.stats.nfe_forward = counts.nfe
         r.stats.n_accepted = counts.n_accepted
         r.stats.n_rejected = counts.n_rejected
         ys = torch.stack(saved) if r.save_ts else y1
+        if kernel is not None:
+            ys = kernel.from_state(ys).contiguous()
         ctx.state = state
         ctx.save_for_backward(ys)
         return ys
@@ -87,7 +107,10 @@ class _AdjointFunction(torch.autograd.Function):
     def backward(ctx, grad_ys: torch.Tensor):
         state: _AdjointState = ctx.state
         (ys,) = ctx.saved_tensors
-        grads = _adjoint_backward(state, ys, grad_ys)
+        if state.kernel is not None:
+            grads = _fused_adjoint_backward(state, ys, grad_ys)
+        else:
+            grads = _adjoint_backward(state, ys, grad_ys)
         return (None, *grads)
 
 
@@ -136,20 +159,20 @@ def _adjoint_backward(
             z[n : 2 * n] += grad_ys[i].reshape(-1)
             return z
 
+        make_t = time_factory(dtype, device)
+        field = _AugmentedField(f, shape, n, wrt)
         problem = Problem(
-            f=_AugmentedField(f, shape, n, wrt),
-            args=args,
+            stepper=BufferStepper(PlainKernel(field, args, make_t), r.solver, z0),
             solver=r.solver,
             t0=t_start,
             t1=r.t0,
             stops=make_stops(t_start, r.t0, r.save_ts, r.jump_ts, dtype),
             norm=mixed_rms_norm(segments),
             on_save=on_save if r.save_ts else None,
-            make_t=time_factory(dtype, device),
             t0_below=float_below(t_start, dtype) if t_start in r.jump_ts else t_start,
         )
         with torch.no_grad():
-            z = r.controller.integrate(problem, z0)
+            z = problem.stepper.finish(r.controller.integrate(problem, z0))
         r.stats.nfe_backward += problem.counts.nfe
     else:
         z = z0  # saveat == [t0]: nothing to integrate
@@ -162,6 +185,77 @@ def _adjoint_backward(
     # The Function's inputs are (y0, *grad_args, *params); wrt is (*params, *leaves).
     n_params = len(params)
     return [grads[0], *grads[1 + n_params :], *grads[1 : 1 + n_params]]
+
+
+def _fused_adjoint_backward(
+    state: _AdjointState, ys: torch.Tensor, grad_ys: torch.Tensor
+) -> list[torch.Tensor | None]:
+    """The seminorm adjoint of a fused field: integrate `[y, a]` from the last output time to
+    `t0`; `a_theta` and `a_args` are the stages' VJPs summed with the steps' weights `-h b_i`.
+
+    Returns the gradients for `(y0, *kernel.arg_tensors, *kernel.params)`.
+    """
+    r = state.request
+    kernel = state.kernel
+    n = r.y0.numel()
+    dtype = ys.dtype
+    t_start = r.save_ts[-1] if r.save_ts else r.t1
+    # the kernel's layout (features-major for MLPKernel)
+    ys, grad_ys = kernel.to_state(ys), kernel.to_state(grad_ys)
+    y_start, a_start = (ys[-1], grad_ys[-1]) if r.save_ts else (ys, grad_ys)
+    state_shape = y_start.shape
+    z = torch.cat([y_start.reshape(-1), a_start.reshape(-1)])
+    if t_start == r.t0:  # saveat == [t0]: nothing to integrate
+        params, args = kernel.gradients([], None)
+        return [kernel.from_state(z[n:].view(state_shape)), *args, *params]
+
+    def on_save(i: int, t: float, z: torch.Tensor) -> torch.Tensor:
+        z = z.clone()
+        z[:n] = ys[i].reshape(-1)
+        z[n:] += grad_ys[i].reshape(-1)
+        return z
+
+    stepper = BufferStepper(_AdjointKernel(kernel, state_shape, n), r.solver, z, record=True)
+    problem = Problem(
+        stepper=stepper,
+        solver=r.solver,
+        t0=t_start,
+        t1=r.t0,
+        stops=make_stops(t_start, r.t0, r.save_ts, r.jump_ts, dtype),
+        norm=mixed_rms_norm([(0, n), (n, 2 * n)]),
+        on_save=on_save if r.save_ts else None,
+        t0_below=float_below(t_start, dtype) if t_start in r.jump_ts else t_start,
+    )
+    z = stepper.finish(r.controller.integrate(problem, z))
+    r.stats.nfe_backward += problem.counts.nfe
+    records, weights = [], []
+    b = r.solver._plan.coefficients(z).b_floats
+    for step in stepper.tape:
+        for i, b_i in enumerate(b):
+            if b_i != 0.0:
+                records.append(step.saved[i])
+                weights.append(-step.h * b_i)
+    params, args = kernel.gradients(records, weights)
+    stepper.release()
+    return [kernel.from_state(z[n:].view(state_shape)), *args, *params]
+
+
+class _AdjointKernel(AbstractStageKernel):
+    """`[f(t, y), -a df/dy]` on the flat state `[y, a]` through a fused kernel; saves the VJP
+    record, from which `kernel.gradients` forms `-a df/dtheta` and `-a df/dargs`."""
+
+    def __init__(self, kernel: AbstractFusedKernel, shape: torch.Size, n: int):
+        self.kernel, self.shape, self.n = kernel, shape, n
+
+    def evaluate(self, t, z, out, save):
+        n, shape = self.n, self.shape
+        if out is None:
+            out = torch.empty_like(z)
+        _, saved = self.kernel.evaluate(t, z[:n].view(shape), out[:n].view(shape), True)
+        adjoint = out[n:]
+        _, record = self.kernel.vjp(saved, z[n:].view(shape), adjoint.view(shape))
+        adjoint.neg_()
+        return out, (record if save else None)
 
 
 class _AugmentedField:

@@ -47,7 +47,7 @@ class ConstantStepSize(AbstractStepSizeController):
 
     def integrate(self, problem: Problem, y0: torch.Tensor) -> torch.Tensor:
         p = problem
-        f, args, solver, make_t = p.f, p.args, p.solver, p.make_t
+        stepper, solver = p.stepper, p.solver
         counts = p.counts
         schedule = _schedule(p.t0, p.stops, self.dt, p.direction)
         if len(schedule) > self.max_steps:
@@ -68,12 +68,13 @@ class ConstantStepSize(AbstractStepSizeController):
         k0_time = p.t0_below
         for t_next, stop in schedule:
             if k0 is None:
-                k0 = f(make_t(k0_time), y, args)
+                k0 = stepper.evaluate(k0_time, y)
                 counts.nfe += 1
                 counts.nfe_graph += 1
             k0_time = t_next
             t1_eval = stop.t_below if (stop is not None and stop.jump and forward) else None
-            y1, ks = solver.step(f, args, t, t_next, y, k0, make_t, t1_eval)
+            y1, state = stepper.step(t, t_next, y, k0, t1_eval)
+            stepper.accept(state)
             counts.nfe += n_new
             counts.nfe_graph += n_new
             counts.n_accepted += 1
@@ -82,7 +83,7 @@ class ConstantStepSize(AbstractStepSizeController):
             if not finite:
                 raise SolverError("nonfinite", t, t_next - t, counts.nfe)
             t, y = t_next, y1
-            k0 = ks[-1] if fsal else None
+            k0 = stepper.last_stage(state) if fsal else None
             if stop is not None:
                 refresh = stop.jump
                 if stop.save >= 0 and p.on_save is not None:

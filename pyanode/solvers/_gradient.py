@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import torch
 
 from pyanode.solvers._adjoint import adjoint_solve
-from pyanode.solvers._problem import SolveRequest, integrate_forward
+from pyanode.solvers._fused import AbstractFusedKernel, fused_kernel_of
+from pyanode.solvers._fused_backprop import fused_backprop, fused_forward
+from pyanode.solvers._problem import SolveRequest, default_stepper, integrate_forward
 from pyanode.solvers._solution import SolverStats
 
 
@@ -32,10 +34,18 @@ class Backprop(AbstractGradientMethod):
 
     def run(self, request: SolveRequest) -> torch.Tensor:
         r = request
-        y1, saved, counts = integrate_forward(
-            r.f, r.y0, r.args, r.solver, r.controller, r.t0, r.t1, r.save_ts, r.jump_ts
-        )
-        ys = torch.stack(saved) if r.save_ts else y1
+        kernel = fused_kernel_of(r.f, r.y0, r.args)
+        if kernel is not None:
+            if _needs_grad(r.y0, kernel):
+                ys, counts = fused_backprop(r, kernel)
+            else:
+                ys, counts = fused_forward(r, kernel)
+        else:
+            stepper = default_stepper(r.f, r.y0, r.args, r.solver)
+            y1, saved, counts = integrate_forward(
+                stepper, r.y0, r.solver, r.controller, r.t0, r.t1, r.save_ts, r.jump_ts
+            )
+            ys = torch.stack(saved) if r.save_ts else y1
         stats = r.stats
         stats.nfe_forward = counts.nfe
         stats.n_accepted = counts.n_accepted
@@ -43,6 +53,13 @@ class Backprop(AbstractGradientMethod):
         if ys.requires_grad:
             ys.register_hook(_CountBackward(stats, counts.nfe_graph))
         return ys
+
+
+def _needs_grad(y0: torch.Tensor, kernel: AbstractFusedKernel) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    tensors = (y0, *kernel.arg_tensors, *kernel.params)
+    return any(t.requires_grad for t in tensors)
 
 
 class _CountBackward:

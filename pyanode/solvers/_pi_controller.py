@@ -94,13 +94,14 @@ class PIController(AbstractStepSizeController):
 
     def integrate(self, problem: Problem, y0: torch.Tensor) -> torch.Tensor:
         p = problem
-        f, args, solver, make_t, norm = p.f, p.args, p.solver, p.make_t, p.norm
+        stepper, solver, norm = p.stepper, p.solver, p.norm
         counts = p.counts
         direction = p.direction
         t, t_end = p.t0, p.t1
         stops = p.stops
         n_new = solver.tableau.stages - 1  # evaluations per step besides the first stage
         fsal = solver.fsal
+        step, error_ratio, accept = stepper.step, stepper.error_ratio, stepper.accept
         rtol, atol, safety = self.rtol, self.atol, self.safety
         factormin, factormax = self.factormin, self.factormax
         k = float(solver.order)
@@ -112,7 +113,7 @@ class PIController(AbstractStepSizeController):
         dtmin_user = 0.0 if self.dtmin is None else self.dtmin
 
         y = y0
-        k0 = f(make_t(p.t0_below), y, args)
+        k0 = stepper.evaluate(p.t0_below, y)
         counts.nfe += 1
         counts.nfe_graph += 1
         with torch.no_grad():
@@ -133,7 +134,7 @@ class PIController(AbstractStepSizeController):
         n_steps = 0
         while True:
             if k0 is None:
-                k0 = f(make_t(t if k0_time is None else k0_time), y, args)
+                k0 = stepper.evaluate(t if k0_time is None else k0_time, y)
                 counts.nfe += 1
                 counts.nfe_graph += 1
                 k0_time = None
@@ -147,15 +148,11 @@ class PIController(AbstractStepSizeController):
             else:
                 t_next = t + dt * direction
                 t1_eval = None
-            y1, ks = solver.step(f, args, t, t_next, y, k0, make_t, t1_eval)
+            y1, state = step(t, t_next, y, k0, t1_eval)
             counts.nfe += n_new
             n_steps += 1
             h = t_next - t
-            with torch.no_grad():
-                err = solver.error_estimate(ks, h)
-                ay1 = y1.abs()
-                scale = torch.maximum(ay, ay1).mul_(rtol).add_(atol)
-                err_norm = norm(err.div_(scale))
+            err_norm, ay1 = error_ratio(state, h, ay, y1, rtol, atol, norm)
             h = abs(h)
             if err_norm <= 1.0:
                 # Accept.
@@ -172,12 +169,13 @@ class PIController(AbstractStepSizeController):
                     # A step clipped short of dt: keep dt unless the error asks for less.
                     dt_next = max(dt_next, min(dt, h * raw))
                 dt = min(dt_next, dtmax)
+                accept(state)
                 t, y, ay = t_next, y1, ay1
                 counts.n_accepted += 1
                 counts.nfe_graph += n_new
                 err_prev = max(err_norm, 1e-4)
                 last_rejected = nonfinite = False
-                k0 = ks[-1] if fsal else None
+                k0 = stepper.last_stage(state) if fsal else None
                 if landing:
                     refresh = stop.jump
                     if stop.save >= 0 and p.on_save is not None:
@@ -256,7 +254,7 @@ def initial_step(
             )
         h0 = min(h0, 0.5 * abs(p.stops[0].t - p.t0))
         t1 = p.t0 + direction * h0
-        f1 = p.f(p.make_t(t1), torch.add(y0, f0, alpha=direction * h0), p.args)
+        f1 = p.stepper.probe(t1, torch.add(y0, f0, alpha=direction * h0))
         d2 = p.norm((f1 - f0) / scale) / h0
         dmax = max(d1, d2)
         if not math.isfinite(dmax):

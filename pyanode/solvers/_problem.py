@@ -12,6 +12,7 @@ import torch
 
 from pyanode.solvers._solution import SolverStats
 from pyanode.solvers._solver import AbstractSolver, VectorField
+from pyanode.solvers._stepper import AbstractStepper, BufferStepper, GraphStepper, PlainKernel
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,16 @@ def mixed_rms_norm(segments: list[tuple[int, int]]) -> Callable[[torch.Tensor], 
     the seminorm of Kidger et al. (2021), "Hey, that's not an ODE".
     """
     scales = [1.0 / math.sqrt(max(b - a, 1)) for a, b in segments]
+    size = segments[0][1] - segments[0][0] if segments else 0
+    if size > 0 and all(a == i * size and b == a + size for i, (a, b) in enumerate(segments)):
+        # consecutive blocks of one size: one norm over the rows of a (blocks, size) view
+        blocks, end, scale = len(segments), len(segments) * size, scales[0]
+
+        def block_norm(e: torch.Tensor) -> float:
+            rows = e[:end].reshape(blocks, size)
+            return torch.linalg.vector_norm(rows, dim=1).max().item() * scale
+
+        return block_norm
 
     def norm(e: torch.Tensor) -> float:
         pairs = zip(segments, scales, strict=True)
@@ -73,26 +84,25 @@ class Problem:
     """One integration from `t0` to `t1` (either direction), as the controller loops see it.
 
     Arguments:
-        f, args, solver: the vector field, its extra argument and the Runge–Kutta method.
+        stepper: evaluates the vector field and takes the Runge–Kutta steps.
+        solver: the Runge–Kutta method (its order and number of stages).
         t0, t1: start and end time.
         stops: times after `t0` to land on, ordered from `t0` to `t1`, the last one `t1`.
-        norm: the error norm of a scaled error tensor, returning a float.
+        norm: the error norm of a scaled error tensor, returning a float; absolutely
+            homogeneous (`norm(c e) = |c| norm(e)`).
         on_save: called at each stop with `save >= 0` as `on_save(save, t, y)`; returns the state
             to continue from (a new tensor means the first stage is re-evaluated).
-        make_t: turns a float time into the 0-d tensor handed to `f`.
         t0_below: when the solve runs backwards and starts on a jump, the time just below `t0`
             where `f` is first evaluated (see `Stop.t_below`); else `t0`.
     """
 
-    f: VectorField
-    args: Any
+    stepper: AbstractStepper
     solver: AbstractSolver
     t0: float
     t1: float
     stops: list[Stop]
     norm: Callable[[torch.Tensor], float]
     on_save: Callable[[int, float, torch.Tensor], torch.Tensor] | None
-    make_t: Callable[[float], torch.Tensor]
     t0_below: float
     counts: Counts = field(default_factory=Counts)
 
@@ -134,42 +144,53 @@ def make_stops(
     ]
 
 
+def default_stepper(
+    f: VectorField, y0: torch.Tensor, args: Any, solver: AbstractSolver
+) -> AbstractStepper:
+    """The stepper of a plain vector field: a graph for autograd when grad is enabled."""
+    make_t = time_factory(y0.dtype, y0.device)
+    if torch.is_grad_enabled():
+        return GraphStepper(f, args, solver, make_t)
+    return BufferStepper(PlainKernel(f, args, make_t), solver, y0)
+
+
 def integrate_forward(
-    f: VectorField,
+    stepper: AbstractStepper,
     y0: torch.Tensor,
-    args: Any,
     solver: AbstractSolver,
     controller: Any,
     t0: float,
     t1: float,
     save_ts: list[float],
     jump_ts: list[float],
+    on_save: Callable[[int, float, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor], Counts]:
-    """Integrate `dy/dt = f(t, y, args)` from `(t0, y0)` to `t1` under the current grad mode.
+    """Integrate `dy/dt = f(t, y, args)` from `(t0, y0)` to `t1` with `stepper`.
 
-    Returns `(y1, saved, counts)` with `saved[i]` the state at `save_ts[i]`.
+    Returns `(y1, saved, counts)` with `saved[i]` the state at `save_ts[i]`; `on_save(i, t, y)`
+    is called at every save stop after `t0`.
     """
     dtype = y0.dtype
     saved: list[torch.Tensor] = [y0] * len(save_ts)  # entries at t0 keep y0
 
-    def on_save(i: int, t: float, y: torch.Tensor) -> torch.Tensor:
-        saved[i] = y
+    def save(i: int, t: float, y: torch.Tensor) -> torch.Tensor:
+        saved[i] = stepper.keep(y)
+        if on_save is not None:
+            on_save(i, t, y)
         return y
 
     backward_from_jump = t1 < t0 and t0 in jump_ts
     problem = Problem(
-        f=f,
-        args=args,
+        stepper=stepper,
         solver=solver,
         t0=t0,
         t1=t1,
         stops=make_stops(t0, t1, save_ts, jump_ts, dtype),
         norm=rms_norm(y0.numel()),
-        on_save=on_save if save_ts else None,
-        make_t=time_factory(dtype, y0.device),
+        on_save=save if save_ts else None,
         t0_below=float_below(t0, dtype) if backward_from_jump else t0,
     )
-    y1 = controller.integrate(problem, y0)
+    y1 = stepper.finish(controller.integrate(problem, y0))
     return y1, saved, problem.counts
 
 

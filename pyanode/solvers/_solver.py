@@ -33,6 +33,41 @@ class _StagePlan:
         self.b_terms = nonzero(tableau.b)
         self.err_terms = None if tableau.b_err is None else nonzero(tableau.b_err)
         self.fsal = tableau.fsal
+        self.tableau = tableau
+        self._coefficients: dict[tuple[torch.dtype, torch.device], StageCoefficients] = {}
+
+    def coefficients(self, like: torch.Tensor) -> StageCoefficients:
+        """The tableau as tensors of `like`'s dtype and device (built once per dtype/device)."""
+        key = (like.dtype, like.device)
+        coefficients = self._coefficients.get(key)
+        if coefficients is None:
+            coefficients = self._coefficients[key] = StageCoefficients(self.tableau, like)
+        return coefficients
+
+
+class StageCoefficients:
+    """The tableau as row tensors, so that a stage sum is one matrix product.
+
+    `rows[i]` (1, i) holds `a[i]` (stage `i`'s combination of the earlier stages), `b` and
+    `b_err` (1, s) the solution and error weights, `cols[j]` (1, s - 1 - j) the column
+    `a[j+1:, j]` (how stage `j` feeds the later ones, for the step's VJP) and `ones` (1, s - 1).
+    """
+
+    def __init__(self, tableau: ButcherTableau, like: torch.Tensor):
+        s = tableau.stages
+
+        def tensor(values):
+            return torch.tensor([list(values)], dtype=like.dtype, device=like.device)
+
+        self.c = tuple(float(x) for x in tableau.c)
+        self.b_floats = tuple(float(x) for x in tableau.b)
+        self.rows = (None, *(tensor(tableau.a[i]) for i in range(1, s)))
+        self.b = tensor(tableau.b)
+        self.b_err = None if tableau.b_err is None else tensor(tableau.b_err)
+        self.cols = tuple(tensor(tableau.a[i][j] for i in range(j + 1, s)) for j in range(s - 1))
+        # whether stage j feeds any later stage (else its gradient comes from b[j] alone)
+        self.feeds = tuple(any(tableau.a[i][j] != 0.0 for i in range(j + 1, s)) for j in range(s))
+        self.ones = torch.ones((1, max(s - 1, 1)), dtype=like.dtype, device=like.device)
 
 
 def _combine(y: torch.Tensor, ks: list[torch.Tensor], terms, dt: float) -> torch.Tensor:

@@ -58,8 +58,8 @@ class GalerkinLinear(nn.Module):
             self.weight.uniform_(-bound, bound)
             self.bias.uniform_(-bound, bound)
 
-    def coefficients_at(self, t: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
-        """The layer's weight W(t) (out, in) and bias b(t) (out,) at one depth t.
+    def basis_values(self, t: torch.Tensor | float) -> torch.Tensor:
+        """phi_k(t), shape (K,), in the weights' dtype.
 
         Raises:
             ValueError: if t holds more than one time (per-sample depths are not supported).
@@ -70,12 +70,14 @@ class GalerkinLinear(nn.Module):
                 f"GalerkinLinear needs one depth t for the whole batch, got t of shape "
                 f"{tuple(t.shape)}"
             )
-        phi = self.basis(t.reshape(())).to(self.weight.dtype)
-        return torch.tensordot(phi, self.weight, dims=1), phi @ self.bias
+        return self.basis(t.reshape(())).to(self.weight.dtype)
+
+    def expand(self, phi: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """W h + b with W = sum_k phi_k W_k and b = sum_k phi_k b_k for given basis values."""
+        return nn.functional.linear(h, torch.tensordot(phi, self.weight, dims=1), phi @ self.bias)
 
     def forward(self, t: torch.Tensor | float, h: torch.Tensor) -> torch.Tensor:
-        weight, bias = self.coefficients_at(t)
-        return nn.functional.linear(h, weight, bias)
+        return self.expand(self.basis_values(t), h)
 
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}, basis={self.basis!r}"
@@ -115,9 +117,10 @@ class DepthVariantField(nn.Module):
         if self.time_dependent:
             h = torch.cat([z, torch.as_tensor(t).to(z).expand(z.shape[0], 1)], dim=1)
         first, middle, last = self.layers
-        h = self.act(first(t, h))
-        h = self.act(middle(t, h))
-        return last(t, h)
+        phi = first.basis_values(t)  # one basis evaluation for the three layers
+        h = self.act(first.expand(phi, h))
+        h = self.act(middle.expand(phi, h))
+        return last.expand(phi, h)
 
 
 # ModelSpec kind -> the basis it expands theta(t) on (spec, t1 -> basis)

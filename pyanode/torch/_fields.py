@@ -6,6 +6,8 @@ import torch
 from torch import nn
 
 from pyanode._errors import SpecError
+from pyanode.solvers import AbstractFusedField
+from pyanode.torch._fused import FUSED_ACTIVATIONS, MLPKernel
 
 ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -26,12 +28,16 @@ def activation(name: str) -> nn.Module:
         ) from None
 
 
-class MLPField(nn.Module):
+class MLPField(nn.Module, AbstractFusedField):
     """Two-hidden-layer MLP vector field (Dupont et al. 2019, App. E).
 
     `[z, x, t] -> hidden -> act -> hidden -> act -> dim`, where the input x is present only for a
     data-controlled field (`control_dim > 0`, Massaroli et al. 2020) and t only when
     `time_dependent`. Called as `f(t, z, args)` with `args` the (B, control_dim) input or None.
+
+    With `act` "relu" or "tanh", `solve` evaluates and differentiates the field
+    through its fused kernel (`MLPKernel`: a few BLAS calls per evaluation, no autograd graph);
+    the weights stay in `net`, so parameters and their flat order are those of the modules.
     """
 
     def __init__(
@@ -45,6 +51,7 @@ class MLPField(nn.Module):
     ):
         super().__init__()
         self.dim = dim
+        self.act = act
         self.control_dim = control_dim
         self.time_dependent = time_dependent
         n_in = dim + control_dim + int(time_dependent)
@@ -63,3 +70,30 @@ class MLPField(nn.Module):
         if self.time_dependent:
             parts.append(t.to(z.dtype).expand(z.shape[0], 1))
         return self.net(torch.cat(parts, dim=1) if len(parts) > 1 else z)
+
+    def fused_kernel(self, y0: torch.Tensor, args: torch.Tensor | None) -> MLPKernel | None:
+        """The fused kernel for a solve from `y0` (B, dim), or None when it does not apply
+        (an activation other than relu/tanh, or dtype/device/shape mismatches, which the plain
+        forward then reports)."""
+        first = self.net[0]
+        weight = first.weight
+        if (
+            self.act not in FUSED_ACTIVATIONS
+            or y0.ndim != 2
+            or y0.shape[1] != self.dim
+            or y0.dtype != weight.dtype
+            or y0.device != weight.device
+        ):
+            return None
+        control = None
+        if self.control_dim:
+            if (
+                not isinstance(args, torch.Tensor)
+                or args.shape != (y0.shape[0], self.control_dim)
+                or args.dtype != weight.dtype
+                or args.device != weight.device
+            ):
+                return None
+            control = args
+        layers = (first, self.net[2], self.net[4])
+        return MLPKernel(layers, self.dim, control, self.time_dependent, self.act)

@@ -25,7 +25,7 @@ def match_width(
     """The hidden width whose model has the parameter count closest to `budget`.
 
     The count grows with the width, so the search doubles and bisects for the first width at or
-    above the budget and keeps it or the width below, whichever is closer (the smaller one on a tie).
+    above the budget and keeps it or the width below, whichever is closer (the smaller on a tie).
 
     Arguments:
         spec: the model; every field but `hidden` is kept.

@@ -141,7 +141,8 @@ def summarise(out: Path) -> dict[str, Any]:
     """Per model: final training and validation MSE of the slice-removed runs (mean, std over
     seeds), and the training MSE of the map run; stored as `summary.json`."""
     summary: dict[str, Any] = {}
-    for (panel, model), trials in group(read_trials(out)).items():
+    groups = group(read_trials(out))
+    for (panel, model), trials in sorted(groups.items(), key=lambda kv: MODELS.index(kv[0][1])):
         entry = summary.setdefault(model, {})
         train = np.array([t.result["train_loss"] for t in trials])
         if panel == "slice-removed":

@@ -91,7 +91,8 @@ def summarise(out: Path) -> dict[str, Any]:
     """Per model: forward NFE over the first and the last 5% of the iterations (mean, std over
     seeds) and their ratio, the final training loss; stored as `summary.json`."""
     summary: dict[str, Any] = {}
-    for (_, model), trials in group(read_trials(out)).items():
+    groups = group(read_trials(out))
+    for (_, model), trials in sorted(groups.items(), key=lambda kv: MODELS.index(kv[0][1])):
         nfe = stack(trials, "nfe_forward")
         k = max(1, nfe.shape[1] // 20)
         first, last = nfe[:, :k].mean(axis=1), nfe[:, -k:].mean(axis=1)

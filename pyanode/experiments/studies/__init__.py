@@ -6,7 +6,7 @@ writes a CSV table, `study.json` and a figure under `out`, and returns a `StudyR
 are measured against a float64 reference whose convergence is checked on every run.
 """
 
-from pyanode.experiments.studies._measure import SavedTensorBytes as SavedTensorBytes
+from pyanode.experiments.studies._measure import PeakMemory as PeakMemory
 from pyanode.experiments.studies._reference import ForwardReference as ForwardReference
 from pyanode.experiments.studies._reference import GradientReference as GradientReference
 from pyanode.experiments.studies._reference import ReferenceNotConverged as ReferenceNotConverged
@@ -16,6 +16,7 @@ from pyanode.experiments.studies._reference import loss_and_gradient as loss_and
 from pyanode.experiments.studies._settings import Setting as Setting
 from pyanode.experiments.studies._settings import parse_setting as parse_setting
 from pyanode.experiments.studies._tables import StudyResult as StudyResult
+from pyanode.experiments.studies._tables import text_table as text_table
 from pyanode.experiments.studies.batch_coupling import BatchCouplingConfig as BatchCouplingConfig
 from pyanode.experiments.studies.batch_coupling import batch_coupling_study as batch_coupling_study
 from pyanode.experiments.studies.cross_solver import CrossSolverConfig as CrossSolverConfig

@@ -1,10 +1,12 @@
-"""What the studies measure besides NFE: wall time, memory kept for backward, errors."""
+"""What the studies measure besides NFE: wall time, peak memory, errors."""
 
 from __future__ import annotations
 
-import statistics
+import contextlib
+import os
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import torch
@@ -12,75 +14,73 @@ import torch
 T = TypeVar("T")
 
 
-class SavedTensorBytes:
-    """The peak of the bytes autograd holds for backward passes while the context is open.
+class PeakMemory:
+    """The peak of the bytes torch allocates while the context is open, above those allocated
+    when it opened.
 
-    Every tensor saved for backward (by torch's ops, by `ctx.save_for_backward` of custom
-    Functions, during a forward pass or inside a backward pass that builds graphs, as the
-    adjoint's vector-Jacobian products do) goes through a pack hook. A saved storage counts from
-    when it is first packed until the last graph node holding it is freed; `peak` is the largest
-    total of such live storages, `live` the total now. Storages of `exclude` (parameters and
-    inputs, which exist anyway) are not counted. For backprop through a solver the peak is the
-    stages and activations of every accepted step; for the adjoint, the end state plus one
-    step's vector-Jacobian product. It is a measure of the activations kept for backward, not of
-    the process's memory.
+    On CUDA: `torch.cuda.max_memory_allocated`. On the CPU, torch's allocations are invisible to
+    `tracemalloc` and too small for the process's RSS, so they are read from the profiler's
+    memory events (`torch.profiler` with `profile_memory=True`): the largest running sum of the
+    bytes allocated minus freed, in time order. This counts everything the pass allocates and
+    holds: the stages or tape that backprop keeps for backward (whether autograd's saved
+    tensors or a fused solver's own tape), the adjoint's augmented state, temporaries. The
+    profiler slows the pass down; time it separately.
 
     Arguments:
-        exclude: tensors whose storage is not counted.
+        device: the device whose allocations are measured.
     """
 
-    def __init__(self, exclude: Iterable[torch.Tensor] = ()):
-        self._excluded = {_storage_key(t) for t in exclude}
-        self._held: dict[tuple[int, str], list[int]] = {}  # key -> [references, bytes]
-        self.live = 0
+    def __init__(self, device: torch.device):
+        self.device = torch.device(device)
         self.peak = 0
-        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, _unpack)
+        self._profiler: Any = None
+        self._base = 0
 
-    def _pack(self, tensor: torch.Tensor) -> Any:
-        key = _storage_key(tensor)
-        if key in self._excluded:
-            return tensor
-        held = self._held.get(key)
-        if held is None:
-            held = self._held[key] = [0, tensor.untyped_storage().nbytes()]
-            self.live += held[1]
-            self.peak = max(self.peak, self.live)
-        held[0] += 1
-        return _Packed(tensor, key, self)
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            return self
+        from torch.profiler import ProfilerActivity, profile
 
-    def _release(self, key: tuple[int, str]) -> None:
-        held = self._held[key]
-        held[0] -= 1
-        if held[0] == 0:
-            self.live -= held[1]
-            del self._held[key]
-
-    def __enter__(self) -> SavedTensorBytes:
-        self._hooks.__enter__()
+        self._profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+        with _quiet_stderr():  # some builds log profiler_start/stop lines to stderr
+            self._profiler.__enter__()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._hooks.__exit__(*exc)
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
+            return
+        with _quiet_stderr():
+            self._profiler.__exit__(*exc)
+        changes = sorted(
+            (e.time_range.start, e.self_cpu_memory_usage)
+            for e in self._profiler.events()
+            if e.self_cpu_memory_usage
+        )
+        running = peak = 0
+        for _, change in changes:
+            running += change
+            peak = max(peak, running)
+        self.peak = peak
 
 
-class _Packed:
-    """A saved tensor as the graph holds it; tells its counter when the graph lets it go."""
-
-    __slots__ = ("tensor", "key", "counter")
-
-    def __init__(self, tensor: torch.Tensor, key: tuple[int, str], counter: SavedTensorBytes):
-        self.tensor, self.key, self.counter = tensor, key, counter
-
-    def __del__(self) -> None:
-        self.counter._release(self.key)
-
-
-def _storage_key(tensor: torch.Tensor) -> tuple[int, str]:
-    return (tensor.untyped_storage().data_ptr(), str(tensor.device))
-
-
-def _unpack(packed: Any) -> torch.Tensor:
-    return packed.tensor if isinstance(packed, _Packed) else packed
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration (C++ log lines included)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def synchronize(device: torch.device) -> None:
@@ -90,7 +90,10 @@ def synchronize(device: torch.device) -> None:
 
 
 def timed(fn: Callable[[], T], repeats: int, device: torch.device) -> tuple[float, T]:
-    """The median wall time of `repeats` calls of `fn` (seconds) and the last call's result."""
+    """The shortest wall time of `repeats` calls of `fn` (seconds) and the last call's result.
+
+    The minimum, not the mean: the slower calls are those disturbed by other load.
+    """
     times = []
     result = None
     for _ in range(repeats):
@@ -99,7 +102,7 @@ def timed(fn: Callable[[], T], repeats: int, device: torch.device) -> tuple[floa
         result = fn()
         synchronize(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times), result  # type: ignore[return-value]
+    return min(times), result  # type: ignore[return-value]
 
 
 def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:

@@ -19,6 +19,7 @@ from pyanode.solvers import (
     PIController,
     solver_from_name,
 )
+from pyanode.specs import SolverSpec
 
 ADAPTIVE = tuple(name for name, cls in SOLVERS.items() if cls.tableau.b_err is not None)
 FIXED_STEP = tuple(name for name in SOLVERS if name not in ADAPTIVE)
@@ -80,6 +81,21 @@ class Setting:
             return PIController(rtol=self.tol, atol=self.tol, max_steps=self.max_steps)
         return ConstantStepSize(self.dt, max_steps=self.max_steps)
 
+    def solver_spec(self, *, t1: float = 1.0, gradient: str = "backprop") -> SolverSpec:
+        """The `SolverSpec` of this setting (for training, or for the Julia backend)."""
+        if self.adaptive:
+            return SolverSpec(
+                solver=self.solver,
+                rtol=self.tol,
+                atol=self.tol,
+                gradient=gradient,
+                max_steps=self.max_steps,
+                t1=t1,
+            )
+        return SolverSpec(
+            solver=self.solver, dt=self.dt, gradient=gradient, max_steps=self.max_steps, t1=t1
+        )
+
     def columns(self) -> dict[str, object]:
         """The table columns that identify this setting: solver, order, rtol, atol, dt."""
         nan = math.nan
@@ -110,16 +126,15 @@ def parse_setting(text: str, *, max_steps: int = 100_000) -> Setting:
     """
     solver, sep, value = str(text).partition(":")
     fixed = value.startswith("dt=")
-    number = value[3:] if fixed else value
     try:
-        x = float(number)
+        if not sep:
+            raise ValueError
+        x = float(value[3:] if fixed else value)
     except ValueError:
         raise SpecError(
-            f"solver setting {text!r} must be SOLVER:TOL (adaptive, e.g. dp5:1e-3) or "
-            "SOLVER:dt=STEP (fixed step, e.g. rk4:dt=0.25)"
+            f"solver setting {text!r} must be SOLVER:TOL or SOLVER:dt=STEP (adaptive, e.g. "
+            "dp5:1e-3, or fixed step, e.g. rk4:dt=0.25)"
         ) from None
-    if not sep:
-        raise SpecError(f"solver setting {text!r} must be SOLVER:TOL or SOLVER:dt=STEP")
     if fixed or solver in FIXED_STEP:
         return Setting(solver, dt=x, max_steps=max_steps)
     return Setting(solver, tol=x, max_steps=max_steps)

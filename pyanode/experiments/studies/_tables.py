@@ -72,23 +72,15 @@ def write_study(
     return files
 
 
-def julia_note() -> str:
-    """Why the rows come from the torch backend only: the Julia backend's status in one line.
+def text_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    """The rows as an aligned plain-text table of `columns` (numbers with 4 significant digits)."""
 
-    The studies run on Julia solvers only where the Julia bridge can solve one problem at a
-    given solver, tolerance and gradient method; rows are never made up for it.
-    """
-    try:
-        from pyanode import julia
-    except ImportError as err:
-        return f"julia: not available (pyanode.julia cannot be imported: {err}); torch rows only"
-    try:
-        state = julia.status()
-    except Exception as err:  # a broken installation must not stop a torch study
-        return f"julia: not available (status failed: {err}); torch rows only"
-    if not (state.available and state.installed):
-        return f"julia: not available ({state.reason}); torch rows only"
-    return (
-        "julia: available, but the bridge has no single-solve entry point for the studies yet; "
-        "torch rows only"
-    )
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "-" if math.isnan(value) else f"{value:.4g}"
+        return str(value)
+
+    body = [list(columns)] + [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(line[i]) for line in body) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in body]
+    return "\n".join(lines)

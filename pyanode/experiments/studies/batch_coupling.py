@@ -21,10 +21,12 @@ from typing import Any
 import torch
 
 from pyanode._errors import SolverError, SpecError
+from pyanode.experiments.studies._julia import julia_backend as resolve_julia
+from pyanode.experiments.studies._julia import julia_coupling_row
 from pyanode.experiments.studies._measure import per_sample_relative_errors, relative_error, timed
 from pyanode.experiments.studies._reference import REFERENCE_RTOL, forward_reference
 from pyanode.experiments.studies._settings import ADAPTIVE, FIXED_STEP, Setting, check_grid
-from pyanode.experiments.studies._tables import StudyResult, julia_note, write_study
+from pyanode.experiments.studies._tables import StudyResult, write_study
 from pyanode.experiments.studies.problems import StudyProblem
 from pyanode.experiments.studies.work_precision import DTYPES, check_config
 
@@ -59,7 +61,7 @@ class BatchCouplingConfig:
         tolerances: `rtol = atol` of each solve.
         samples: the study uses the first `samples` points of the problem's batch (the
             per-sample loop costs one solve each).
-        dtype, device, repeats, max_steps, reference_rtol: as in `ForwardConfig`.
+        dtype, device, repeats, max_steps, reference_rtol, julia: as in `ForwardConfig`.
 
     Raises:
         SpecError: for a fixed-step or unknown solver, an invalid tolerance, or samples < 1.
@@ -73,6 +75,7 @@ class BatchCouplingConfig:
     repeats: int = 1
     max_steps: int = 100_000
     reference_rtol: float = REFERENCE_RTOL
+    julia: str = "auto"
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -154,6 +157,7 @@ def batch_coupling_study(
     out: str | os.PathLike | None = None,
     *,
     figures: bool = True,
+    julia_backend: Any = None,
 ) -> StudyResult:
     """Run the batch-coupling study on the first `config.samples` points of `problem`.
 
@@ -164,14 +168,17 @@ def batch_coupling_study(
         out: folder for `batch_coupling.csv`, `study.json` and `batch_coupling.{png,pdf}`;
             nothing is written when None.
         figures: draw the figure (needs `out`).
+        julia_backend: the backend object for the Julia rows (default `JuliaBackend()`).
 
     Returns:
         The `StudyResult` (rows with the columns `COLUMNS`).
 
     Raises:
         ReferenceNotConverged: if the float64 reference fails its checks.
+        JuliaUnavailable: for `julia="require"` when the Julia backend cannot run.
     """
     sub = problem.first(config.samples)
+    julia, note = resolve_julia(config.julia, sub, julia_backend)
     reference = forward_reference(sub, rtol=config.reference_rtol)
     work = sub.converted(DTYPES[config.dtype], config.device)
     rows = []
@@ -179,23 +186,29 @@ def batch_coupling_study(
         for tol in config.tolerances:
             setting = Setting(solver, tol=float(tol), max_steps=config.max_steps)
             for mode in MODES:
-                row = measure_coupling(work, setting, mode, reference.y1, repeats=config.repeats)
-                log.info(
-                    "study batch-coupling: %s %s %s: nfe %.1f, error %.3g",
-                    problem.name,
-                    setting.label,
-                    mode,
-                    row["nfe_forward"],
-                    row["error"],
-                )
-                rows.append(row)
+                new = [measure_coupling(work, setting, mode, reference.y1, repeats=config.repeats)]
+                if julia is not None:
+                    new.append(
+                        julia_coupling_row(julia, sub, setting, mode, reference.y1, config.repeats)
+                    )
+                for row in new:
+                    log.info(
+                        "study batch-coupling: %s %s %s (%s): nfe %.1f, error %.3g",
+                        problem.name,
+                        setting.label,
+                        mode,
+                        row["backend"],
+                        row["nfe_forward"],
+                        row["error"],
+                    )
+                rows += new
     meta = {
         "study": "batch-coupling",
         "problem": sub.describe(),
         "config": asdict(config),
         "reference": reference.checks(),
-        "backends": ["torch"],
-        "julia": julia_note(),
+        "backends": sorted({r["backend"] for r in rows}),
+        "julia": note,
         "per_sample": "a loop of one solve per sample (the solver has no per-sample step "
         "sizes); nfe_forward is the mean over the samples",
     }

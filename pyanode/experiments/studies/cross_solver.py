@@ -21,9 +21,11 @@ from typing import Any
 import torch
 
 from pyanode._errors import SolverError, SpecError
+from pyanode.experiments.studies._julia import check_mode, julia_evaluate
+from pyanode.experiments.studies._julia import julia_backend as resolve_julia
 from pyanode.experiments.studies._reference import end_state
 from pyanode.experiments.studies._settings import Setting, parse_setting
-from pyanode.experiments.studies._tables import StudyResult, julia_note, write_study
+from pyanode.experiments.studies._tables import StudyResult, write_study
 from pyanode.experiments.studies.problems import (
     TEST_SEED_OFFSET,
     OutputLoss,
@@ -66,9 +68,12 @@ class CrossSolverConfig:
             the same size (seed + 1000).
         reference_rtol: tolerance of the float64 Dopri5 `exact` flow.
         max_steps: step budget of one evaluation solve.
+        julia: as in `ForwardConfig`: `auto` also evaluates every trained model with the Julia
+            backend's solvers where it is usable (rows with `backend = "julia"`).
 
     Raises:
-        SpecError: for a malformed setting or an invalid model or training value.
+        SpecError: for a malformed setting, an invalid model or training value, or an unknown
+            julia mode.
     """
 
     train_settings: tuple[str, ...] = ("euler:dt=1", "euler:dt=0.25", "rk4:dt=0.5", "dp5:1e-3")
@@ -84,8 +89,10 @@ class CrossSolverConfig:
     n_points: int = 1024
     reference_rtol: float = 1e-10
     max_steps: int = 100_000
+    julia: str = "auto"
 
     def __post_init__(self) -> None:
+        check_mode(self.julia)
         if not self.train_settings:
             raise SpecError("train_settings must not be empty, e.g. ('euler:dt=1', 'dp5:1e-3')")
         self.settings()
@@ -112,15 +119,6 @@ class CrossSolverConfig:
 
     def train_spec(self) -> TrainSpec:
         return TrainSpec(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed)
-
-
-def solver_spec(setting: Setting) -> SolverSpec:
-    """The `SolverSpec` that trains with `setting` (backprop gradients)."""
-    if setting.adaptive:
-        return SolverSpec(
-            solver=setting.solver, rtol=setting.tol, atol=setting.tol, max_steps=setting.max_steps
-        )
-    return SolverSpec(solver=setting.solver, dt=setting.dt, max_steps=setting.max_steps)
 
 
 def evaluate(problem: StudyProblem, setting: Setting | None, reference_rtol: float) -> dict:
@@ -160,7 +158,7 @@ def _train(config: CrossSolverConfig, setting: Setting, out: Path | None) -> Stu
     from pyanode.experiments.checkpoint import CHECKPOINT, save_checkpoint
     from pyanode.experiments.store import write_run
 
-    solver = solver_spec(setting)
+    solver = setting.solver_spec()
     train_data = three_spheres(n=config.n_points, seed=config.seed)
     test_data = three_spheres(n=config.n_points, seed=config.seed + TEST_SEED_OFFSET)
     fitted = TorchBackend().fit(
@@ -184,7 +182,32 @@ def _train(config: CrossSolverConfig, setting: Setting, out: Path | None) -> Stu
         torch.as_tensor(test_data.y),
         name="trained-node",
         description=f"{config.kind} trained with {setting.label}",
+        model_spec=config.model_spec(),
     )
+
+
+def _cross_row(backend, label, setting, train_acc, exact, measure) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "backend": backend,
+        "trained_with": label,
+        "evaluated_with": EXACT if setting is None else setting.label,
+        "train_test_acc": train_acc,
+    }
+    try:
+        res = measure(setting)
+    except SolverError as err:
+        row.update(test_acc=math.nan, gap=math.nan, test_loss=math.nan)
+        row.update(agreement=math.nan, nfe_forward=err.nfe, status=f"failed: {err.reason}")
+        return row
+    row.update(
+        test_acc=res["test_acc"],
+        gap=res["test_acc"] - exact["test_acc"],
+        test_loss=res["test_loss"],
+        agreement=(res["classes"] == exact["classes"]).double().mean().item(),
+        nfe_forward=res["nfe_forward"],
+        status="ok",
+    )
+    return row
 
 
 def _run_setting(spec: SolverSpec) -> Setting:
@@ -199,6 +222,7 @@ def cross_solver_study(
     *,
     run: str | os.PathLike | None = None,
     figures: bool = True,
+    julia_backend: Any = None,
 ) -> StudyResult:
     """Train a model per training setting (or load the one of a stored run) and evaluate each
     with every evaluation setting and the exact flow.
@@ -211,10 +235,14 @@ def cross_solver_study(
         run: a stored run folder; its model is evaluated instead of training new ones (its
             test split, up to 1024 points, is the test set).
         figures: draw the heatmap (needs `out`).
+        julia_backend: the backend object for the Julia rows (default `JuliaBackend()`).
 
     Returns:
         The `StudyResult` (rows with the columns `COLUMNS`; `gap` is `test_acc` minus the
-        accuracy of the exact flow).
+        accuracy of the exact flow, which is always solved by torch in float64).
+
+    Raises:
+        JuliaUnavailable: for `julia="require"` when the Julia backend cannot run.
     """
     out_path = None if out is None else Path(out)
     train_settings, eval_settings = config.settings()
@@ -224,48 +252,39 @@ def cross_solver_study(
         trained = [(_run_setting(stored.solver).label, problem)]
     else:
         trained = [(s.label, _train(config, s, out_path)) for s in train_settings]
+    julia, note = resolve_julia(config.julia, trained[0][1], julia_backend)
     rows = []
     for label, problem in trained:
         exact = evaluate(problem, None, config.reference_rtol)
-        own = next((s for s in eval_settings if s.label == label), None)
-        train_acc = evaluate(problem, own, config.reference_rtol)["test_acc"] if own else math.nan
-        for setting in [*eval_settings, None]:
-            row: dict[str, Any] = {
-                "backend": "torch",
-                "trained_with": label,
-                "evaluated_with": EXACT if setting is None else setting.label,
-                "train_test_acc": train_acc,
-            }
-            try:
-                res = evaluate(problem, setting, config.reference_rtol)
-            except SolverError as err:
-                row.update(test_acc=math.nan, gap=math.nan, test_loss=math.nan)
-                row.update(agreement=math.nan, nfe_forward=err.nfe, status=f"failed: {err.reason}")
+        backends = [("torch", None)] + ([] if julia is None else [("julia", julia)])
+        for backend_name, backend in backends:
+
+            def measure(setting, backend=backend, problem=problem):
+                if setting is None or backend is None:
+                    return evaluate(problem, setting, config.reference_rtol)
+                return julia_evaluate(backend, problem, setting)
+
+            own = next((s for s in eval_settings if s.label == label), None)
+            train_acc = measure(own)["test_acc"] if own is not None else math.nan
+            settings = [*eval_settings, None] if backend is None else eval_settings
+            for setting in settings:
+                row = _cross_row(backend_name, label, setting, train_acc, exact, measure)
+                log.info(
+                    "study cross-solver: trained %s, evaluated %s (%s): test acc %.4f",
+                    label,
+                    row["evaluated_with"],
+                    backend_name,
+                    row["test_acc"],
+                )
                 rows.append(row)
-                continue
-            row.update(
-                test_acc=res["test_acc"],
-                gap=res["test_acc"] - exact["test_acc"],
-                test_loss=res["test_loss"],
-                agreement=(res["classes"] == exact["classes"]).double().mean().item(),
-                nfe_forward=res["nfe_forward"],
-                status="ok",
-            )
-            log.info(
-                "study cross-solver: trained %s, evaluated %s: test acc %.4f",
-                label,
-                row["evaluated_with"],
-                row["test_acc"],
-            )
-            rows.append(row)
     meta = {
         "study": "cross-solver",
         "config": asdict(config),
         "run": None if run is None else str(run),
         "problems": [p.describe() for _, p in trained],
         "exact": f"float64 dp5 at rtol = atol = {config.reference_rtol:g}",
-        "backends": ["torch"],
-        "julia": julia_note(),
+        "backends": sorted({r["backend"] for r in rows}),
+        "julia": note,
     }
     result = StudyResult("cross-solver", rows, meta)
     if out_path is None:

@@ -2,11 +2,10 @@
 
 For every solver setting and gradient method (backprop through the solver, the backsolve adjoint
 with the seminorm of Kidger et al. 2021, and the adjoint with the full norm) the study records
-the forward and backward NFE, the wall time of forward + backward, the bytes autograd holds for
-backward (`saved_bytes`: the peak over forward and backward, see `SavedTensorBytes`; on CUDA
-also `peak_bytes`, the peak of allocated memory), and the relative error of the gradient and of
-the loss against the float64 reference (backprop through Dopri5 at rtol 1e-12, checked against
-the full-norm adjoint).
+the forward and backward NFE, the wall time of forward + backward, the peak of the memory torch
+allocates over forward + backward (`peak_bytes`, see `PeakMemory`), and the relative error of
+the gradient and of the loss against the float64 reference (backprop through Dopri5 at rtol
+1e-12, checked against the full-norm adjoint).
 """
 
 from __future__ import annotations
@@ -21,7 +20,9 @@ from typing import Any
 import torch
 
 from pyanode._errors import SolverError, SpecError
-from pyanode.experiments.studies._measure import SavedTensorBytes, relative_error, timed
+from pyanode.experiments.studies._julia import JULIA_GRADIENTS, julia_gradient_row
+from pyanode.experiments.studies._julia import julia_backend as resolve_julia
+from pyanode.experiments.studies._measure import PeakMemory, relative_error, timed
 from pyanode.experiments.studies._reference import (
     REFERENCE_RTOL,
     GradientReference,
@@ -29,7 +30,7 @@ from pyanode.experiments.studies._reference import (
     loss_and_gradient,
 )
 from pyanode.experiments.studies._settings import ALL_SOLVERS, Setting, check_grid, grid
-from pyanode.experiments.studies._tables import StudyResult, julia_note, write_study
+from pyanode.experiments.studies._tables import StudyResult, write_study
 from pyanode.experiments.studies.problems import StudyProblem
 from pyanode.experiments.studies.work_precision import DTYPES, check_config
 from pyanode.solvers import AbstractGradientMethod, Adjoint, Backprop
@@ -56,7 +57,6 @@ COLUMNS = (
     "nfe_backward",
     "nfe_total",
     "seconds",
-    "saved_bytes",
     "peak_bytes",
     "loss_error",
     "error",
@@ -74,9 +74,13 @@ class GradientConfig:
             computation (the norm only steers step control), so `adjoint-fullnorm` is run for
             adaptive solvers only.
         dtype, device, repeats, max_steps, reference_rtol: as in `ForwardConfig`.
+        julia: as in `ForwardConfig`; the Julia rows use every method of `JULIA_GRADIENTS`
+            (SciMLSensitivity's backprop, backsolve, interpolating, quadrature and Gauss
+            adjoints).
 
     Raises:
-        SpecError: for an unknown solver, gradient method or dtype, or an invalid grid.
+        SpecError: for an unknown solver, gradient method, dtype or julia mode, or an invalid
+            grid.
     """
 
     solvers: tuple[str, ...] = ALL_SOLVERS
@@ -88,6 +92,7 @@ class GradientConfig:
     repeats: int = 3
     max_steps: int = 100_000
     reference_rtol: float = REFERENCE_RTOL
+    julia: str = "auto"
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -109,8 +114,8 @@ def measure_gradient(
     repeats: int = 1,
 ) -> dict[str, Any]:
     """One row of the gradient table: loss and parameter gradient of `problem` (in the study's
-    dtype and device) with `setting` and the method `gradient`; NFE, median time of forward +
-    backward, saved bytes and errors against `reference`.
+    dtype and device) with `setting` and the method `gradient`; NFE, fastest time of forward +
+    backward, peak memory and errors against `reference`.
 
     A failed solve is a row too: `status` holds the failure, the numbers are NaN.
     """
@@ -125,20 +130,15 @@ def measure_gradient(
     device = problem.device
     nan = math.nan
     try:
-        # One pass with the saved-tensor hooks and the memory peak, then the timed passes.
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
-        held = [*problem.parameters(), *problem.buffers()]
-        with SavedTensorBytes(exclude=held) as saved:
+        # One pass measuring memory (the profiler slows it down), then the timed passes.
+        with PeakMemory(device) as memory:
             loss, grad, stats = loss_and_gradient(problem, solver, controller, method)
-        peak = torch.cuda.max_memory_allocated(device) - before if device.type == "cuda" else nan
         seconds, _ = timed(
             lambda: loss_and_gradient(problem, solver, controller, method), repeats, device
         )
     except SolverError as err:
         row.update(nfe_forward=err.nfe, nfe_backward=nan, nfe_total=nan, seconds=nan)
-        row.update(saved_bytes=nan, peak_bytes=nan, loss_error=nan, error=nan)
+        row.update(peak_bytes=nan, loss_error=nan, error=nan)
         row["status"] = f"failed: {err.reason}"
         return row
     ref_loss = torch.tensor(reference.loss, dtype=torch.float64)
@@ -147,8 +147,7 @@ def measure_gradient(
         nfe_backward=stats.nfe_backward,
         nfe_total=stats.nfe_forward + stats.nfe_backward,
         seconds=seconds,
-        saved_bytes=saved.peak,
-        peak_bytes=peak,
+        peak_bytes=memory.peak,
         loss_error=relative_error(loss, ref_loss),
         error=relative_error(grad, reference.gradient),
         status="ok",
@@ -163,6 +162,7 @@ def gradient_study(
     *,
     figures: bool = True,
     reference: GradientReference | None = None,
+    julia_backend: Any = None,
 ) -> StudyResult:
     """Run the gradient work-precision study of `problem`.
 
@@ -173,43 +173,53 @@ def gradient_study(
             nothing is written when None.
         figures: draw the figure (needs `out`).
         reference: a reference computed before (else it is computed here).
+        julia_backend: the backend object for the Julia rows (default `JuliaBackend()`).
 
     Returns:
         The `StudyResult` (rows with the columns `COLUMNS`).
 
     Raises:
         ReferenceNotConverged: if the float64 reference gradient fails its checks.
+        JuliaUnavailable: for `julia="require"` when the Julia backend cannot run.
     """
+    julia, note = resolve_julia(config.julia, problem, julia_backend)
     reference = reference or gradient_reference(problem, rtol=config.reference_rtol)
     work = problem.converted(DTYPES[config.dtype], config.device)
     rows = []
     for setting in grid(
         config.solvers, config.tolerances, config.steps, problem.t1, max_steps=config.max_steps
     ):
-        for gradient in config.gradients:
-            if gradient == "adjoint-fullnorm" and not setting.adaptive:
-                continue
-            row = measure_gradient(work, setting, gradient, reference, repeats=config.repeats)
+        new = [
+            measure_gradient(work, setting, gradient, reference, repeats=config.repeats)
+            for gradient in config.gradients
+            if setting.adaptive or gradient != "adjoint-fullnorm"
+        ]
+        if julia is not None:
+            new += [
+                julia_gradient_row(julia, problem, setting, gradient, reference, config.repeats)
+                for gradient in JULIA_GRADIENTS
+            ]
+        for row in new:
             log.info(
-                "study gradient: %s %s %s: nfe %s + %s, error %.3g",
+                "study gradient: %s %s %s (%s): nfe %s + %s, error %.3g",
                 problem.name,
                 setting.label,
-                gradient,
+                row["gradient"],
+                row["backend"],
                 row["nfe_forward"],
                 row["nfe_backward"],
                 row["error"],
             )
-            rows.append(row)
+        rows += new
     meta = {
         "study": "gradient",
         "problem": problem.describe(),
         "config": asdict(config),
         "reference": reference.checks(),
-        "backends": ["torch"],
-        "julia": julia_note(),
-        "memory": "saved_bytes: peak of the storages autograd holds for backward over forward "
-        "and backward (parameters and inputs excluded); peak_bytes: CUDA peak allocated "
-        "(NaN on the CPU)",
+        "backends": sorted({r["backend"] for r in rows}),
+        "julia": note,
+        "memory": "peak_bytes: peak of the bytes torch allocated over forward + backward, above "
+        "those allocated before (CPU: profiler memory events; CUDA: max_memory_allocated)",
     }
     result = StudyResult("gradient", rows, meta)
     if out is None:

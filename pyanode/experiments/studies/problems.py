@@ -144,6 +144,9 @@ class StudyProblem(nn.Module):
         exact: the closed-form `y(t1)` as a function of the problem (differentiable with respect
             to its parameters), or None.
         description: one line for the tables and the docs.
+        model_spec: the `ModelSpec` of a Neural ODE problem (its field, input map and output
+            map in the order of `flat_parameters`), which lets the Julia backend rebuild it;
+            None for the test ODEs.
     """
 
     def __init__(
@@ -159,6 +162,7 @@ class StudyProblem(nn.Module):
         jump_ts: tuple[float, ...] | None = None,
         exact: Exact | None = None,
         description: str = "",
+        model_spec: ModelSpec | None = None,
     ):
         super().__init__()
         if not isinstance(t1, (int, float)) or isinstance(t1, bool) or not t1 > 0:
@@ -167,15 +171,18 @@ class StudyProblem(nn.Module):
             shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else inputs
             raise ValueError(f"StudyProblem inputs must be a (B, ...) tensor, got {shape!r}")
         self.name = name
+        # Registered in forward order, so that `parameters()` follows the shared flat order
+        # of `flat_parameters` (input map, field, output map).
+        self.input_map = nn.Identity() if input_map is None else input_map
         self.field = field
+        self.head = HalfSquaredNorm() if head is None else head
         self.register_buffer("inputs", inputs)
         self.t1 = float(t1)
-        self.input_map = nn.Identity() if input_map is None else input_map
-        self.head = HalfSquaredNorm() if head is None else head
         self.control = control
         self.jump_ts = None if jump_ts is None else tuple(float(t) for t in jump_ts)
         self.exact = exact
         self.description = description
+        self.model_spec = model_spec
 
     @property
     def batch(self) -> int:
@@ -331,11 +338,18 @@ def van_der_pol(*, batch: int = 8, t1: float = 5.0, mu: float = 1.0):
 
 # -- Neural ODEs ---------------------------------------------------------------------------------
 def problem_from_model(
-    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *, name: str, description: str = ""
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    name: str,
+    description: str = "",
+    model_spec: ModelSpec | None = None,
 ) -> StudyProblem:
     """The initial-value problem inside a `NeuralODE` on the inputs `x`, with its training loss.
 
     The problem shares the model's modules (no copy): field, input map and output map.
+    `model_spec`, the spec the model was built from, lets the Julia backend rebuild it.
 
     Raises:
         SpecError: if `model` is not a `NeuralODE` with a plain `ODEBlock` (a ResNet has no ODE;
@@ -361,6 +375,7 @@ def problem_from_model(
         control=block.control,
         jump_ts=jump_ts,
         description=description,
+        model_spec=model_spec,
     )
 
 
@@ -409,6 +424,7 @@ def trained_node(
         description=f"{kind} (hidden {hidden}) trained {epochs} epochs on three spheres "
         f"(n={n}, seed {seed}, {solver} rtol {rtol:g}, train acc {acc:.3f}); "
         f"flow of {batch} test points",
+        model_spec=model_spec,
     )
 
 
@@ -463,6 +479,7 @@ def problem_from_run(folder: str | Path, *, batch: int = 256) -> StudyProblem:
         name=f"run:{folder.name}",
         description=f"{spec.model.kind} of run {str(folder)!r} ({source}) on "
         f"{len(x)} {'test' if test_data is not None else 'training'} points of {spec.dataset}",
+        model_spec=spec.model,
     )
 
 

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from pyanode._errors import SolverError, SpecError
+from pyanode.experiments.studies._julia import check_mode, julia_forward_row
+from pyanode.experiments.studies._julia import julia_backend as resolve_julia
 from pyanode.experiments.studies._measure import max_abs_error, relative_error, timed
 from pyanode.experiments.studies._reference import (
     REFERENCE_RTOL,
@@ -27,7 +29,7 @@ from pyanode.experiments.studies._reference import (
     forward_reference,
 )
 from pyanode.experiments.studies._settings import ALL_SOLVERS, FIXED_STEP, Setting, check_grid, grid
-from pyanode.experiments.studies._tables import StudyResult, julia_note, write_study
+from pyanode.experiments.studies._tables import StudyResult, write_study
 from pyanode.experiments.studies.problems import StudyProblem
 
 log = logging.getLogger("pyanode")
@@ -63,12 +65,16 @@ class ForwardConfig:
         dtype: `float64` (solver error alone) or `float32` (what training uses: the error
             levels off near float32 round-off).
         device: `cpu` or `cuda`.
-        repeats: solves per setting; the time is their median.
+        repeats: solves per setting; the time is the fastest (the least disturbed by other
+            load on the machine, as `timeit` advises).
         max_steps: step budget of one solve.
         reference_rtol: tolerance of the float64 Dopri5 reference.
+        julia: `auto` adds rows from the Julia backend where it is usable and can build the
+            problem (a Neural ODE), `off` never, `require` raises `JuliaUnavailable` when it
+            cannot.
 
     Raises:
-        SpecError: for an unknown solver or dtype, an empty or invalid grid, or repeats < 1.
+        SpecError: for an unknown solver, dtype or julia mode, an invalid grid, or repeats < 1.
     """
 
     solvers: tuple[str, ...] = ALL_SOLVERS
@@ -79,6 +85,7 @@ class ForwardConfig:
     repeats: int = 3
     max_steps: int = 100_000
     reference_rtol: float = REFERENCE_RTOL
+    julia: str = "auto"
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -98,6 +105,7 @@ def check_config(config: Any) -> None:
     rtol = config.reference_rtol
     if not isinstance(rtol, float) or not 1e-14 <= rtol <= 1e-8:
         raise SpecError(f"reference_rtol must be a float in [1e-14, 1e-8], got {rtol!r}")
+    check_mode(config.julia)
 
 
 def measure_forward(
@@ -108,7 +116,7 @@ def measure_forward(
     repeats: int = 1,
 ) -> dict[str, Any]:
     """One row of the forward table: solve `problem` (already in the study's dtype and device)
-    with `setting` `repeats` times; NFE, median time and errors against `reference`.
+    with `setting` `repeats` times; NFE, fastest time and errors against `reference`.
 
     A failed solve is a row too: `status` holds the failure, the numbers are NaN.
     """
@@ -149,18 +157,19 @@ def measured_order(dts: list[float], errors: list[float]) -> float:
 
 
 def orders(rows: list[dict[str, Any]], *, floor: float = 1e-12) -> list[dict[str, Any]]:
-    """The measured order of each fixed-step solver in `rows` (errors below `floor`, the
-    reach of float64 round-off, are left out of the fit)."""
+    """The measured order of each fixed-step solver in `rows`, per backend (errors below
+    `floor`, the reach of float64 round-off, are left out of the fit)."""
     out = []
-    for solver in dict.fromkeys(r["solver"] for r in rows if r["solver"] in FIXED_STEP):
-        mine = [r for r in rows if r["solver"] == solver and r["status"] == "ok"]
-        kept = [r for r in mine if r["error"] > floor]
+    keys = dict.fromkeys((r["backend"], r["solver"]) for r in rows if r["solver"] in FIXED_STEP)
+    for backend, solver in keys:
+        mine = [r for r in rows if (r["backend"], r["solver"]) == (backend, solver)]
+        kept = [r for r in mine if r["status"] == "ok" and r["error"] > floor]
         out.append(
             {
-                "backend": mine[0]["backend"] if mine else "torch",
-                "problem": mine[0]["problem"] if mine else "",
+                "backend": backend,
+                "problem": mine[0]["problem"],
                 "solver": solver,
-                "tableau_order": mine[0]["order"] if mine else math.nan,
+                "tableau_order": mine[0]["order"],
                 "measured_order": measured_order(
                     [r["dt"] for r in kept], [r["error"] for r in kept]
                 ),
@@ -177,6 +186,7 @@ def forward_study(
     *,
     figures: bool = True,
     reference: ForwardReference | None = None,
+    julia_backend: Any = None,
 ) -> StudyResult:
     """Run the forward work-precision study of `problem`.
 
@@ -187,36 +197,43 @@ def forward_study(
             `forward.{png,pdf}`; nothing is written when None.
         figures: draw the figure (needs `out`).
         reference: a reference computed before (else it is computed here).
+        julia_backend: the backend object for the Julia rows (default `JuliaBackend()`).
 
     Returns:
         The `StudyResult` (rows with the columns `COLUMNS`).
 
     Raises:
         ReferenceNotConverged: if the float64 reference fails its checks.
+        JuliaUnavailable: for `julia="require"` when the Julia backend cannot run.
     """
+    julia, note = resolve_julia(config.julia, problem, julia_backend)
     reference = reference or forward_reference(problem, rtol=config.reference_rtol)
     work = problem.converted(DTYPES[config.dtype], config.device)
     rows = []
     for setting in grid(
         config.solvers, config.tolerances, config.steps, problem.t1, max_steps=config.max_steps
     ):
-        row = measure_forward(work, setting, reference.y1, repeats=config.repeats)
-        log.info(
-            "study forward: %s %s: nfe %s, error %.3g",
-            problem.name,
-            setting.label,
-            row["nfe_forward"],
-            row["error"],
-        )
-        rows.append(row)
+        new = [measure_forward(work, setting, reference.y1, repeats=config.repeats)]
+        if julia is not None:
+            new.append(julia_forward_row(julia, problem, setting, reference.y1, config.repeats))
+        for row in new:
+            log.info(
+                "study forward: %s %s (%s): nfe %s, error %.3g",
+                problem.name,
+                setting.label,
+                row["backend"],
+                row["nfe_forward"],
+                row["error"],
+            )
+        rows += new
     order_rows = orders(rows)
     meta = {
         "study": "forward",
         "problem": problem.describe(),
         "config": asdict(config),
         "reference": reference.checks(),
-        "backends": ["torch"],
-        "julia": julia_note(),
+        "backends": sorted({r["backend"] for r in rows}),
+        "julia": note,
         "orders": order_rows,
     }
     result = StudyResult("forward", rows, meta)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyanode.experiments.dupont._results import group, require_trials
+from pyanode.experiments.dupont._results import group, read_config, require_trials
 from pyanode.plots._style import new_figure, save_figure
 from pyanode.plots.dupont._common import PANEL_TITLES, TARGET_COLORS, model_label
 
@@ -25,9 +25,13 @@ def plot_features(out: str | os.PathLike, formats: tuple[str, ...] = ("png",)) -
     """
     out = Path(out)
     groups = group(require_trials(out))
+    order = read_config(out).get("panels", [])  # rows in the experiment's order
     files = []
     for model, name in (("node", "fig6_features_node"), ("anode", "fig10_features_anode")):
-        rows = [(panel, ts[0]) for (panel, m), ts in groups.items() if m == model]
+        rows = sorted(
+            ((panel, ts[0]) for (panel, m), ts in groups.items() if m == model),
+            key=lambda row: order.index(row[0]) if row[0] in order else len(order),
+        )
         if not rows:
             continue
         n_cols = max(len(t.arrays["snapshot_iterations"]) for _, t in rows)

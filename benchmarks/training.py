@@ -1,0 +1,223 @@
+"""Training epochs side by side: the same data, weights, batches and optimiser in every library.
+
+The libraries take turns epoch by epoch (the order rotates every epoch) inside one process, so a
+change of machine load hits all of them alike; each keeps its own weights and Adam state, and all
+see the same batches (`pyanode.torch.batch_order`). Epoch 0 is a warm-up and the NFE count (its
+hooks cost time), epochs 1..N are timed, and the accuracy is measured after epoch N.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmarks.peers import Contender, contenders
+from pyanode import SolverSpec
+from pyanode.data import Dataset, concentric_spheres, three_spheres
+from pyanode.torch import batch_order
+
+
+@dataclass(frozen=True)
+class Config:
+    """One training configuration of the benchmark."""
+
+    dataset: str  # "three-spheres" | "concentric-spheres"
+    kind: str  # "node" | "anode"
+    gradient: str  # "backprop" | "adjoint"
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}/{self.gradient}/{self.dataset}"
+
+
+@dataclass
+class Result:
+    """What one library did on one configuration (times in seconds)."""
+
+    library: str
+    epoch_seconds: list[float] = field(default_factory=list)
+    solve_seconds: list[float] = field(default_factory=list)  # forward + loss + backward
+    nfe_first: tuple[float, float] = (0.0, 0.0)  # forward/backward per batch, epoch 0
+    nfe_last: tuple[float, float] = (0.0, 0.0)  # the same with the final weights
+    train_acc: float = 0.0
+    test_acc: float = 0.0
+    graph_mb: float = 0.0  # tensors saved for backward by one batch's forward pass
+    peak_mb: float | None = None  # CUDA only: peak allocated over one batch
+
+    @property
+    def epoch(self) -> float:
+        return statistics.median(self.epoch_seconds)
+
+    @property
+    def solve(self) -> float:
+        return statistics.median(self.solve_seconds)
+
+    @property
+    def spread(self) -> float:
+        """Interquartile range of the epoch times over their median (the timing noise)."""
+        q = np.percentile(self.epoch_seconds, [25, 75])
+        return float((q[1] - q[0]) / self.epoch)
+
+
+def datasets(name: str, points: int, seed: int) -> tuple[Dataset, Dataset]:
+    """Train and test sets of `points` points each (2-D), from seeds `seed` and `seed + 1`."""
+    if name == "three-spheres":
+        return three_spheres(n=points, seed=seed), three_spheres(n=points, seed=seed + 1)
+    if name == "concentric-spheres":
+        inner = points // 3
+
+        def make(s):
+            return concentric_spheres(n_inner=inner, n_outer=points - inner, seed=s)
+
+        return make(seed), make(seed + 1)
+    raise ValueError(f"unknown dataset {name!r}; accepted: 'three-spheres', 'concentric-spheres'")
+
+
+def _sync(device: torch.device):
+    if device.type == "cuda":
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+class _Run:
+    """One contender's training state."""
+
+    def __init__(self, contender: Contender, lr: float, device: torch.device):
+        self.c = contender
+        self.model = contender.model.to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.result = Result(contender.library)
+
+    def epoch(self, batches, sync, *, count: bool) -> float:
+        model, opt, counter = self.model, self.opt, self.c.counter
+        counter.enabled = count
+        counter.reset()
+        sync()
+        start = time.perf_counter()
+        for xb, yb in batches:
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(model(xb), yb)
+            counter.in_backward = True
+            loss.backward()
+            counter.in_backward = False
+            sync()
+            if not count:
+                self.result.solve_seconds.append(time.perf_counter() - t0)
+            opt.step()
+            loss.item()
+        sync()
+        seconds = time.perf_counter() - start
+        if count:
+            _flush(model)
+            counter.enabled = False
+        return seconds
+
+    def count_nfe(self, batches) -> tuple[float, float]:
+        """NFE per batch of forward + backward on `batches`, without updating the weights."""
+        counter = self.c.counter
+        counter.reset()
+        counter.enabled = True
+        for xb, yb in batches:
+            loss = nn.functional.cross_entropy(self.model(xb), yb)
+            counter.in_backward = True
+            loss.backward()
+            counter.in_backward = False
+        _flush(self.model)
+        counter.enabled = False
+        self.opt.zero_grad(set_to_none=True)
+        return counter.forward / len(batches), counter.backward / len(batches)
+
+    @torch.no_grad()
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        return float((self.model(x).argmax(dim=1) == y).double().mean())
+
+    def memory(self, xb: torch.Tensor, yb: torch.Tensor, device: torch.device) -> None:
+        """Bytes saved for backward by one forward pass; on CUDA also the peak allocation."""
+        storages: dict[int, int] = {}
+
+        def pack(t: torch.Tensor):
+            s = t.untyped_storage()
+            storages[s.data_ptr()] = s.nbytes()
+            return t
+
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = nn.functional.cross_entropy(self.model(xb), yb)
+        loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            self.result.peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
+        self.opt.zero_grad(set_to_none=True)
+        _flush(self.model)
+        self.result.graph_mb = sum(storages.values()) / 2**20
+
+
+def _flush(model: nn.Module) -> None:
+    flush = getattr(model, "flush", None)
+    if flush is not None:
+        flush()
+
+
+def compare(
+    config: Config,
+    *,
+    epochs: int,
+    points: int,
+    batch_size: int,
+    hidden: int,
+    augment_dim: int,
+    rtol: float,
+    atol: float,
+    lr: float,
+    seed: int,
+    device: torch.device,
+    libraries: tuple[str, ...],
+) -> list[Result]:
+    """Train every library on `config` for `epochs` timed epochs after one warm-up epoch."""
+    train, test = datasets(config.dataset, points, seed)
+    classes = int(train.y.max()) + 1
+    solver = SolverSpec(solver="dp5", rtol=rtol, atol=atol, gradient=config.gradient)
+    aug = augment_dim if config.kind == "anode" else 0
+    dim = train.x.shape[1]
+    runs = [
+        _Run(c, lr, device)
+        for c in contenders(config.kind, aug, hidden, dim, classes, solver, seed, libraries)
+    ]
+    x = torch.as_tensor(train.x, device=device)
+    y = torch.as_tensor(train.y, device=device)
+    sync = _sync(device)
+    for epoch in range(epochs + 1):
+        order = torch.as_tensor(batch_order(seed, epoch, len(x)), device=device)
+        batches = [
+            (x[order[i : i + batch_size]], y[order[i : i + batch_size]])
+            for i in range(0, len(x), batch_size)
+        ]
+        turn = runs[epoch % len(runs) :] + runs[: epoch % len(runs)]
+        for run in turn:
+            if epoch == 0:
+                run.result.nfe_first = _nfe_of_epoch(run, batches, sync)
+            else:
+                run.result.epoch_seconds.append(run.epoch(batches, sync, count=False))
+    x_test = torch.as_tensor(test.x, device=device)
+    y_test = torch.as_tensor(test.y, device=device)
+    for run in runs:
+        run.result.train_acc = run.accuracy(x, y)
+        run.result.test_acc = run.accuracy(x_test, y_test)
+        run.result.nfe_last = run.count_nfe(batches)
+        run.memory(*batches[0], device)
+    return [run.result for run in runs]
+
+
+def _nfe_of_epoch(run: _Run, batches, sync) -> tuple[float, float]:
+    run.epoch(batches, sync, count=True)
+    counter = run.c.counter
+    return counter.forward / len(batches), counter.backward / len(batches)
