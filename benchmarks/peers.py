@@ -56,7 +56,7 @@ class NFECounter:
     """
 
     def __init__(self):
-        self.enabled = False
+        self.enabled = False  # count VJPs too (tensor hooks: not while timing)
         self.in_backward = False
         self.forward = 0
         self.backward = 0
@@ -65,13 +65,11 @@ class NFECounter:
         self.forward = self.backward = 0
 
     def count(self, out: torch.Tensor) -> None:
-        if not self.enabled:
-            return
         if self.in_backward:
             self.backward += 1  # an adjoint's evaluation during backward: one f and one VJP
             return
-        self.forward += 1
-        if out.requires_grad:
+        self.forward += 1  # a Python int increment: cheap enough to leave on while timing
+        if self.enabled and out.requires_grad:
             out.register_hook(self._vjp)
 
     def _vjp(self, grad: torch.Tensor) -> None:
@@ -179,12 +177,11 @@ class _PyanodeCounted(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.inner(x)
-        if self.counter.enabled:
-            stats = self.inner.block.last_stats
-            self.counter.forward += stats.nfe_forward
-            if self._pending is not None:
-                self.counter.backward += self._pending.nfe_backward
-            self._pending = stats
+        stats = self.inner.block.last_stats
+        self.counter.forward += stats.nfe_forward
+        if self._pending is not None:
+            self.counter.backward += self._pending.nfe_backward
+        self._pending = stats
         return out
 
     def flush(self) -> None:

@@ -44,6 +44,7 @@ class Result:
     solve_seconds: list[float] = field(default_factory=list)  # forward + loss + backward
     nfe_first: tuple[float, float] = (0.0, 0.0)  # forward/backward per batch, epoch 0
     nfe_last: tuple[float, float] = (0.0, 0.0)  # the same with the final weights
+    nfe_timed: list[float] = field(default_factory=list)  # forward NFE per batch, timed epochs
     train_acc: float = 0.0
     test_acc: float = 0.0
     graph_mb: float = 0.0  # tensors saved for backward by one batch's forward pass
@@ -113,9 +114,11 @@ class _Run:
             loss.item()
         sync()
         seconds = time.perf_counter() - start
+        _flush(model)
         if count:
-            _flush(model)
             counter.enabled = False
+        else:
+            self.result.nfe_timed.append(counter.forward / len(batches))
         return seconds
 
     def count_nfe(self, batches) -> tuple[float, float]:

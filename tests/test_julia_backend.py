@@ -22,8 +22,9 @@ from pyanode.data import Dataset
 from pyanode.julia import backend as backend_module
 from pyanode.julia._load import JuliaSession
 from pyanode.julia.backend import JuliaBackend
-from pyanode.julia.weights import dense_shapes, parameter_count
+from pyanode.julia.weights import parameter_count, weight_shapes
 from pyanode.specs import ModelSpec, SolverSpec, TrainSpec
+from pyanode.torch._blocks import ODEBlock
 from pyanode.torch.models import build_model, flat_parameters, set_flat_parameters
 
 SRC = Path(__file__).resolve().parent.parent / "julia" / "src"
@@ -69,6 +70,12 @@ class FakeSolverFailure(Exception):
         self.reason, self.t, self.nfe = reason, t, nfe
 
 
+def forward_nfe_of(net: torch.nn.Module) -> int:
+    """The forward NFE of the last call: summed over the model's ODE blocks (0 for a ResNet)."""
+    blocks = [m for m in net.modules() if isinstance(m, ODEBlock) and m.last_stats is not None]
+    return sum(block.last_stats.nfe_forward for block in blocks)
+
+
 class FakePyANODE:
     """PyANODE's functions, checked against the Julia signatures, computed by torch."""
 
@@ -80,6 +87,7 @@ class FakePyANODE:
         self.calls: list[str] = []
         self.fail_next_epoch = False
         self.diverge_at_batch: int | None = None
+        self.init_kwargs: dict = {}
 
     def _check(self, name, args, kwargs):
         julia_name = name[:-2] + "!" if name.endswith("_b") else name
@@ -92,6 +100,7 @@ class FakePyANODE:
 
     def init_model(self, *args, **kw):
         self._check("init_model", args, kw)
+        self.init_kwargs = kw
         assert isinstance(kw["dt"], float | type(None)) and isinstance(kw["rtol"], float)
         spec = ModelSpec(
             kind=kw["kind"],
@@ -99,6 +108,9 @@ class FakePyANODE:
             augment_dim=kw["augment_dim"],
             activation=kw["activation"],
             time_dependent=kw["time_dependent"],
+            degree=kw["degree"],
+            n_pieces=kw["n_pieces"],
+            depth=kw["depth"],
         )
         solver = SolverSpec(solver=kw["solver"], rtol=kw["rtol"], atol=kw["atol"], t1=kw["t1"])
         net = build_model(spec, kw["in_dims"], kw["out_dims"], solver, seed=kw["seed"])
@@ -125,7 +137,7 @@ class FakePyANODE:
             h.opt.step()
             diverged = self.diverge_at_batch == lo // kw["batch_size"]
             history["loss"].append(float("nan") if diverged else loss.item())
-            history["nfe_forward"].append(h.net.block.last_stats.nfe_forward)
+            history["nfe_forward"].append(forward_nfe_of(h.net))
             history["nfe_backward"].append(0)
             history["seconds"].append(0.01)
             if diverged:
@@ -169,7 +181,7 @@ class FakePyANODE:
         self._check("forward_nfe", args, kw)
         with torch.no_grad():
             args[0].net(self._x(args[1], args[0]))
-        return args[0].net.block.last_stats.nfe_forward
+        return forward_nfe_of(args[0].net)
 
     def loss_and_gradient(self, *args, **kw):
         self._check("loss_and_gradient", args, kw)
@@ -178,7 +190,7 @@ class FakePyANODE:
         loss = torch.nn.functional.cross_entropy(h.net(self._x(XT, h)), torch.as_tensor(y))
         loss.backward()
         grad = np.concatenate([p.grad.reshape(-1).numpy() for p in h.net.parameters()])
-        nfe = h.net.block.last_stats.nfe_forward
+        nfe = forward_nfe_of(h.net)
         return {"loss": [loss.item()], "gradient": grad, "nfe_forward": [nfe], "nfe_backward": [0]}
 
     def parameters(self, *args, **kw):
@@ -263,7 +275,7 @@ def test_parameters_round_trip_and_length_check(fake):
     fitted = JuliaBackend().build(model, SolverSpec(), TrainSpec(), data)
     v = fitted.parameters()
     assert v.dtype == np.float32
-    assert v.shape == (parameter_count(dense_shapes(model, 2, 3)),)
+    assert v.shape == (parameter_count(weight_shapes(model, 2, 3)),)
     fitted.set_parameters(np.arange(v.size) / v.size)
     np.testing.assert_allclose(fitted.parameters(), np.arange(v.size) / v.size, rtol=1e-6)
     with pytest.raises(ValueError, match=rf"must have shape \({v.size},\), got \(3,\)"):
@@ -312,3 +324,57 @@ def test_signature_parser_reads_the_julia_source():
     n, required, optional = julia_signature("init_model")
     assert n == 0 and not optional
     assert {"kind", "gradient", "weight_decay", "loss", "device"} <= required
+    assert {"degree", "n_pieces", "depth"} <= required
+
+
+NEW_KINDS = [
+    ModelSpec(kind="chebyshev", hidden=8, augment_dim=1, degree=2),
+    ModelSpec(kind="fourier", hidden=8, degree=1),
+    ModelSpec(kind="stacked", hidden=8, augment_dim=1, n_pieces=3),
+    ModelSpec(kind="adaptive-depth", hidden=8, augment_dim=1),
+    ModelSpec(kind="resnet", hidden=8, augment_dim=1, depth=2),
+]
+
+
+@pytest.mark.parametrize("model", NEW_KINDS, ids=lambda spec: spec.kind)
+def test_new_kinds_reach_julia_with_their_settings(fake, model):
+    """Nothing refuses the depth-variant, adaptive-depth and ResNet kinds before Julia starts;
+    init_model gets degree, n_pieces and depth, and the parameters have the torch length."""
+    data = toy_data()
+    fitted = JuliaBackend().build(model, SolverSpec(), TrainSpec(seed=2), data)
+    kw = fake.init_kwargs
+    assert (kw["kind"], kw["degree"], kw["n_pieces"], kw["depth"]) == (
+        model.kind,
+        model.degree,
+        model.n_pieces,
+        model.depth,
+    )
+    reference = build_model(model, 2, 3, SolverSpec(), seed=2)
+    assert fitted.parameters().shape == (parameter_count(weight_shapes(model, 2, 3)),)
+    np.testing.assert_array_equal(fitted.parameters(), flat_parameters(reference))
+    with torch.no_grad():
+        logits = reference(torch.as_tensor(data.x[:4])).numpy()
+    np.testing.assert_allclose(fitted.logits(data.x[:4]), logits, rtol=1e-6)
+
+
+def test_resnet_has_no_trajectories(fake):
+    data = toy_data()
+    fitted = JuliaBackend().build(NEW_KINDS[-1], SolverSpec(), TrainSpec(), data)
+    with pytest.raises(TypeError, match=r"model.kind='resnet' has no continuous trajectories"):
+        fitted.trajectories(data.x[:3], np.array([0.0, 1.0]))
+    assert "trajectories" not in fake.calls  # refused on the Python side, as torch refuses
+    assert fitted.features(data.x[:3]).shape == (3, 3)
+    assert fitted.forward_nfe(data.x[:3]) == 0
+
+
+def test_adaptive_depth_trajectories_end_at_the_features(fake):
+    """Adaptive-depth trajectories are saved at fractions s of each sample's T(x): s = 1 is
+    z(T(x)), the features."""
+    data = toy_data()
+    solver = SolverSpec(rtol=1e-8, atol=1e-8)  # the saved states come from a different step grid
+    fitted = JuliaBackend().build(NEW_KINDS[3], solver, TrainSpec(), data)
+    x = data.x[:5]
+    states = fitted.trajectories(x, np.array([0.0, 0.5, 1.0]))
+    assert states.shape == (3, 5, 3)
+    np.testing.assert_allclose(states[0], np.pad(x, ((0, 0), (0, 1))), rtol=1e-6)
+    np.testing.assert_allclose(states[-1], fitted.features(x), rtol=1e-5, atol=1e-6)

@@ -24,6 +24,13 @@ _REASON = "no Julia executable found" if _STATE.executable is None else _STATE.r
 pytestmark = [pytest.mark.julia, pytest.mark.skipif(not _STATE.usable, reason=_REASON)]
 
 KINDS = [("node", 0), ("anode", 2), ("il-node", 1), ("data-controlled", 1)]
+# the survey's variants: (kind, augment_dim, extra ModelSpec fields)
+VARIANTS = [
+    ("chebyshev", 1, {"degree": 2}),
+    ("fourier", 0, {"degree": 1}),
+    ("stacked", 1, {"n_pieces": 3}),
+    ("adaptive-depth", 1, {}),
+]
 STAGES_PER_STEP = {"dp5": 6, "tsit5": 6, "bosh3": 3}  # new evaluations per step (FSAL)
 TIGHT = {"rtol": 1e-6, "atol": 1e-6}
 N_CLASSES = 3
@@ -93,14 +100,106 @@ def test_same_weights_same_outputs(kind, augment_dim, solver_name):
     np.testing.assert_allclose(out["trajectories"], trajectories, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("gradient", ["backprop", "adjoint"])
-@pytest.mark.parametrize(("kind", "augment_dim"), [("anode", 2), ("data-controlled", 1)])
-def test_same_weights_same_gradients(kind, augment_dim, gradient):
+@pytest.mark.parametrize("solver_name", ["dp5", "tsit5"])
+@pytest.mark.parametrize(("kind", "augment_dim", "extra"), VARIANTS)
+def test_variants_same_weights_same_outputs(kind, augment_dim, extra, solver_name):
+    """Depth-variant weights (GalerkinDense, the stacked pieces solved one after the other) and
+    adaptive depth (per-sample T(x)) agree with torch; the stacked times include the break points
+    1/3 and 2/3, adaptive-depth times are fractions of each sample's T(x)."""
     import torch
 
     from pyanode.torch.models import flat_parameters
 
-    model = ModelSpec(kind=kind, hidden=16, augment_dim=augment_dim, activation="tanh")
+    model = ModelSpec(kind=kind, hidden=16, augment_dim=augment_dim, activation="tanh", **extra)
+    solver = SolverSpec(solver=solver_name, **TIGHT)
+    x, y = problem()
+    ts = np.array([0.0, 0.2, 1 / 3, 0.5, 2 / 3, 1.0])
+    net = torch_model(model, solver)
+    v = flat_parameters(net)
+    with torch.no_grad():
+        xt = torch.as_tensor(x)
+        logits = net(xt).numpy()
+        features = net.features(xt).numpy()
+        trajectories = net.trajectories(xt, torch.as_tensor(ts)).numpy()
+    out = julia(
+        model,
+        solver,
+        TrainSpec(),
+        {"x": x, "y": y, "parameters": v, "ts": ts},
+        [
+            {"op": "set_parameters"},
+            {"op": "parameters"},
+            {"op": "logits"},
+            {"op": "features"},
+            {"op": "trajectories"},
+            {"op": "forward_nfe"},
+        ],
+    )
+    np.testing.assert_array_equal(out["parameters"], v)
+    np.testing.assert_allclose(out["logits"], logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["features"], features, rtol=1e-4, atol=1e-4)
+    assert out["trajectories"].shape == trajectories.shape == (len(ts), 32, 2 + augment_dim)
+    np.testing.assert_allclose(out["trajectories"], trajectories, rtol=1e-4, atol=1e-4)
+    assert int(out["forward_nfe"]) > 0
+
+
+def test_resnet_same_weights_same_outputs():
+    import torch
+
+    from pyanode.torch.models import flat_parameters
+
+    model = ModelSpec(kind="resnet", hidden=16, augment_dim=1, depth=3, activation="tanh")
+    solver = SolverSpec()
+    x, y = problem()
+    net = torch_model(model, solver)
+    v = flat_parameters(net)
+    with torch.no_grad():
+        logits = net(torch.as_tensor(x)).numpy()
+        features = net.features(torch.as_tensor(x)).numpy()
+    loss = torch.nn.functional.cross_entropy(net(torch.as_tensor(x)), torch.as_tensor(y))
+    loss.backward()
+    grad = np.concatenate([p.grad.reshape(-1).numpy() for p in net.parameters()])
+    out = julia(
+        model,
+        solver,
+        TrainSpec(),
+        {"x": x, "y": y, "parameters": v},
+        [
+            {"op": "set_parameters"},
+            {"op": "parameters"},
+            {"op": "logits"},
+            {"op": "features"},
+            {"op": "forward_nfe"},
+            {"op": "loss_and_gradient", "as": "g"},
+        ],
+    )
+    np.testing.assert_array_equal(out["parameters"], v)
+    np.testing.assert_allclose(out["logits"], logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["features"], features, rtol=1e-5, atol=1e-5)
+    assert int(out["forward_nfe"]) == 0  # no ODE solve
+    assert float(out["g.loss"]) == pytest.approx(loss.item(), rel=1e-5)
+    np.testing.assert_allclose(out["g.gradient"], grad, rtol=1e-4, atol=1e-6)
+
+
+GRADIENT_CASES = [
+    ("anode", 2, {}),
+    ("data-controlled", 1, {}),
+    ("chebyshev", 1, {"degree": 2}),
+    ("stacked", 1, {"n_pieces": 3}),
+    ("adaptive-depth", 1, {}),
+]
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "adjoint"])
+@pytest.mark.parametrize(("kind", "augment_dim", "extra"), GRADIENT_CASES)
+def test_same_weights_same_gradients(kind, augment_dim, extra, gradient):
+    """For adaptive depth this includes g_omega's weights, whose gradient reaches T(x) only
+    through the solve's initial state in Julia (and through `args` in torch)."""
+    import torch
+
+    from pyanode.torch.models import flat_parameters
+
+    model = ModelSpec(kind=kind, hidden=16, augment_dim=augment_dim, activation="tanh", **extra)
     solver = SolverSpec(solver="dp5", gradient=gradient, **TIGHT)
     x, y = problem()
     net = torch_model(model, solver)

@@ -213,8 +213,8 @@ def test_gradient_study_memory_nfe_and_error(tiny_node):
     assert len({r["peak_bytes"] for r in adjoint}) == 1
     pairs = zip(adjoint, backprop, strict=True)
     assert all(b["peak_bytes"] > 2 * a["peak_bytes"] for a, b in pairs)
-    coarse, fine = rows("rk4", "backprop")  # 8 and 32 steps
-    assert fine["peak_bytes"] / coarse["peak_bytes"] == pytest.approx(4.0, rel=0.1)
+    coarse, fine = rows("rk4", "backprop")  # 8 and 32 steps: the tape grows with them
+    assert 3 < fine["peak_bytes"] / coarse["peak_bytes"] < 8
     errors = [r["error"] for r in backprop]
     assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-8
     assert {r["gradient"] for r in result.rows if r["solver"] == "rk4"} == {"backprop", "adjoint"}

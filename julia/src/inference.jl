@@ -45,7 +45,8 @@ end
 """
     features(h, X) -> Matrix{Float32}
 
-The end state z(t1) of the ODE block (state_dims, samples): the features the head reads.
+The end state of the block (state_dims, samples): z(t1), z(T(x)) for adaptive depth, the last
+residual block's output for a ResNet; the features the head reads.
 """
 function features(h::ModelHandle, X::AbstractMatrix)
     x = h.device(checked_inputs(h, X))
@@ -57,15 +58,17 @@ end
 """
     trajectories(h, X, ts) -> Array{Float32, 3}
 
-The states z(t) at the times `ts` (non-decreasing, in `[0, t1]`), as (state_dims, samples,
-times); Python reads it as (times, samples, state_dims).
+The states z(t) at the times `ts` (non-decreasing, in `[0, t1]`; for adaptive depth,
+fractions in `[0, 1]` of each sample's own end time T(x)), as (state_dims, samples, times);
+Python reads it as (times, samples, state_dims).
 
 ## Throws
 
-  - `ArgumentError` for times outside `[0, t1]` or out of order.
+  - `ArgumentError` for times outside the block's span or out of order, and for a ResNet
+    (no continuous trajectories).
 """
 function trajectories(h::ModelHandle, X::AbstractMatrix, ts::AbstractVector{<:Real})
-    t0, t1 = h.model.block.solver.tspan
+    t0, t1 = time_span(h.model.block)
     times = Vector{Float32}(ts)
     isempty(times) && throw(ArgumentError("ts is empty; give the times to save at"))
     (issorted(times) && first(times) >= t0 && last(times) <= t1) ||
@@ -75,12 +78,6 @@ function trajectories(h::ModelHandle, X::AbstractMatrix, ts::AbstractVector{<:Re
     x = h.device(checked_inputs(h, X))
     m, ps, st = h.model, h.ps, h.st
     z0 = initial_state(m, x, ps, st)
-    sol = node_solve(m.block, z0, x, ps.block, st.block; saveat = times)
-    length(sol.u) == length(times) ||
-        throw(ArgumentError(
-            "the solver saved " *
-                "$(length(sol.u)) states for $(length(times)) times; give distinct times",
-        ))
-    states = [reshape(u, size(z0)) for u in sol.u]
+    states = block_states(m.block, z0, x, ps.block, st.block, times)
     return cpu_device()(cat(states...; dims = 3))
 end

@@ -25,8 +25,8 @@ const HISTORY_KEYS = ("loss", "nfe_forward", "nfe_backward", "seconds")
 
 """
     init_model(; kind, in_dims, out_dims, hidden, augment_dim, activation, time_dependent,
-        solver, rtol, atol, gradient, dt, max_steps, t1, lr, weight_decay, seed, device,
-        loss) -> ModelHandle
+        degree, n_pieces, depth, solver, rtol, atol, gradient, dt, max_steps, t1, lr,
+        weight_decay, seed, device, loss) -> ModelHandle
 
 Build the model of [`build_model`](@ref) with the solve settings of
 [`solver_options`](@ref), initialise its parameters from `seed`, and set up Adam with
@@ -48,6 +48,9 @@ function init_model(;
     augment_dim::Integer,
     activation::AbstractString,
     time_dependent::Bool,
+    degree::Integer,
+    n_pieces::Integer,
+    depth::Integer,
     solver::AbstractString,
     rtol::Real,
     atol::Real,
@@ -90,6 +93,9 @@ function init_model(;
         augment_dim,
         activation,
         time_dependent,
+        degree,
+        n_pieces,
+        depth,
         solver = options,
         counter,
     )

@@ -1,9 +1,14 @@
 # One flat Float32 vector of parameters, in the order shared with the torch backend.
 #
-# Order (docs/architecture.md): dense layers in forward order; for each, the weight W (out, in)
-# row-major (torch's `weight.flatten()`), then the bias b (out). Lux stores W as (out, in)
-# column-major, so a row-major segment is `vec(permutedims(W))` and reads back as
-# `permutedims(reshape(segment, in, out))`.
+# Order (docs/architecture.md): layers in forward order; for each, the weight then the bias, as
+# torch's `weight.flatten()` and `bias.flatten()`:
+#   Dense:         W (out, in) row-major, then b (out). Lux stores W as (out, in) column-major,
+#                  so the segment is `vec(permutedims(W))` and reads back as
+#                  `permutedims(reshape(segment, in, out))`.
+#   GalerkinDense: torch's W (K, out, in) and b (K, out), i.e. W_0 ... W_{K-1} each row-major,
+#                  then b_0 ... b_{K-1}. Julia stores W as (out, in, K) and b as (out, K), so the
+#                  weight segment is `vec(permutedims(W, (2, 1, 3)))` (each W_k transposed) and
+#                  the bias segment is `vec(b)` as it is.
 
 """
     parameter_count(template) -> Int
@@ -33,7 +38,7 @@ end
 function append_flat!(out::Vector{Float32}, source, template::NamedTuple)
     if is_dense(template)
         weight = dense_part(source, :weight, template.weight)
-        append!(out, vec(permutedims(weight)))
+        append!(out, row_major(weight))
         haskey(template, :bias) &&
             append!(out, vec(dense_part(source, :bias, template.bias)))
         return out
@@ -71,8 +76,9 @@ function flat_to_ps(v::AbstractVector{<:Real}, template::NamedTuple)
     length(v) == n ||
         throw(DimensionMismatch(
             "the flat parameter vector has length " *
-                "$(length(v)) but this model has $n parameters (per dense layer: weight (out, in) " *
-                "row-major, then bias; layers in forward order)",
+                "$(length(v)) but this model has $n parameters (per layer: weight (out, in) " *
+                "row-major, or (K, out, in) for a GalerkinDense, then bias; layers in " *
+                "forward order)",
         ))
     return unflatten(Vector{Float32}(v), template, Ref(0))
 end
@@ -83,13 +89,35 @@ function unflatten(v::Vector{Float32}, template::NamedTuple, offset::Base.RefVal
     return NamedTuple{names}(Tuple(unflatten(v, template[key], offset) for key in names))
 end
 
+"""
+    row_major(weight) -> Vector{Float32}
+
+A weight in the shared order: each (out, in) matrix row-major (torch's `flatten()` of an
+(out, in) or a (K, out, in) tensor). Julia's (out, in) or (out, in, K) arrays are column-major,
+so this transposes each matrix.
+"""
+row_major(weight::AbstractMatrix) = vec(permutedims(weight))
+row_major(weight::AbstractArray{<:Real, 3}) = vec(permutedims(weight, (2, 1, 3)))
+
+"""
+    from_row_major(segment, dims) -> Array{Float32}
+
+The inverse of [`row_major`](@ref): the weight of size `dims` ((out, in) or (out, in, K)).
+"""
+function from_row_major(segment::Vector{Float32}, dims::Tuple{Int, Int})
+    return permutedims(reshape(segment, dims[2], dims[1]))
+end
+function from_row_major(segment::Vector{Float32}, dims::Tuple{Int, Int, Int})
+    return permutedims(reshape(segment, dims[2], dims[1], dims[3]), (2, 1, 3))
+end
+
 function unflatten_dense(
     v::Vector{Float32},
     template::NamedTuple,
     offset::Base.RefValue{Int},
 )
-    rows, cols = size(template.weight)
-    weight = permutedims(reshape(take_segment!(v, offset, rows * cols), cols, rows))
+    dims = size(template.weight)
+    weight = from_row_major(take_segment!(v, offset, prod(dims)), dims)
     haskey(template, :bias) || return (; weight)
     bias = reshape(take_segment!(v, offset, length(template.bias)), size(template.bias))
     return (; weight, bias)

@@ -10,17 +10,9 @@ from typing import Any
 
 from pyanode._errors import JuliaUnavailable, SpecError
 
-# study name -> one line of help
-_HELP = {
-    "forward": "forward work-precision: error of y(t1) against NFE and time",
-    "gradient": "gradient work-precision: gradient error against NFE, time and memory",
-    "cross-solver": "train with one solver setting, test with the others (heatmap)",
-    "batch-coupling": "one solve for the whole batch against one solve per sample",
-}
-
 
 def add_parser(sub, name: str) -> None:
-    from pyanode.experiments.studies import GRADIENT_METHODS, PROBLEMS
+    from pyanode.experiments.studies import GRADIENT_METHODS, PROBLEMS, STUDIES
 
     parser = sub.add_parser(
         name,
@@ -30,7 +22,7 @@ def add_parser(sub, name: str) -> None:
         "reference whose convergence is checked on every run.",
     )
     studies = parser.add_subparsers(dest="study", metavar="STUDY", required=True)
-    for study, text in _HELP.items():
+    for study, text in STUDIES.items():
         p = studies.add_parser(study, help=text, description=text)
         p.add_argument("--out", type=Path, required=True, help="output folder")
         p.add_argument("--no-figures", action="store_true", help="write the tables only")

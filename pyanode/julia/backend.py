@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from pyanode._errors import DataError, JuliaUnavailable, SolverError, SpecError, TrainingDiverged
 from pyanode.data import Dataset
 from pyanode.julia._load import JuliaSession, load
-from pyanode.julia.weights import dense_shapes, parameter_count
+from pyanode.julia.weights import parameter_count, weight_shapes
 from pyanode.specs import ModelSpec, SolverSpec, TrainSpec
 
 EpochHook = Callable[["JuliaFitted", dict[str, Any]], None]
@@ -94,7 +94,7 @@ class JuliaFitted:
         self.session = session
         self.model_spec, self.solver_spec, self.train_spec = model, solver, train
         self.in_dim, self.out_dim, self.loss = in_dim, out_dim, loss
-        self.shapes = dense_shapes(model, in_dim, out_dim)
+        self.shapes = weight_shapes(model, in_dim, out_dim)
         self.history: list[dict[str, Any]] = []
         self.handle = self._call(
             "init_model",
@@ -105,6 +105,9 @@ class JuliaFitted:
             augment_dim=model.augment_dim,
             activation=model.activation,
             time_dependent=model.time_dependent,
+            degree=model.degree,
+            n_pieces=model.n_pieces,
+            depth=model.depth,
             solver=solver.solver,
             rtol=float(solver.rtol),
             atol=float(solver.atol),
@@ -212,12 +215,20 @@ class JuliaFitted:
         return np.ascontiguousarray(out.T, dtype=np.float32)
 
     def features(self, x: np.ndarray) -> np.ndarray:
-        """The flow's end state z(t1), (N, state dim)."""
+        """The block's end state (N, state dim): z(t1), z(T(x)) for adaptive depth, the last
+        residual block's output for the ResNet."""
         out = np.array(self._call("features", self.handle, _inputs(x, self.in_dim)))
         return np.ascontiguousarray(out.T, dtype=np.float32)
 
     def trajectories(self, x: np.ndarray, ts: np.ndarray) -> np.ndarray:
-        """States z(t) at the times `ts` (in [0, t1]), shape (len(ts), N, state dim)."""
+        """States z(t) at the times `ts` (in [0, t1]; for adaptive depth, fractions in [0, 1]
+        of each sample's end time T(x)), shape (len(ts), N, state dim).
+
+        Raises:
+            TypeError: for the ResNet, which has no continuous trajectories (as in torch).
+        """
+        if self.model_spec.kind == "resnet":
+            raise TypeError("model.kind='resnet' has no continuous trajectories")
         times = np.ascontiguousarray(ts, dtype=np.float64).reshape(-1)
         out = np.array(self._call("trajectories", self.handle, _inputs(x, self.in_dim), times))
         return np.ascontiguousarray(out.transpose(2, 1, 0), dtype=np.float32)
@@ -264,9 +275,10 @@ def _translate(session: JuliaSession, err: Exception) -> Exception:
 class JuliaBackend:
     """The Julia implementation (PyANODE.jl through juliacall), for users who have Julia.
 
-    Kinds: node, anode, il-node, data-controlled (the depth-variant and adaptive-depth kinds and
-    the ResNet are torch-only so far). Solvers: all of `SolverSpec`'s (tsit5, dp5, bosh3
-    adaptive; euler, midpoint, rk4 with a fixed step). Gradients: backprop
+    Kinds: all of `ModelSpec`'s (node, anode, il-node, data-controlled, the depth-variant
+    chebyshev, fourier and stacked, adaptive-depth, and the resnet baseline), on vector data.
+    Solvers: all of `SolverSpec`'s (tsit5, dp5, bosh3 adaptive; euler, midpoint, rk4 with a
+    fixed step). Gradients: backprop
     (ReverseDiffAdjoint; TrackerAdjoint on CUDA), adjoint (BacksolveAdjoint), and
     SciMLSensitivity's interpolating, quadrature and Gauss adjoints. `solver.seminorm` and
     `train.threads` are torch settings and have no effect here.
@@ -285,12 +297,12 @@ class JuliaBackend:
 
         Raises:
             SpecError, DataError: for a kind, loss or data the Julia backend does not take
-                (checked before Julia starts).
+                (checked before Julia starts; image data is torch-only).
             JuliaUnavailable: when Julia cannot be used, with the reason and the fix.
         """
         loss = loss_for(train, data)
         out_dim = data.n_classes if data.task == "classification" else int(data.y.shape[1])
-        dense_shapes(model, data.n_features, out_dim)  # SpecError for torch-only kinds
+        weight_shapes(model, data.n_features, out_dim)  # SpecError for a kind Julia lacks
         if data.x.ndim != 2:
             raise DataError(
                 f"the Julia backend takes vector data (N, D), got {data.name!r} with x of shape "

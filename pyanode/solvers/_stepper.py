@@ -287,9 +287,10 @@ class BufferStepper(AbstractStepper):
         ws = state.ws if isinstance(state, FusedStep) else state
         torch.mm(self.coef.b_err, ws.a.flat, out=ws.err_row)
         ay1 = y1.abs()
-        scale = torch.maximum(ay0, ay1).mul_(rtol).add_(atol)
-        # the norms are absolutely homogeneous: norm(h e) = |h| norm(e)
-        return norm(ws.err.div_(scale)) * abs(h), ay1
+        # e / (atol + rtol m) = (e / rtol) / (atol / rtol + m), and the norms are absolutely
+        # homogeneous: norm(c e) = |c| norm(e); so h and rtol are applied to the float
+        scale = torch.maximum(ay0, ay1).add_(atol / rtol)
+        return norm(ws.err.div_(scale)) * (abs(h) / rtol), ay1
 
     def accept(self, state) -> None:
         if self.record:

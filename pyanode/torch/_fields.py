@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 
 from pyanode._errors import SpecError
 from pyanode.solvers import AbstractFusedField
-from pyanode.torch._fused import FUSED_ACTIVATIONS, MLPKernel
+from pyanode.torch._fused import FUSED_ACTIVATIONS, MLPKernel, MLPWeights
+
+# MLPField -> the views its fused kernels use, rebuilt when the parameters change
+_WEIGHTS: weakref.WeakKeyDictionary[nn.Module, MLPWeights] = weakref.WeakKeyDictionary()
 
 ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -75,8 +80,9 @@ class MLPField(nn.Module, AbstractFusedField):
         """The fused kernel for a solve from `y0` (B, dim), or None when it does not apply
         (an activation other than relu/tanh, or dtype/device/shape mismatches, which the plain
         forward then reports)."""
-        first = self.net[0]
-        weight = first.weight
+        modules = self.net._modules
+        layers = (modules["0"], modules["2"], modules["4"])
+        weight = layers[0].weight
         if (
             self.act not in FUSED_ACTIVATIONS
             or y0.ndim != 2
@@ -95,5 +101,8 @@ class MLPField(nn.Module, AbstractFusedField):
             ):
                 return None
             control = args
-        layers = (first, self.net[2], self.net[4])
-        return MLPKernel(layers, self.dim, control, self.time_dependent, self.act)
+        params = tuple(p for layer in layers for p in (layer.weight, layer.bias))
+        weights = _WEIGHTS.get(self)
+        if weights is None or not weights.matches(params, self.act):
+            weights = _WEIGHTS[self] = MLPWeights(layers, self.dim, self.time_dependent, self.act)
+        return MLPKernel(weights, control)

@@ -21,8 +21,8 @@ from torch import nn
 
 from pyanode.solvers import AbstractFusedKernel
 
-_threshold_backward = torch.ops.aten.threshold_backward
-_tanh_backward = torch.ops.aten.tanh_backward
+_threshold_backward = torch.ops.aten.threshold_backward.default
+_tanh_backward = torch.ops.aten.tanh_backward.default
 
 
 def _relu_backward(g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -36,45 +36,72 @@ FUSED_ACTIVATIONS = {
 }
 
 
-class MLPKernel(AbstractFusedKernel):
-    """`MLPField`'s fused kernel for one solve (see the module docstring).
+class MLPWeights:
+    """Detached views of an MLP field's weights in the layout of `MLPKernel` (no copies).
+
+    Views alias the parameters' storage, so in-place optimiser updates are seen; `matches`
+    tells whether the parameters are still the same tensors with the same storage.
 
     Arguments:
         layers: the three `nn.Linear` layers of the field, in order.
         dim: the state dimension d (the first d input columns of the first layer).
-        control: the (B, c) data-control input x, or None.
         time_dependent: whether the last input column of the first layer is t.
         activation: a key of `FUSED_ACTIVATIONS`.
     """
 
     def __init__(
-        self,
-        layers: Sequence[nn.Linear],
-        dim: int,
-        control: torch.Tensor | None,
-        time_dependent: bool,
-        activation: str,
+        self, layers: Sequence[nn.Linear], dim: int, time_dependent: bool, activation: str
     ):
         first, middle, last = layers
         self.params = (first.weight, first.bias, middle.weight, middle.bias, last.weight, last.bias)
-        self.act, self.act_backward = FUSED_ACTIVATIONS[activation]
+        self.pointers = tuple(p.data_ptr() for p in self.params)
+        self.activation = activation
         w0 = first.weight.detach()
+        self.dim = dim
         self.w0z = w0[:, :dim]
         self.w_t = w0[:, -1:] if time_dependent else None  # (h, 1)
-        b0 = first.bias.detach().unsqueeze(1)
-        if control is None:
-            self.control = self.w0x = None
-            self.bias0 = b0
-            self.arg_tensors = ()
-        else:
-            self.control = control.detach()
-            self.w0x = w0[:, dim : dim + control.shape[1]]
-            self.bias0 = torch.addmm(b0, self.w0x, self.control.t())  # (h, B)
-            self.arg_tensors = (control,)
+        self.b0 = first.bias.detach().unsqueeze(1)
         self.w1 = middle.weight.detach()
         self.b1 = middle.bias.detach().unsqueeze(1)
         self.w2 = last.weight.detach()
         self.b2 = last.bias.detach().unsqueeze(1)
+        # transposed views for the VJP (BLAS reads them as they are)
+        self.w0z_t, self.w1_t, self.w2_t = self.w0z.t(), self.w1.t(), self.w2.t()
+
+    def matches(self, params: tuple[torch.Tensor, ...], activation: str) -> bool:
+        """Whether these views still belong to `params` (same tensors, same storage)."""
+        return (
+            activation == self.activation
+            and all(a is b for a, b in zip(params, self.params))
+            and all(p.data_ptr() == q for p, q in zip(params, self.pointers))
+        )
+
+
+class MLPKernel(AbstractFusedKernel):
+    """`MLPField`'s fused kernel for one solve (see the module docstring).
+
+    Arguments:
+        weights: the field's `MLPWeights`.
+        control: the (B, c) data-control input x, or None.
+    """
+
+    def __init__(self, weights: MLPWeights, control: torch.Tensor | None):
+        w = weights
+        self.params = w.params
+        self.act, self.act_backward = FUSED_ACTIVATIONS[w.activation]
+        self.w0z, self.w_t, self.w0z_t = w.w0z, w.w_t, w.w0z_t
+        self.w1, self.b1, self.w1_t = w.w1, w.b1, w.w1_t
+        self.w2, self.b2, self.w2_t = w.w2, w.b2, w.w2_t
+        if control is None:
+            self.control = self.w0x = None
+            self.bias0 = w.b0
+            self.arg_tensors = ()
+        else:
+            self.control = control.detach()
+            w0 = self.params[0].detach()
+            self.w0x = w0[:, w.dim : w.dim + control.shape[1]]
+            self.bias0 = torch.addmm(w.b0, self.w0x, self.control.t())  # (h, B)
+            self.arg_tensors = (control,)
 
     def to_state(self, y: torch.Tensor) -> torch.Tensor:
         return y.transpose(-1, -2).contiguous()
@@ -96,12 +123,12 @@ class MLPKernel(AbstractFusedKernel):
     def vjp(self, saved, g, out):
         t, y, h0, h1 = saved
         back = self.act_backward
-        ga1 = back(torch.mm(self.w2.t(), g), h1)
-        ga0 = back(torch.mm(self.w1.t(), ga1), h0)
+        ga1 = back(torch.mm(self.w2_t, g), h1)
+        ga0 = back(torch.mm(self.w1_t, ga1), h0)
         if out is None:
-            gy = torch.mm(self.w0z.t(), ga0)
+            gy = torch.mm(self.w0z_t, ga0)
         else:
-            gy = torch.mm(self.w0z.t(), ga0, out=out)
+            gy = torch.mm(self.w0z_t, ga0, out=out)
         return gy, (t, y, h0, h1, g, ga1, ga0)
 
     def gradients(

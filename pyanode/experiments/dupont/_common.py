@@ -235,12 +235,6 @@ def run_plans(out: Path, config: Any, plans: Sequence[Plan]) -> dict[str, dict[s
     return results
 
 
-def read_timing(out: Path) -> dict[str, Any]:
-    """The wall times stored by the last `run_plans` in `out` (empty if none)."""
-    path = Path(out, TIMING)
-    return read_json(path) if path.exists() else {}
-
-
 # -- command line -----------------------------------------------------------------------------
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())

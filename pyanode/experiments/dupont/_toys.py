@@ -67,9 +67,10 @@ def toy_model(model: str, *, hidden: int = 32, augment_dim: int = 5, depth: int 
 def toy_train(
     seed: int, epochs: int, *, batch_size: int = 64, lr: float = 1e-3, threads: int | None = None
 ) -> TrainSpec:
-    """Adam on the MSE (the toy tasks are regressions on -1 / +1, App. E.2.1)."""
+    """Adam on the MSE (the toy tasks are regressions on -1 / +1, App. E.2.1); `threads` 0 or
+    None keeps torch's thread count."""
     return TrainSpec(
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, loss="mse", threads=threads
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, loss="mse", threads=threads or None
     )
 
 

@@ -68,7 +68,7 @@ class GeneralisationConfig:
     data_seed: int = field(default=0, metadata={"help": "seed of the dataset"})
     threads: int | None = field(
         default=1,
-        metadata={"help": "torch threads (1 is fastest for these small nets)", "type": int},
+        metadata={"help": "torch threads (0: torch's default)", "type": int},
     )
 
     def __post_init__(self) -> None:

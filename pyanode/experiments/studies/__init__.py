@@ -35,8 +35,9 @@ from pyanode.experiments.studies.work_precision import measured_order as measure
 
 # study name (CLI) -> what it measures
 STUDIES = {
-    "forward": "error of y(t1) against NFE and time, per solver and tolerance",
-    "gradient": "error of the parameter gradient against NFE, time and memory, per gradient method",
-    "cross-solver": "a model trained with one solver setting, evaluated with the others",
-    "batch-coupling": "one solve for the batch against one solve per sample",
+    "forward": "forward work-precision: error of y(t1) against NFE and time, per solver",
+    "gradient": "gradient work-precision: gradient error against NFE, time and peak memory, per "
+    "gradient method",
+    "cross-solver": "train with one solver setting, test with the others (heatmap)",
+    "batch-coupling": "one adaptive solve for the whole batch against one solve per sample",
 }

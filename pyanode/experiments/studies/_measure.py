@@ -24,7 +24,8 @@ class PeakMemory:
     bytes allocated minus freed, in time order. This counts everything the pass allocates and
     holds: the stages or tape that backprop keeps for backward (whether autograd's saved
     tensors or a fused solver's own tape), the adjoint's augmented state, temporaries. The
-    profiler slows the pass down; time it separately.
+    profiler slows the pass down about tenfold (time it separately), and the process's standard
+    error (file descriptor 2) is silenced while it runs, because the profiler logs there.
 
     Arguments:
         device: the device whose allocations are measured.
@@ -34,6 +35,7 @@ class PeakMemory:
         self.device = torch.device(device)
         self.peak = 0
         self._profiler: Any = None
+        self._quiet: Any = None
         self._base = 0
 
     def __enter__(self) -> PeakMemory:
@@ -44,9 +46,12 @@ class PeakMemory:
             return self
         from torch.profiler import ProfilerActivity, profile
 
+        # The profiler writes start/stop lines and allocator warnings to file descriptor 2
+        # (from C++), which would bury the study's output: silenced while it runs.
+        self._quiet = _quiet_stderr()
+        self._quiet.__enter__()
         self._profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-        with _quiet_stderr():  # some builds log profiler_start/stop lines to stderr
-            self._profiler.__enter__()
+        self._profiler.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -54,8 +59,10 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
             return
-        with _quiet_stderr():
+        try:
             self._profiler.__exit__(*exc)
+        finally:
+            self._quiet.__exit__(None, None, None)
         changes = sorted(
             (e.time_range.start, e.self_cpu_memory_usage)
             for e in self._profiler.events()
