@@ -110,35 +110,23 @@ class _TorchdiffeqBlock(nn.Module):
         import torchdiffeq
 
         self.field = field
-        self.spec = solver
         self.register_buffer("t", torch.tensor([0.0, solver.t1]))
+        kwargs = {"rtol": solver.rtol, "atol": solver.atol, "method": "dopri5"}
+        if solver.solver == "rk4":
+            kwargs = {"method": "rk4", "options": {"step_size": solver.dt}}
         if solver.gradient == "adjoint":
-            params = tuple(field.parameters())
-            options = {"norm": "seminorm"} if solver.seminorm else {}
-
-            def integrate(z):
-                return torchdiffeq.odeint_adjoint(
-                    self.field,
-                    z,
-                    self.t.to(z.dtype),
-                    rtol=solver.rtol,
-                    atol=solver.atol,
-                    method="dopri5",
-                    adjoint_params=params,
-                    adjoint_options=options,
-                )
+            self._odeint = torchdiffeq.odeint_adjoint
+            kwargs["adjoint_params"] = tuple(field.parameters())
+            options = dict(kwargs.get("options", {}))
+            if solver.seminorm:
+                options["norm"] = "seminorm"
+            kwargs["adjoint_options"] = options
         else:
-
-            def integrate(z):
-                return torchdiffeq.odeint(
-                    self.field, z, self.t.to(z.dtype), rtol=solver.rtol, atol=solver.atol,
-                    method="dopri5",
-                )  # fmt: skip
-
-        self._integrate = integrate
+            self._odeint = torchdiffeq.odeint
+        self._kwargs = kwargs
 
     def forward(self, z: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
-        return self._integrate(z)[-1]
+        return self._odeint(self.field, z, self.t.to(z.dtype), **self._kwargs)[-1]
 
 
 class _TorchdynBlock(nn.Module):
@@ -152,7 +140,7 @@ class _TorchdynBlock(nn.Module):
         field = nn.Sequential(DepthCat(1), *layers)
         self.node = TorchdynNODE(
             field,
-            solver="dopri5",
+            solver="rk4" if solver.solver == "rk4" else "dopri5",
             sensitivity="adjoint" if solver.gradient == "adjoint" else "autograd",
             atol=solver.atol,
             rtol=solver.rtol,
@@ -160,7 +148,11 @@ class _TorchdynBlock(nn.Module):
             rtol_adjoint=solver.rtol,
             return_t_eval=False,
         )
-        self.register_buffer("t_span", torch.tensor([0.0, solver.t1]))
+        if solver.solver == "rk4":  # fixed steps: the grid is the time span
+            steps = round(solver.t1 / solver.dt)
+            self.register_buffer("t_span", torch.linspace(0.0, solver.t1, steps + 1))
+        else:
+            self.register_buffer("t_span", torch.tensor([0.0, solver.t1]))
 
     def forward(self, z: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         return self.node(z, self.t_span.to(z.dtype))[-1]
@@ -209,16 +201,17 @@ def contenders(
     - `augment_dim`: zeros appended by ANODE (0 for NODE).
     - `hidden`: width of the vector field.
     - `in_dim`, `classes`: input features and output classes.
-    - `solver`: `SolverSpec` with solver `"dp5"` (tolerances and gradient are shared).
+    - `solver`: `SolverSpec` with solver `"dp5"` (tolerances and gradient are shared), or
+      `"rk4"` with a fixed step `dt` that divides `t1` (torchdiffeq's rk4 is the 3/8 rule).
     - `seed`: seed of pyanode's weight initialisation, copied into the peers.
     - `libraries`: which contenders to build.
 
     **Raises:**
 
-    `ValueError`: for a solver other than dp5 or an unknown library name.
+    `ValueError`: for a solver other than dp5/rk4 or an unknown library name.
     """
-    if solver.solver != "dp5":
-        raise ValueError(f"the peers are compared on dp5 only, got solver={solver.solver!r}")
+    if solver.solver not in ("dp5", "rk4"):
+        raise ValueError(f"the peers are compared on dp5 and rk4, got solver={solver.solver!r}")
     unknown = sorted(set(libraries) - set(LIBRARIES))
     if unknown:
         raise ValueError(f"unknown libraries {unknown}; accepted: {', '.join(LIBRARIES)}")

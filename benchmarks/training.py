@@ -8,14 +8,12 @@ hooks cost time), epochs 1..N are timed, and the accuracy is measured after epoc
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
+from benchmarks._timing import Samples, Stopwatch
 from benchmarks.peers import Contender, contenders
 from pyanode import SolverSpec
 from pyanode.data import Dataset, concentric_spheres, three_spheres
@@ -40,29 +38,14 @@ class Result:
     """What one library did on one configuration (times in seconds)."""
 
     library: str
-    epoch_seconds: list[float] = field(default_factory=list)
-    solve_seconds: list[float] = field(default_factory=list)  # forward + loss + backward
+    epochs: Samples = field(default_factory=Samples)  # one training epoch
+    solves: Samples = field(default_factory=Samples)  # one batch's forward + loss + backward
     nfe_first: tuple[float, float] = (0.0, 0.0)  # forward/backward per batch, epoch 0
     nfe_last: tuple[float, float] = (0.0, 0.0)  # the same with the final weights
     nfe_timed: list[float] = field(default_factory=list)  # forward NFE per batch, timed epochs
     train_acc: float = 0.0
     test_acc: float = 0.0
-    graph_mb: float = 0.0  # tensors saved for backward by one batch's forward pass
-    peak_mb: float | None = None  # CUDA only: peak allocated over one batch
-
-    @property
-    def epoch(self) -> float:
-        return statistics.median(self.epoch_seconds)
-
-    @property
-    def solve(self) -> float:
-        return statistics.median(self.solve_seconds)
-
-    @property
-    def spread(self) -> float:
-        """Interquartile range of the epoch times over their median (the timing noise)."""
-        q = np.percentile(self.epoch_seconds, [25, 75])
-        return float((q[1] - q[0]) / self.epoch)
+    peak_mb: float | None = None  # peak memory of one forward + backward (see memory.py)
 
 
 def datasets(name: str, points: int, seed: int) -> tuple[Dataset, Dataset]:
@@ -88,38 +71,38 @@ def _sync(device: torch.device):
 class _Run:
     """One contender's training state."""
 
-    def __init__(self, contender: Contender, lr: float, device: torch.device):
+    def __init__(self, contender: Contender, lr: float, fused_adam: bool, device: torch.device):
         self.c = contender
         self.model = contender.model.to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, fused=fused_adam or None)
         self.result = Result(contender.library)
 
-    def epoch(self, batches, sync, *, count: bool) -> float:
+    def epoch(self, batches, sync, *, count: bool) -> None:
+        """One epoch; timed unless `count` (then the VJPs are counted, which costs time)."""
         model, opt, counter = self.model, self.opt, self.c.counter
         counter.enabled = count
         counter.reset()
         sync()
-        start = time.perf_counter()
-        for xb, yb in batches:
-            t0 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(model(xb), yb)
-            counter.in_backward = True
-            loss.backward()
-            counter.in_backward = False
+        with Stopwatch() as epoch:
+            for xb, yb in batches:
+                with Stopwatch() as solve:
+                    opt.zero_grad(set_to_none=True)
+                    loss = nn.functional.cross_entropy(model(xb), yb)
+                    counter.in_backward = True
+                    loss.backward()
+                    counter.in_backward = False
+                    sync()
+                if not count:
+                    self.result.solves.add(solve.wall, solve.cpu)
+                opt.step()
+                loss.item()
             sync()
-            if not count:
-                self.result.solve_seconds.append(time.perf_counter() - t0)
-            opt.step()
-            loss.item()
-        sync()
-        seconds = time.perf_counter() - start
         _flush(model)
         if count:
             counter.enabled = False
         else:
+            self.result.epochs.add(epoch.wall, epoch.cpu)
             self.result.nfe_timed.append(counter.forward / len(batches))
-        return seconds
 
     def count_nfe(self, batches) -> tuple[float, float]:
         """NFE per batch of forward + backward on `batches`, without updating the weights."""
@@ -140,30 +123,6 @@ class _Run:
     def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((self.model(x).argmax(dim=1) == y).double().mean())
 
-    def memory(self, xb: torch.Tensor, yb: torch.Tensor, device: torch.device) -> None:
-        """Bytes saved for backward by one forward pass; on CUDA also the peak allocation."""
-        storages: dict[int, int] = {}
-
-        def pack(t: torch.Tensor):
-            s = t.untyped_storage()
-            storages[s.data_ptr()] = s.nbytes()
-            return t
-
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            loss = nn.functional.cross_entropy(self.model(xb), yb)
-        loss.backward()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-            self.result.peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
-        self.opt.zero_grad(set_to_none=True)
-        _flush(self.model)
-        self.result.graph_mb = sum(storages.values()) / 2**20
-
-
 def _flush(model: nn.Module) -> None:
     flush = getattr(model, "flush", None)
     if flush is not None:
@@ -181,6 +140,7 @@ def compare(
     rtol: float,
     atol: float,
     lr: float,
+    fused_adam: bool,
     seed: int,
     device: torch.device,
     libraries: tuple[str, ...],
@@ -192,7 +152,7 @@ def compare(
     aug = augment_dim if config.kind == "anode" else 0
     dim = train.x.shape[1]
     runs = [
-        _Run(c, lr, device)
+        _Run(c, lr, fused_adam, device)
         for c in contenders(config.kind, aug, hidden, dim, classes, solver, seed, libraries)
     ]
     x = torch.as_tensor(train.x, device=device)
@@ -207,20 +167,18 @@ def compare(
         turn = runs[epoch % len(runs) :] + runs[: epoch % len(runs)]
         for run in turn:
             if epoch == 0:
-                run.result.nfe_first = _nfe_of_epoch(run, batches, sync)
+                run.epoch(batches, sync, count=True)
+                counter = run.c.counter
+                run.result.nfe_first = (
+                    counter.forward / len(batches),
+                    counter.backward / len(batches),
+                )
             else:
-                run.result.epoch_seconds.append(run.epoch(batches, sync, count=False))
+                run.epoch(batches, sync, count=False)
     x_test = torch.as_tensor(test.x, device=device)
     y_test = torch.as_tensor(test.y, device=device)
     for run in runs:
         run.result.train_acc = run.accuracy(x, y)
         run.result.test_acc = run.accuracy(x_test, y_test)
         run.result.nfe_last = run.count_nfe(batches)
-        run.memory(*batches[0], device)
     return [run.result for run in runs]
-
-
-def _nfe_of_epoch(run: _Run, batches, sync) -> tuple[float, float]:
-    run.epoch(batches, sync, count=True)
-    counter = run.c.counter
-    return counter.forward / len(batches), counter.backward / len(batches)

@@ -8,11 +8,7 @@ The same as `pyanode reproduce dupont-1d` (add `--paper` for 20 seeds and 50 epo
 
 import sys
 
-from pyanode.experiments.dupont import Toy1dConfig, toy1d
-from pyanode.plots.dupont import plot_losses
+from pyanode.experiments.dupont import toy1d
 
 if __name__ == "__main__":
-    out = next((a for a in sys.argv[1:] if not a.startswith("--")), "results/dupont-1d")
-    config = Toy1dConfig(**Toy1dConfig.PAPER) if "--paper" in sys.argv else Toy1dConfig()
-    print(toy1d.format_summary(toy1d.run(config, out)))
-    print("figures:", *plot_losses(out))
+    sys.exit(toy1d.EXPERIMENT.script(sys.argv[1:]))

@@ -8,12 +8,7 @@ The same as `pyanode reproduce dupont-features`.
 
 import sys
 
-from pyanode.experiments.dupont import FeaturesConfig, features
-from pyanode.plots.dupont import plot_features
+from pyanode.experiments.dupont import features
 
 if __name__ == "__main__":
-    out = next((a for a in sys.argv[1:] if not a.startswith("--")), "results/dupont-features")
-    config = FeaturesConfig(**FeaturesConfig.PAPER) if "--paper" in sys.argv else FeaturesConfig()
-    for key, result in features.run(config, out).items():
-        print(f"{key}: final training MSE {result['train_loss']:.4f}")
-    print("figures:", *plot_features(out))
+    sys.exit(features.EXPERIMENT.script(sys.argv[1:]))

@@ -8,12 +8,7 @@ The same as `pyanode reproduce dupont-flows`.
 
 import sys
 
-from pyanode.experiments.dupont import FlowsConfig, flows
-from pyanode.plots.dupont import plot_flows
+from pyanode.experiments.dupont import flows
 
 if __name__ == "__main__":
-    out = next((a for a in sys.argv[1:] if not a.startswith("--")), "results/dupont-flows")
-    config = FlowsConfig(**FlowsConfig.PAPER) if "--paper" in sys.argv else FlowsConfig()
-    for key, result in flows.run(config, out).items():
-        print(f"{key}: final training MSE {result['train_loss']:.4f}")
-    print("figures:", *plot_flows(out))
+    sys.exit(flows.EXPERIMENT.script(sys.argv[1:]))

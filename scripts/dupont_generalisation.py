@@ -8,12 +8,7 @@ The same as `pyanode reproduce dupont-generalisation`.
 
 import sys
 
-from pyanode.experiments.dupont import GeneralisationConfig, generalisation
-from pyanode.plots.dupont import plot_generalisation
+from pyanode.experiments.dupont import generalisation
 
 if __name__ == "__main__":
-    out = next((a for a in sys.argv[1:] if not a.startswith("--")), "results/dupont-generalisation")
-    paper = "--paper" in sys.argv
-    config = GeneralisationConfig(**GeneralisationConfig.PAPER) if paper else GeneralisationConfig()
-    print(generalisation.format_summary(generalisation.run(config, out)))
-    print("figures:", *plot_generalisation(out))
+    sys.exit(generalisation.EXPERIMENT.script(sys.argv[1:]))

@@ -10,11 +10,7 @@ seeds) read from $PYANODE_DATA.
 
 import sys
 
-from pyanode.experiments.dupont import ImagesConfig, images
-from pyanode.plots.dupont import plot_images
+from pyanode.experiments.dupont import images
 
 if __name__ == "__main__":
-    out = next((a for a in sys.argv[1:] if not a.startswith("--")), "results/dupont-images")
-    config = ImagesConfig(**ImagesConfig.PAPER) if "--paper" in sys.argv else ImagesConfig()
-    print(images.format_summary(images.run(config, out)))
-    print("figures:", *plot_images(out))
+    sys.exit(images.EXPERIMENT.script(sys.argv[1:]))

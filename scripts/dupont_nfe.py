@@ -8,11 +8,7 @@ The same as `pyanode reproduce dupont-nfe` (add `--paper` for 20 seeds and 50 ep
 
 import sys
 
-from pyanode.experiments.dupont import NFEConfig, nfe
-from pyanode.plots.dupont import plot_nfe
+from pyanode.experiments.dupont import nfe
 
 if __name__ == "__main__":
-    out = next((a for a in sys.argv[1:] if not a.startswith("--")), "results/dupont-nfe")
-    config = NFEConfig(**NFEConfig.PAPER) if "--paper" in sys.argv else NFEConfig()
-    print(nfe.format_summary(nfe.run(config, out)))
-    print("figures:", *plot_nfe(out))
+    sys.exit(nfe.EXPERIMENT.script(sys.argv[1:]))

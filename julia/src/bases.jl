@@ -106,11 +106,12 @@ end
     piece_index(t, breaks) -> Int
 
 The 1-based piece holding time `t`: one plus the number of break points `<= t`, with the break
-points rounded to `t`'s type (as the solver rounds them), so that `t` on a break point is the
-next piece.
+points rounded to `t`'s floating-point type (as the solver rounds them), so that `t` on a break
+point is the next piece.
 """
-function piece_index(t::T, breaks::AbstractVector{<:Real}) where {T <: Real}
-    return 1 + count(b -> T(b) <= t, breaks)
+function piece_index(t::Real, breaks::AbstractVector{<:Real})
+    time = float(t)
+    return 1 + count(b -> oftype(time, b) <= time, breaks)
 end
 
 """

@@ -24,10 +24,11 @@ end
 activation => state_dims`.
 """
 function residual_blocks(state_dims::Integer, hidden::Integer, activation, depth::Integer)
-    return ResidualBlocks(Chain([
+    blocks = [
         SkipConnection(mlp_field(state_dims, hidden, state_dims, activation), +)
         for _ in 1:depth
-    ]))
+    ]
+    return ResidualBlocks(Chain(blocks...))
 end
 
 function time_span(::ResidualBlocks)

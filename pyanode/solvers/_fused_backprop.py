@@ -17,7 +17,6 @@ from __future__ import annotations
 import weakref
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from pyanode.solvers._fused import AbstractFusedKernel
 from pyanode.solvers._problem import Counts, SolveRequest, integrate_forward
@@ -75,8 +74,14 @@ class _FusedBackprop(torch.autograd.Function):
         return kernel.from_state(torch.stack(saved) if r.save_ts else x1)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_ys: torch.Tensor):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "solve(...) of a fused vector field (e.g. MLPField) has first-order gradients "
+                "only, but backward was called with create_graph=True; for higher-order "
+                "gradients pass the field as a plain function, lambda t, y, args: field(t, y, "
+                "args), so that autograd records the solve"
+            )
         run: _Run = ctx.run
         kernel = run.kernel
         r = run.request

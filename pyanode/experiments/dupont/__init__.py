@@ -1,10 +1,11 @@
 """Reproductions of Dupont et al., "Augmented Neural ODEs" (NeurIPS 2019).
 
-One module per experiment, each with a frozen config dataclass (its defaults run in minutes on a
-laptop CPU; `PAPER` holds the paper's values), `run(config, out)` that trains and stores every
-trial (see `_results` for the layout), and the `describe` / `add_arguments` / `main` of
-`pyanode reproduce <name>`; the figures are drawn by `pyanode.plots.dupont` from the stored
-results alone.
+One module per experiment, each describing itself as an `EXPERIMENT` (`_experiment.
+DupontExperiment`): a frozen config dataclass (its defaults run in minutes on a laptop CPU;
+`PAPER` holds the paper's values), its trials, summary and figures. Each module exposes
+`run(config, out)`, which trains and stores every trial (see `_results` for the layout), and
+the `describe` / `add_arguments` / `main` of `pyanode reproduce <name>`; the figures are drawn
+by `pyanode.plots.dupont` from the stored results alone.
 
 - `toy1d` (dupont-1d): loss curves on g_1d and concentric spheres, d = 1, 2 (Figs. 5, 8);
 - `flows` (dupont-flows): trajectories of the learned flows (Figs. 2, 9);

@@ -1,9 +1,9 @@
 """What the Dupont et al. reproductions share: the solver, trials with per-iteration records,
-pure-flow readouts, and the command-line options built from each experiment's config dataclass."""
+pure-flow readouts, and the loop that trains an experiment's plans (the experiments' command
+line is in `_experiment`)."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import time
@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from pyanode._errors import SpecError
 from pyanode.backends import TorchBackend, TorchFitted
 from pyanode.data import Dataset
 from pyanode.experiments._run import summarise
@@ -24,7 +23,6 @@ from pyanode.experiments.dupont._results import (
     CONFIG,
     RESULT,
     TIMING,
-    read_json,
     read_result,
     save_arrays,
     trial_folder,
@@ -233,82 +231,3 @@ def run_plans(out: Path, config: Any, plans: Sequence[Plan]) -> dict[str, dict[s
         seconds[key] = time.perf_counter() - tick
     write_json(out / TIMING, {"seconds": time.perf_counter() - start, "trials": seconds})
     return results
-
-
-# -- command line -----------------------------------------------------------------------------
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type, name: str) -> None:
-    """One option per field of the config dataclass `cls` (help from the field's metadata),
-    plus --out, --paper and --plot-only."""
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("results", name),
-        help=f"folder for results and figures (default: results/{name})",
-    )
-    parser.add_argument(
-        "--paper",
-        action="store_true",
-        help="use the paper's settings ("
-        + ", ".join(f"{k}={v}" for k, v in cls.PAPER.items())
-        + "); options given explicitly still override them",
-    )
-    parser.add_argument(
-        "--plot-only", action="store_true", help="redraw the figures from stored results"
-    )
-    group = parser.add_argument_group("settings")
-    for f in dataclasses.fields(cls):
-        default = f.default
-        flag = "--" + f.name.replace("_", "-")
-        shown = ",".join(default) if isinstance(default, tuple) else default
-        text = f"{f.metadata.get('help', '')} (default: {f.metadata.get('shown', shown)})"
-        if isinstance(default, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif isinstance(default, tuple):
-            group.add_argument(flag, type=_csv, default=None, metavar="A,B", help=text)
-        else:
-            kind = f.metadata.get("type", type(default))
-            group.add_argument(flag, type=kind, default=None, help=text)
-
-
-def config_from_args(cls: type, args: argparse.Namespace) -> Any:
-    """The config: defaults (or the paper's settings with --paper), overridden by every option
-    given on the command line."""
-    values: dict[str, Any] = dict(cls.PAPER) if args.paper else {}
-    for f in dataclasses.fields(cls):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            values[f.name] = value
-    return cls(**values)
-
-
-def load_config(cls: type, out: str | Path) -> Any:
-    """The config stored by the last run in `out` (for redrawing figures).
-
-    Raises:
-        FileNotFoundError: if `out` holds no config.json.
-    """
-    path = Path(out, CONFIG)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run the experiment into {out} first")
-    stored = read_json(path)
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
-
-
-def check_config(config: Any, positive: Sequence[str], choices: dict[str, Sequence[str]]) -> None:
-    """Raise SpecError naming the field if an integer field is < 1 or a tuple field holds a
-    value outside its accepted ones."""
-    for name in positive:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SpecError(f"{name} must be an integer >= 1, got {value!r}")
-    for name, accepted in choices.items():
-        value = getattr(config, name)
-        bad = [v for v in value if v not in accepted]
-        if bad or not value:
-            raise SpecError(
-                f"{name}={','.join(value)!r} must be a non-empty subset of: {', '.join(accepted)}"
-            )

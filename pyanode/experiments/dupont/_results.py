@@ -168,9 +168,14 @@ def stack(trials: Sequence[StoredTrial], key: str) -> np.ndarray:
     return np.stack([c[:n] for c in columns])
 
 
-def group(trials: Sequence[StoredTrial]) -> dict[tuple[str, str], list[StoredTrial]]:
-    """Trials grouped by (panel, model), seeds in order."""
+def group(
+    trials: Sequence[StoredTrial], model_order: Sequence[str] = ()
+) -> dict[tuple[str, str], list[StoredTrial]]:
+    """Trials grouped by (panel, model), seeds in order; with `model_order` the groups come in
+    that order of their models (ValueError for a model it does not list)."""
     out: dict[tuple[str, str], list[StoredTrial]] = {}
     for t in trials:
         out.setdefault((t.panel, t.model), []).append(t)
+    if model_order:
+        out = dict(sorted(out.items(), key=lambda kv: list(model_order).index(kv[0][1])))
     return out

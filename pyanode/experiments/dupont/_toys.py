@@ -64,13 +64,16 @@ def toy_model(model: str, *, hidden: int = 32, augment_dim: int = 5, depth: int 
     raise ValueError(f"model={model!r} is not known; accepted: {', '.join(TOY_MODELS)}")
 
 
-def toy_train(
-    seed: int, epochs: int, *, batch_size: int = 64, lr: float = 1e-3, threads: int | None = None
-) -> TrainSpec:
-    """Adam on the MSE (the toy tasks are regressions on -1 / +1, App. E.2.1); `threads` 0 or
-    None keeps torch's thread count."""
+def toy_train(config: Any, seed: int, epochs: int) -> TrainSpec:
+    """Adam on the MSE (the toy tasks are regressions on -1 / +1, App. E.2.1) with the
+    `batch_size`, `lr` and `threads` of an experiment's `config` (threads 0 keeps torch's)."""
     return TrainSpec(
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, loss="mse", threads=threads or None
+        epochs=epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        seed=seed,
+        loss="mse",
+        threads=config.threads or None,
     )
 
 

@@ -10,30 +10,21 @@ training and the last after it (`snapshot_iterations` (S,), `snapshots` (S, N, s
 
 from __future__ import annotations
 
-import argparse
 import math
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from pyanode.backends import TorchFitted
-from pyanode.experiments.dupont._common import (
-    Plan,
-    add_config_arguments,
+from pyanode.experiments.dupont._common import Plan
+from pyanode.experiments.dupont._experiment import (
+    DupontExperiment,
     check_config,
-    config_from_args,
-    load_config,
-    run_plans,
+    setting,
+    shared_setting,
 )
 from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
-
-describe = (
-    "Dupont et al. Figs. 6 and 10: the features of NODE and ANODE at several iterations of "
-    "training on concentric spheres (d = 2) and on a separable control set"
-)
 
 PANELS = ("spheres-2d", "separable")
 MODELS = ("node", "anode")
@@ -45,23 +36,20 @@ class FeaturesConfig:
 
     PAPER: ClassVar[dict[str, Any]] = {"epochs": 50}
 
-    panels: tuple[str, ...] = field(default=PANELS, metadata={"help": "which datasets"})
-    models: tuple[str, ...] = field(default=MODELS, metadata={"help": "which models"})
-    seed: int = field(default=0, metadata={"help": "seed of the weights and batches"})
-    epochs: int = field(default=10, metadata={"help": "training epochs"})
-    snapshots: int = field(default=5, metadata={"help": "feature snapshots, first and last incl."})
-    n_inner: int = field(default=1000, metadata={"help": "points in the inner ball"})
-    n_outer: int = field(default=2000, metadata={"help": "points in the outer annulus"})
-    batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    hidden: int = field(default=32, metadata={"help": "hidden width of the field"})
-    augment_dim: int = field(default=1, metadata={"help": "ANODE's zeros (1: drawable in 3-D)"})
-    n_probe: int = field(default=600, metadata={"help": "training points whose features are kept"})
-    data_seed: int = field(default=0, metadata={"help": "seed of the datasets"})
-    threads: int | None = field(
-        default=1,
-        metadata={"help": "torch threads (0: torch's default)", "type": int},
-    )
+    panels: tuple[str, ...] = setting(PANELS, "which datasets")
+    models: tuple[str, ...] = setting(MODELS, "which models")
+    seed: int = setting(0, "seed of the weights and batches")
+    epochs: int = setting(10, "training epochs")
+    snapshots: int = setting(5, "feature snapshots, first and last incl.")
+    n_inner: int = shared_setting("n_inner")
+    n_outer: int = shared_setting("n_outer")
+    batch_size: int = shared_setting("batch_size")
+    lr: float = shared_setting("lr")
+    hidden: int = setting(32, "hidden width of the field")
+    augment_dim: int = setting(1, "ANODE's zeros (1: drawable in 3-D)")
+    n_probe: int = setting(600, "training points whose features are kept")
+    data_seed: int = setting(0, "seed of the datasets")
+    threads: int | None = shared_setting("threads")
 
     def __post_init__(self) -> None:
         check_config(
@@ -87,13 +75,7 @@ def plans(config: FeaturesConfig) -> list[Plan]:
         dataset = data[0]
         n_iterations = config.epochs * math.ceil(len(dataset) / config.batch_size)
         probe_x, probe_y = dataset.x[: config.n_probe], dataset.y[: config.n_probe]
-        train = toy_train(
-            config.seed,
-            config.epochs,
-            batch_size=config.batch_size,
-            lr=config.lr,
-            threads=config.threads,
-        )
+        train = toy_train(config, config.seed, config.epochs)
 
         def arrays(fitted: TorchFitted, x=probe_x, y=probe_y) -> dict[str, np.ndarray]:
             return {"probe_x": x, "probe_y": y}
@@ -119,29 +101,21 @@ def plans(config: FeaturesConfig) -> list[Plan]:
     return out
 
 
-def run(config: FeaturesConfig, out: str | Path) -> dict[str, dict[str, Any]]:
-    """Train every trial of `config` into `out` (finished ones are kept).
-
-    Returns:
-        The stored result of each trial, keyed `<panel>/<model>/seed-<s>`.
-    """
-    return run_plans(Path(out), config, plans(config))
+def report(results: dict[str, dict[str, Any]]) -> str:
+    """One line per trial: its final training MSE."""
+    return "\n".join(
+        f"{key}: final training MSE {r['train_loss']:.4f}" for key, r in results.items()
+    )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, FeaturesConfig, "dupont-features")
-
-
-def main(args: argparse.Namespace) -> int:
-    from pyanode.plots.dupont import plot_features
-
-    start = time.perf_counter()
-    if args.plot_only:
-        load_config(FeaturesConfig, args.out)
-    else:
-        results = run(config_from_args(FeaturesConfig, args), args.out)
-        for key, r in results.items():
-            print(f"{key}: final training MSE {r['train_loss']:.4f}")
-    files = plot_features(args.out)
-    print(f"{time.perf_counter() - start:.0f} s; figures: {', '.join(map(str, files))}")
-    return 0
+EXPERIMENT = DupontExperiment(
+    name="dupont-features",
+    describe="Dupont et al. Figs. 6 and 10: the features of NODE and ANODE at several "
+    "iterations of training on concentric spheres (d = 2) and on a separable control set",
+    config=FeaturesConfig,
+    plans=plans,
+    figures="plot_features",
+    report=report,
+)
+describe, run = EXPERIMENT.describe, EXPERIMENT.run
+add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

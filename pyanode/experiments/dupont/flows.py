@@ -13,11 +13,8 @@ ResNet `layer_states` (depth + 1, N, d) instead of continuous trajectories.
 
 from __future__ import annotations
 
-import argparse
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,21 +22,15 @@ import torch
 
 from pyanode.backends import TorchFitted
 from pyanode.data import Dataset
-from pyanode.experiments.dupont._common import (
-    Plan,
-    add_config_arguments,
+from pyanode.experiments.dupont._common import Plan
+from pyanode.experiments.dupont._experiment import (
+    DupontExperiment,
     check_config,
-    config_from_args,
-    load_config,
-    run_plans,
+    setting,
+    shared_setting,
 )
 from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
 from pyanode.torch import ResNet
-
-describe = (
-    "Dupont et al. Figs. 2 and 9: trajectories of the flows learned by NODE, ANODE (in its "
-    "augmented space) and ResNet on the identity, g_1d and concentric spheres (d = 1, 2)"
-)
 
 # panel -> the models drawn for it
 PANEL_MODELS = {
@@ -57,25 +48,22 @@ class FlowsConfig:
 
     PAPER: ClassVar[dict[str, Any]] = {"epochs": 50}
 
-    panels: tuple[str, ...] = field(default=PANELS, metadata={"help": "which panels"})
-    seed: int = field(default=0, metadata={"help": "seed of the weights and batches"})
-    epochs: int = field(default=10, metadata={"help": "epochs on the spheres"})
-    g1d_epochs: int = field(default=150, metadata={"help": "epochs on g_1d and the identity"})
-    g1d_points: int = field(default=100, metadata={"help": "points of g_1d / identity"})
-    n_inner: int = field(default=1000, metadata={"help": "points in the inner ball"})
-    n_outer: int = field(default=2000, metadata={"help": "points in the outer annulus"})
-    batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    hidden: int = field(default=32, metadata={"help": "hidden width of field and ResNet"})
-    augment_dim: int = field(default=1, metadata={"help": "ANODE's zeros (1: drawable)"})
-    resnet_depth: int = field(default=5, metadata={"help": "residual blocks of the ResNet"})
-    n_probe: int = field(default=150, metadata={"help": "training points whose paths are drawn"})
-    n_times: int = field(default=50, metadata={"help": "times at which the paths are stored"})
-    data_seed: int = field(default=0, metadata={"help": "seed of the datasets"})
-    threads: int | None = field(
-        default=1,
-        metadata={"help": "torch threads (0: torch's default)", "type": int},
-    )
+    panels: tuple[str, ...] = setting(PANELS, "which panels")
+    seed: int = setting(0, "seed of the weights and batches")
+    epochs: int = setting(10, "epochs on the spheres")
+    g1d_epochs: int = setting(150, "epochs on g_1d and the identity")
+    g1d_points: int = setting(100, "points of g_1d / identity")
+    n_inner: int = shared_setting("n_inner")
+    n_outer: int = shared_setting("n_outer")
+    batch_size: int = shared_setting("batch_size")
+    lr: float = shared_setting("lr")
+    hidden: int = setting(32, "hidden width of field and ResNet")
+    augment_dim: int = setting(1, "ANODE's zeros (1: drawable)")
+    resnet_depth: int = setting(5, "residual blocks of the ResNet")
+    n_probe: int = setting(150, "training points whose paths are drawn")
+    n_times: int = setting(50, "times at which the paths are stored")
+    data_seed: int = setting(0, "seed of the datasets")
+    threads: int | None = shared_setting("threads")
 
     def __post_init__(self) -> None:
         check_config(
@@ -135,9 +123,7 @@ def plans(config: FlowsConfig) -> list[Plan]:
             seed=config.data_seed,
         )
         epochs = config.g1d_epochs if panel in ("g1d", "identity") else config.epochs
-        train = toy_train(
-            config.seed, epochs, batch_size=config.batch_size, lr=config.lr, threads=config.threads
-        )
+        train = toy_train(config, config.seed, epochs)
         for model in PANEL_MODELS[panel]:
             spec = toy_model(
                 model,
@@ -150,29 +136,23 @@ def plans(config: FlowsConfig) -> list[Plan]:
     return out
 
 
-def run(config: FlowsConfig, out: str | Path) -> dict[str, dict[str, Any]]:
-    """Train every trial of `config` into `out` (finished ones are kept).
-
-    Returns:
-        The stored result of each trial, keyed `<panel>/<model>/seed-<s>`.
-    """
-    return run_plans(Path(out), config, plans(config))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, FlowsConfig, "dupont-flows")
+def report(results: dict[str, dict[str, Any]]) -> str:
+    """One line per trial: its final training MSE and forward NFE."""
+    return "\n".join(
+        f"{key}: final training MSE {r['train_loss']:.4f}, NFE {r['nfe_forward']:.0f}"
+        for key, r in results.items()
+    )
 
 
-def main(args: argparse.Namespace) -> int:
-    from pyanode.plots.dupont import plot_flows
-
-    start = time.perf_counter()
-    if args.plot_only:
-        load_config(FlowsConfig, args.out)
-    else:
-        results = run(config_from_args(FlowsConfig, args), args.out)
-        for key, r in results.items():
-            print(f"{key}: final training MSE {r['train_loss']:.4f}, NFE {r['nfe_forward']:.0f}")
-    files = plot_flows(args.out)
-    print(f"{time.perf_counter() - start:.0f} s; figures: {', '.join(map(str, files))}")
-    return 0
+EXPERIMENT = DupontExperiment(
+    name="dupont-flows",
+    describe="Dupont et al. Figs. 2 and 9: trajectories of the flows learned by NODE, ANODE "
+    "(in its augmented space) and ResNet on the identity, g_1d and concentric spheres "
+    "(d = 1, 2)",
+    config=FlowsConfig,
+    plans=plans,
+    figures="plot_flows",
+    report=report,
+)
+describe, run = EXPERIMENT.describe, EXPERIMENT.run
+add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

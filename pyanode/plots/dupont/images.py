@@ -40,11 +40,11 @@ def plot_images(out: str | os.PathLike, formats: tuple[str, ...] = ("png",)) -> 
         FileNotFoundError: if `out` holds no finished trial.
     """
     out = Path(out)
-    groups = group(require_trials(out))
+    groups = group(require_trials(out), MODEL_ORDER)
     config = read_config(out)
     fig = new_figure(13.0, 3.7)
     ax_loss, ax_nfe, ax_both = fig.subplots(1, 3)
-    for (_, model), trials in sorted(groups.items(), key=lambda kv: MODEL_ORDER.index(kv[0][1])):
+    for (_, model), trials in groups.items():
         r = trials[0].result
         aug = f", p={r['augment_dim']}" if r["augment_dim"] else ""
         acc = np.mean([t.result["test_acc"] for t in trials])

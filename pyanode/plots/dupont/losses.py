@@ -34,8 +34,8 @@ def plot_losses(out: str | os.PathLike, formats: tuple[str, ...] = ("png",)) -> 
         FileNotFoundError: if `out` holds no finished trial.
     """
     out = Path(out)
-    groups = group(require_trials(out))
-    groups = dict(sorted(groups.items(), key=lambda kv: (kv[0][0], MODEL_ORDER.index(kv[0][1]))))
+    groups = group(require_trials(out), MODEL_ORDER)
+    groups = dict(sorted(groups.items(), key=lambda kv: kv[0][0]))  # panels, then models
     summary = read_json(out / "summary.json") if (out / "summary.json").exists() else {}
     panels = list(dict.fromkeys(panel for panel, _ in groups))
     fig = new_figure(4.2 * len(panels), 3.4)

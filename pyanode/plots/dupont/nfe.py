@@ -30,12 +30,10 @@ def plot_nfe(out: str | os.PathLike, formats: tuple[str, ...] = ("png",)) -> lis
         FileNotFoundError: if `out` holds no finished trial.
     """
     out = Path(out)
-    groups = group(require_trials(out))
+    groups = group(require_trials(out), MODEL_ORDER)
     fig = new_figure(9.0, 3.5)
     ax_nfe, ax_loss = fig.subplots(1, 2)
-    keys = sorted(groups, key=lambda k: MODEL_ORDER.index(k[1]))
-    for panel, model in keys:
-        trials = groups[(panel, model)]
+    for (panel, model), trials in groups.items():
         for ax, key in ((ax_nfe, "nfe_forward"), (ax_loss, "loss")):
             its, values = curve(trials, key)
             window = default_window(len(its))
