@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import importlib
 
+from pyanode.experiments.dupont import EXPERIMENTS as DUPONT
+
 # experiment name -> module with `describe` (one line), `add_arguments(parser)` and `main(args)`
-REPRODUCTIONS = {
-    "table1": "pyanode.experiments.table1",
-    "dupont-1d": "pyanode.experiments.dupont.toy1d",
-    "dupont-flows": "pyanode.experiments.dupont.flows",
-    "dupont-features": "pyanode.experiments.dupont.features",
-    "dupont-nfe": "pyanode.experiments.dupont.nfe",
-    "dupont-generalisation": "pyanode.experiments.dupont.generalisation",
-    "dupont-images": "pyanode.experiments.dupont.images",
-}
+REPRODUCTIONS = {"table1": "pyanode.experiments.table1", **DUPONT}
 
 
 def add_parser(sub, name: str) -> None:

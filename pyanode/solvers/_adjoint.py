@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -200,29 +201,33 @@ def _fused_adjoint_backward(
     n = r.y0.numel()
     dtype = ys.dtype
     t_start = r.save_ts[-1] if r.save_ts else r.t1
-    # the kernel's layout (features-major for MLPKernel)
+    # the state [y, a] stacked on a new first axis, in the kernel's layout
     ys, grad_ys = kernel.to_state(ys), kernel.to_state(grad_ys)
     y_start, a_start = (ys[-1], grad_ys[-1]) if r.save_ts else (ys, grad_ys)
-    state_shape = y_start.shape
-    z = torch.cat([y_start.reshape(-1), a_start.reshape(-1)])
+    z = torch.stack([y_start, a_start])
     if t_start == r.t0:  # saveat == [t0]: nothing to integrate
         params, args = kernel.gradients([], None)
-        return [kernel.from_state(z[n:].view(state_shape)), *args, *params]
+        return [kernel.from_state(z[1]), *args, *params]
 
     def on_save(i: int, t: float, z: torch.Tensor) -> torch.Tensor:
         z = z.clone()
-        z[:n] = ys[i].reshape(-1)
-        z[n:] += grad_ys[i].reshape(-1)
+        z[0] = ys[i]
+        z[1] += grad_ys[i]
         return z
 
-    stepper = BufferStepper(_AdjointKernel(kernel, state_shape, n), r.solver, z, record=True)
+    stepper = BufferStepper(_AdjointKernel(kernel), r.solver, z, record=True)
+    scale = 1.0 / math.sqrt(n)
+
+    def norm(e: torch.Tensor) -> float:  # the seminorm: the larger RMS of the y and a parts
+        return torch.linalg.vector_norm(e.view(2, -1), dim=1).max().item() * scale
+
     problem = Problem(
         stepper=stepper,
         solver=r.solver,
         t0=t_start,
         t1=r.t0,
         stops=make_stops(t_start, r.t0, r.save_ts, r.jump_ts, dtype),
-        norm=mixed_rms_norm([(0, n), (n, 2 * n)]),
+        norm=norm,
         on_save=on_save if r.save_ts else None,
         t0_below=float_below(t_start, dtype) if t_start in r.jump_ts else t_start,
     )
@@ -237,24 +242,24 @@ def _fused_adjoint_backward(
                 weights.append(-step.h * b_i)
     params, args = kernel.gradients(records, weights)
     stepper.release()
-    return [kernel.from_state(z[n:].view(state_shape)), *args, *params]
+    return [kernel.from_state(z[1]), *args, *params]
 
 
 class _AdjointKernel(AbstractStageKernel):
-    """`[f(t, y), -a df/dy]` on the flat state `[y, a]` through a fused kernel; saves the VJP
-    record, from which `kernel.gradients` forms `-a df/dtheta` and `-a df/dargs`."""
+    """`[f(t, y), -a df/dy]` on the state `[y, a]` (stacked on the first axis) through a fused
+    kernel; saves the VJP record, from which `kernel.gradients` forms the parameter and `args`
+    integrands `-a df/dtheta` and `-a df/dargs`."""
 
-    def __init__(self, kernel: AbstractFusedKernel, shape: torch.Size, n: int):
-        self.kernel, self.shape, self.n = kernel, shape, n
+    def __init__(self, kernel: AbstractFusedKernel):
+        self.kernel = kernel
 
     def evaluate(self, t, z, out, save):
-        n, shape = self.n, self.shape
         if out is None:
             out = torch.empty_like(z)
-        _, saved = self.kernel.evaluate(t, z[:n].view(shape), out[:n].view(shape), True)
-        adjoint = out[n:]
-        _, record = self.kernel.vjp(saved, z[n:].view(shape), adjoint.view(shape))
-        adjoint.neg_()
+        y, a = z.unbind(0)
+        f_out, a_out = out.unbind(0)
+        _, saved = self.kernel.evaluate(t, y, f_out, True)
+        _, record = self.kernel.vjp(saved, a, a_out, negate=True)
         return out, (record if save else None)
 
 

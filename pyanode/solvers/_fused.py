@@ -59,11 +59,14 @@ class AbstractFusedKernel(AbstractStageKernel):
         """The inverse of `to_state` (may return a view of `x`)."""
 
     @abc.abstractmethod
-    def vjp(self, saved: Any, g: torch.Tensor, out: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
-        """`g^T df/dy` at the evaluation `saved`, written into `out` when given.
+    def vjp(
+        self, saved: Any, g: torch.Tensor, out: torch.Tensor | None, negate: bool = False
+    ) -> tuple[torch.Tensor, Any]:
+        """`g^T df/dy` (`-g^T df/dy` when `negate`) at the evaluation `saved`, written into
+        `out` when given.
 
         **Returns:** `(g^T df/dy, record)`: the record holds what `gradients` needs for the
-        parameter and `args` gradients of this VJP.
+        parameter and `args` gradients of this VJP (always those of `+g`).
         """
 
     @abc.abstractmethod

@@ -92,6 +92,7 @@ class MLPKernel(AbstractFusedKernel):
         self.w0z, self.w_t, self.w0z_t = w.w0z, w.w_t, w.w0z_t
         self.w1, self.b1, self.w1_t = w.w1, w.b1, w.w1_t
         self.w2, self.b2, self.w2_t = w.w2, w.b2, w.w2_t
+        self._negated = None  # -W0z^T, made on the first negated VJP (adjoint)
         if control is None:
             self.control = self.w0x = None
             self.bias0 = w.b0
@@ -120,15 +121,17 @@ class MLPKernel(AbstractFusedKernel):
             k = torch.addmm(self.b2, self.w2, h1, out=out)
         return k, ((t, y, h0, h1) if save else None)
 
-    def vjp(self, saved, g, out):
+    def vjp(self, saved, g, out, negate=False):
         t, y, h0, h1 = saved
         back = self.act_backward
         ga1 = back(torch.mm(self.w2_t, g), h1)
         ga0 = back(torch.mm(self.w1_t, ga1), h0)
-        if out is None:
-            gy = torch.mm(self.w0z_t, ga0)
-        else:
-            gy = torch.mm(self.w0z_t, ga0, out=out)
+        w = self.w0z_t
+        if negate:
+            w = self._negated
+            if w is None:
+                w = self._negated = self.w0z_t.neg()
+        gy = torch.mm(w, ga0) if out is None else torch.mm(w, ga0, out=out)
         return gy, (t, y, h0, h1, g, ga1, ga0)
 
     def gradients(
