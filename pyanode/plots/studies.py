@@ -30,6 +30,7 @@ SOLVER_COLORS: dict[str, str] = {
     "tsit5": "#ff7f0e",
 }
 FIXED_STEP_SOLVERS = ("euler", "midpoint", "rk4")
+FIXED_STEP_STYLES: dict[str, str] = dict.fromkeys(FIXED_STEP_SOLVERS, "--")
 GRADIENT_STYLES: dict[str, str] = {"backprop": "-", "adjoint": "--", "adjoint-fullnorm": ":"}
 MODE_STYLES: dict[str, str] = {"batch": "-", "per-sample": "--"}
 BACKEND_MARKERS: dict[str, str] = {"torch": "o", "julia": "s"}
@@ -54,7 +55,9 @@ def _value(text: str) -> Any:
         return text
 
 
-def _require(rows: list[dict[str, Any]], columns: Sequence[str], path: Any) -> None:
+def _read(path: str | os.PathLike, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of the study table at `path`, checked to be non-empty and to have `columns`."""
+    rows = read_table(path)
     if not rows:
         raise ValueError(f"study table {str(path)!r} has no rows to plot")
     missing = [c for c in columns if c not in rows[0]]
@@ -63,6 +66,7 @@ def _require(rows: list[dict[str, Any]], columns: Sequence[str], path: Any) -> N
             f"study table {str(path)!r} lacks the column(s) {', '.join(missing)}; "
             f"expected {', '.join(columns)}"
         )
+    return rows
 
 
 def _color(solver: str) -> str:
@@ -108,6 +112,33 @@ def _solver_legend(ax: Axes, solvers: Sequence[str], styles: dict[str, str] | No
     ax.legend(handles=handles, fontsize=7, loc="best")
 
 
+def _panel(
+    ax: Axes,
+    rows: list[dict[str, Any]],
+    x: str,
+    y: str,
+    labels: tuple[str, str],
+    line_by: str,
+    styles: dict[str, str],
+    other: str,
+) -> None:
+    """One log-log panel of `y` against `x`: a line per backend (marker), solver (colour) and
+    value of the column `line_by` (line style from `styles`, `other` for a value not in it)."""
+    for key, group in _groups(rows, tuple(dict.fromkeys(("backend", "solver", line_by)))).items():
+        backend, solver, line = key[0], key[1], key[-1]
+        style = {
+            "color": _color(solver),
+            "marker": BACKEND_MARKERS.get(backend, "^"),
+            "linestyle": styles.get(line, other),
+        }
+        _line(ax, group, x, y, **style)
+    _loglog(ax, *labels)
+
+
+def _solvers(rows: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(r["solver"] for r in rows))
+
+
 def _title(rows: list[dict], what: str) -> str:
     problems = sorted({str(r.get("problem", "")) for r in rows} - {""})
     backends = sorted({str(r["backend"]) for r in rows})
@@ -129,22 +160,14 @@ def plot_forward(
     Raises:
         ValueError: if the table lacks a column of `FORWARD_COLUMNS` or has no rows.
     """
-    rows = read_table(table)
-    _require(rows, FORWARD_COLUMNS, table)
+    rows = _read(table, FORWARD_COLUMNS)
     fig = new_figure(9.0, 3.8)
     axes = fig.subplots(1, 2)
-    solvers = list(dict.fromkeys(r["solver"] for r in rows))
-    for (backend, solver), group in _groups(rows, ("backend", "solver")).items():
-        style = {
-            "color": _color(solver),
-            "marker": BACKEND_MARKERS.get(backend, "^"),
-            "linestyle": "--" if solver in FIXED_STEP_SOLVERS else "-",
-        }
-        _line(axes[0], group, "nfe_forward", "error", **style)
-        _line(axes[1], group, "seconds", "error", **style)
-    _loglog(axes[0], "NFE (forward)", "relative error of y(t1)")
-    _loglog(axes[1], "wall time per solve [s]", "relative error of y(t1)")
-    _solver_legend(axes[0], solvers)
+    panels = (("nfe_forward", "NFE (forward)"), ("seconds", "wall time per solve [s]"))
+    for ax, (x, xlabel) in zip(axes, panels, strict=True):
+        labels = (xlabel, "relative error of y(t1)")
+        _panel(ax, rows, x, "error", labels, "solver", FIXED_STEP_STYLES, "-")
+    _solver_legend(axes[0], _solvers(rows))
     fig.suptitle(_title(rows, "Work-precision"), fontsize=10)
     return save_figure(fig, path, formats)
 
@@ -175,28 +198,19 @@ def plot_gradient(
     Raises:
         ValueError: if the table lacks a column of `GRADIENT_COLUMNS` or has no rows.
     """
-    rows = read_table(table)
-    _require(rows, GRADIENT_COLUMNS, table)
+    rows = _read(table, GRADIENT_COLUMNS)
     fig = new_figure(13.0, 4.0)
     axes = fig.subplots(1, 3)
-    solvers = list(dict.fromkeys(r["solver"] for r in rows))
-    gradients = list(dict.fromkeys(r["gradient"] for r in rows))
-    for (backend, solver, gradient), group in _groups(
-        rows, ("backend", "solver", "gradient")
-    ).items():
-        style = {
-            "color": _color(solver),
-            "marker": BACKEND_MARKERS.get(backend, "^"),
-            "linestyle": GRADIENT_STYLES.get(gradient, "-."),
-        }
-        _line(axes[0], group, "nfe_total", "error", **style)
-        _line(axes[1], group, "seconds", "error", **style)
-        _line(axes[2], group, "peak_bytes", "error", **style)
-    ylabel = "relative error of the gradient"
-    _loglog(axes[0], "NFE (forward + backward)", ylabel)
-    _loglog(axes[1], "wall time, forward + backward [s]", ylabel)
-    _loglog(axes[2], "peak memory, forward + backward [bytes]", ylabel)
-    _solver_legend(axes[0], solvers, {g: GRADIENT_STYLES.get(g, "-.") for g in gradients})
+    panels = (
+        ("nfe_total", "NFE (forward + backward)"),
+        ("seconds", "wall time, forward + backward [s]"),
+        ("peak_bytes", "peak memory, forward + backward [bytes]"),
+    )
+    for ax, (x, xlabel) in zip(axes, panels, strict=True):
+        labels = (xlabel, "relative error of the gradient")
+        _panel(ax, rows, x, "error", labels, "gradient", GRADIENT_STYLES, "-.")
+    gradients = dict.fromkeys(r["gradient"] for r in rows)
+    _solver_legend(axes[0], _solvers(rows), {g: GRADIENT_STYLES.get(g, "-.") for g in gradients})
     fig.suptitle(_title(rows, "Gradient work-precision"), fontsize=10)
     return save_figure(fig, path, formats)
 
@@ -227,25 +241,18 @@ def plot_batch_coupling(
     Raises:
         ValueError: if the table lacks a column of `BATCH_COLUMNS` or has no rows.
     """
-    rows = read_table(table)
-    _require(rows, BATCH_COLUMNS, table)
+    rows = _read(table, BATCH_COLUMNS)
     fig = new_figure(13.0, 4.0)
     axes = fig.subplots(1, 3)
-    solvers = list(dict.fromkeys(r["solver"] for r in rows))
-    for (backend, solver, mode), group in _groups(rows, ("backend", "solver", "mode")).items():
-        style = {
-            "color": _color(solver),
-            "marker": BACKEND_MARKERS.get(backend, "^"),
-            "linestyle": MODE_STYLES.get(mode, "-."),
-        }
-        _line(axes[0], group, "nfe_forward", "error", **style)
-        _line(axes[1], group, "nfe_forward", "error_max_sample", **style)
-        _line(axes[2], group, "rtol", "seconds", **style)
-    _loglog(axes[0], "NFE per sample", "relative error of the batch's y(t1)")
-    _loglog(axes[1], "NFE per sample", "worst sample's relative error")
-    _loglog(axes[2], "rtol (= atol)", "wall time for the batch [s]")
+    panels = (
+        ("nfe_forward", "error", ("NFE per sample", "relative error of the batch's y(t1)")),
+        ("nfe_forward", "error_max_sample", ("NFE per sample", "worst sample's relative error")),
+        ("rtol", "seconds", ("rtol (= atol)", "wall time for the batch [s]")),
+    )
+    for ax, (x, y, labels) in zip(axes, panels, strict=True):
+        _panel(ax, rows, x, y, labels, "mode", MODE_STYLES, "-.")
     axes[2].invert_xaxis()
-    _solver_legend(axes[0], solvers, MODE_STYLES)
+    _solver_legend(axes[0], _solvers(rows), MODE_STYLES)
     fig.suptitle(_title(rows, "Batch coupling"), fontsize=10)
     return save_figure(fig, path, formats)
 
@@ -265,8 +272,7 @@ def plot_cross_solver(
     Raises:
         ValueError: if the table lacks a column of `CROSS_COLUMNS` or has no rows.
     """
-    rows = read_table(table)
-    _require(rows, CROSS_COLUMNS, table)
+    rows = _read(table, CROSS_COLUMNS)
     trained = list(dict.fromkeys(f"{r['trained_with']} ({r['backend']})" for r in rows))
     evaluated = list(dict.fromkeys(str(r["evaluated_with"]) for r in rows))
     acc = np.full((len(trained), len(evaluated)), np.nan)

@@ -17,7 +17,13 @@ import numpy as np
 import torch
 
 from pyanode._errors import JuliaUnavailable, SolverError, SpecError
-from pyanode.experiments.studies._measure import max_abs_error, relative_error, timed
+from pyanode.experiments.studies._measure import (
+    coupling_measures,
+    failed_row,
+    max_abs_error,
+    relative_error,
+    timed,
+)
 from pyanode.experiments.studies._settings import Setting
 from pyanode.experiments.studies.problems import OutputLoss, StudyProblem
 from pyanode.julia.weights import JULIA_KINDS
@@ -125,9 +131,7 @@ def julia_forward_row(
         nfe = fitted.forward_nfe(data.x)
         seconds, y1 = timed(lambda: fitted.features(data.x), repeats, _CPU)
     except SolverError as err:
-        row.update(nfe_forward=err.nfe, n_accepted=nan, n_rejected=nan, seconds=nan)
-        row.update(error=nan, error_max=nan, status=f"failed: {err.reason}")
-        return row
+        return failed_row(row, err, "n_accepted", "n_rejected", "seconds", "error", "error_max")
     end = torch.from_numpy(np.asarray(y1, dtype=np.float64))
     row.update(
         nfe_forward=nfe,
@@ -151,7 +155,6 @@ def julia_gradient_row(
 ) -> dict[str, Any]:
     """One gradient row measured by the Julia backend with its method `gradient` (a name of
     `JULIA_GRADIENTS`; columns of `gradient_precision.COLUMNS`)."""
-    nan = math.nan
     row: dict[str, Any] = {
         "backend": "julia",
         "problem": problem.name,
@@ -163,10 +166,9 @@ def julia_gradient_row(
         fitted = _build(backend, problem, setting, gradient, data)
         seconds, out = timed(lambda: fitted.loss_and_gradient(data.x, data.y), repeats, _CPU)
     except SolverError as err:
-        row.update(nfe_forward=err.nfe, nfe_backward=nan, nfe_total=nan, seconds=nan)
-        row.update(peak_bytes=nan, loss_error=nan, error=nan)
-        row["status"] = f"failed: {err.reason}"
-        return row
+        return failed_row(
+            row, err, "nfe_backward", "nfe_total", "seconds", "peak_bytes", "loss_error", "error"
+        )
     grad = torch.from_numpy(np.asarray(out["gradient"], dtype=np.float64))
     loss = torch.tensor(float(out["loss"]), dtype=torch.float64)
     row.update(
@@ -174,7 +176,7 @@ def julia_gradient_row(
         nfe_backward=out["nfe_backward"],
         nfe_total=out["nfe_forward"] + out["nfe_backward"],
         seconds=seconds,
-        peak_bytes=nan,
+        peak_bytes=math.nan,
         loss_error=relative_error(loss, torch.tensor(reference.loss, dtype=torch.float64)),
         error=relative_error(grad, reference.gradient),
         status="ok",
@@ -192,9 +194,6 @@ def julia_coupling_row(
 ) -> dict[str, Any]:
     """One batch-coupling row measured by the Julia backend: one `features` call for the batch,
     or one per sample (columns of `batch_coupling.COLUMNS`)."""
-    from pyanode.experiments.studies._measure import per_sample_relative_errors
-
-    nan = math.nan
     row: dict[str, Any] = {"backend": "julia", "problem": problem.name, **setting.columns()}
     del row["dt"]
     row.update(mode=mode, samples=problem.batch)
@@ -208,19 +207,8 @@ def julia_coupling_row(
             lambda: np.concatenate([np.asarray(fitted.features(p)) for p in parts]), repeats, _CPU
         )
     except SolverError as err:
-        row.update(nfe_forward=err.nfe, nfe_min=nan, nfe_max=nan, seconds=nan, error=nan)
-        row.update(error_max_sample=nan, status=f"failed: {err.reason}")
-        return row
-    end = torch.from_numpy(y1.astype(np.float64))
-    row.update(
-        nfe_forward=sum(nfes) / len(nfes),
-        nfe_min=min(nfes),
-        nfe_max=max(nfes),
-        seconds=seconds,
-        error=relative_error(end, reference),
-        error_max_sample=per_sample_relative_errors(end, reference).max().item(),
-        status="ok",
-    )
+        return failed_row(row, err, "nfe_min", "nfe_max", "seconds", "error", "error_max_sample")
+    row.update(coupling_measures(nfes, seconds, torch.from_numpy(y1.astype(np.float64)), reference))
     return row
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -10,6 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import torch
+
+from pyanode._errors import SolverError
 
 T = TypeVar("T")
 
@@ -133,3 +136,27 @@ def per_sample_relative_errors(value: torch.Tensor, reference: torch.Tensor) -> 
     reference = reference.detach().to(torch.float64).cpu().reshape(reference.shape[0], -1)
     scale = torch.linalg.vector_norm(reference, dim=1).clamp_min(torch.finfo(torch.float64).tiny)
     return torch.linalg.vector_norm(value - reference, dim=1) / scale
+
+
+def failed_row(row: dict[str, Any], err: SolverError, *nan_columns: str) -> dict[str, Any]:
+    """`row` completed for a solve that failed with `err`: `nfe_forward` is the
+    NFE spent until the failure, `nan_columns` are NaN and `status` names the reason."""
+    row.update(dict.fromkeys(nan_columns, math.nan))
+    row.update(nfe_forward=err.nfe, status=f"failed: {err.reason}")
+    return row
+
+
+def coupling_measures(
+    nfes: list[int], seconds: float, y1: torch.Tensor, reference: torch.Tensor
+) -> dict[str, Any]:
+    """The numbers of a batch-coupling row from the NFE of each solve (one for the batch, or
+    one per sample), the time for the batch and its end state `y1`."""
+    return {
+        "nfe_forward": sum(nfes) / len(nfes),
+        "nfe_min": min(nfes),
+        "nfe_max": max(nfes),
+        "seconds": seconds,
+        "error": relative_error(y1, reference),
+        "error_max_sample": per_sample_relative_errors(y1, reference).max().item(),
+        "status": "ok",
+    }

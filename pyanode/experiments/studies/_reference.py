@@ -11,7 +11,7 @@ full-norm adjoint.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -65,16 +65,9 @@ class ForwardReference:
 
     def checks(self) -> dict[str, Any]:
         """The plain numbers of the checks (for study.json)."""
-        return {
-            "solver": "dp5 (float64)",
-            "rtol": self.rtol,
-            "atol": self.rtol,
-            "nfe": self.nfe,
-            "halving_change": self.halving_change,
-            "tsit5_change": self.tsit5_change,
-            "scipy_dop853_change": self.scipy_change,
-            "exact_change": self.exact_change,
-        }
+        checks = _plain_numbers(self, "dp5 (float64)")
+        checks["scipy_dop853_change"] = checks.pop("scipy_change")
+        return checks
 
 
 @dataclass(frozen=True)
@@ -101,17 +94,19 @@ class GradientReference:
     exact_change: float
 
     def checks(self) -> dict[str, Any]:
-        return {
-            "solver": "dp5 (float64), backprop",
-            "rtol": self.rtol,
-            "atol": self.rtol,
-            "nfe_forward": self.nfe_forward,
-            "nfe_backward": self.nfe_backward,
-            "loss": self.loss,
-            "halving_change": self.halving_change,
-            "adjoint_change": self.adjoint_change,
-            "exact_change": self.exact_change,
-        }
+        """The plain numbers of the checks (for study.json)."""
+        return _plain_numbers(self, "dp5 (float64), backprop")
+
+
+def _plain_numbers(reference: ForwardReference | GradientReference, solver: str) -> dict[str, Any]:
+    """The fields of `reference` that are numbers (its tensors left out), with the `solver` it
+    was computed by and its `atol` (equal to `rtol`)."""
+    numbers = {
+        f.name: getattr(reference, f.name)
+        for f in fields(reference)
+        if not isinstance(getattr(reference, f.name), torch.Tensor)
+    }
+    return {"solver": solver, "atol": reference.rtol, **numbers}
 
 
 def _tight(rtol: float) -> PIController:

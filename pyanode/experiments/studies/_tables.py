@@ -7,7 +7,7 @@ import io
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,53 @@ def write_study(
         atomic_write_text(out / "study.json", to_json(result.meta, indent=2, sort_keys=True))
     )
     return files
+
+
+def study_meta(
+    study: str, problem: Any, config: Any, reference: Any, rows: list[dict[str, Any]], julia: str
+) -> dict[str, Any]:
+    """The entries of study.json that every study of one problem shares: the study's name, the
+    problem, the config, the reference checks, the backends of `rows` and the Julia note."""
+    return {
+        "study": study,
+        "problem": problem.describe(),
+        "config": asdict(config),
+        "reference": reference.checks(),
+        "backends": sorted({r["backend"] for r in rows}),
+        "julia": julia,
+    }
+
+
+def save_study(
+    out: str | os.PathLike | None,
+    result: StudyResult,
+    columns: Sequence[str],
+    *,
+    figures: bool = True,
+    extra_tables: dict[str, tuple[list[dict[str, Any]], Sequence[str]]] | None = None,
+) -> StudyResult:
+    """Write `result` under `out` (see `write_study`) and, with `figures`, its figure
+    `<name>.{png,pdf}` drawn from the table; nothing is written when `out` is None.
+
+    Returns:
+        `result` with the files written.
+    """
+    if out is None:
+        return result
+    files = write_study(out, result, columns, extra_tables)
+    if figures:
+        # imported here: matplotlib is loaded only when a figure is drawn
+        from pyanode.plots import studies as plots
+
+        plot = {
+            "forward": plots.plot_forward,
+            "gradient": plots.plot_gradient,
+            "batch-coupling": plots.plot_batch_coupling,
+            "cross-solver": plots.plot_cross_solver,
+        }[result.name]
+        stem = Path(out) / result.name.replace("-", "_")
+        files += plot(stem.with_name(stem.name + ".csv"), stem)
+    return replace(result, files=files)
 
 
 def text_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:

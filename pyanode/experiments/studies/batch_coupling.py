@@ -12,10 +12,8 @@ batch, the relative error of the batch's end state and the worst sample's relati
 from __future__ import annotations
 
 import logging
-import math
 import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,10 +21,10 @@ import torch
 from pyanode._errors import SolverError, SpecError
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
 from pyanode.experiments.studies._julia import julia_coupling_row
-from pyanode.experiments.studies._measure import per_sample_relative_errors, relative_error, timed
+from pyanode.experiments.studies._measure import coupling_measures, failed_row, timed
 from pyanode.experiments.studies._reference import REFERENCE_RTOL, forward_reference
 from pyanode.experiments.studies._settings import ADAPTIVE, FIXED_STEP, Setting, check_grid
-from pyanode.experiments.studies._tables import StudyResult, write_study
+from pyanode.experiments.studies._tables import StudyResult, save_study, study_meta
 from pyanode.experiments.studies.problems import StudyProblem
 from pyanode.experiments.studies.work_precision import DTYPES, check_config
 
@@ -135,19 +133,8 @@ def measure_coupling(
     try:
         seconds, (y1, nfes) = timed(lambda: run(problem, setting), repeats, problem.device)
     except SolverError as err:
-        nan = math.nan
-        row.update(nfe_forward=err.nfe, nfe_min=nan, nfe_max=nan, seconds=nan, error=nan)
-        row.update(error_max_sample=nan, status=f"failed: {err.reason}")
-        return row
-    row.update(
-        nfe_forward=sum(nfes) / len(nfes),
-        nfe_min=min(nfes),
-        nfe_max=max(nfes),
-        seconds=seconds,
-        error=relative_error(y1, reference),
-        error_max_sample=per_sample_relative_errors(y1, reference).max().item(),
-        status="ok",
-    )
+        return failed_row(row, err, "nfe_min", "nfe_max", "seconds", "error", "error_max_sample")
+    row.update(coupling_measures(nfes, seconds, y1, reference))
     return row
 
 
@@ -202,22 +189,9 @@ def batch_coupling_study(
                         row["error"],
                     )
                 rows += new
-    meta = {
-        "study": "batch-coupling",
-        "problem": sub.describe(),
-        "config": asdict(config),
-        "reference": reference.checks(),
-        "backends": sorted({r["backend"] for r in rows}),
-        "julia": note,
-        "per_sample": "a loop of one solve per sample (the solver has no per-sample step "
-        "sizes); nfe_forward is the mean over the samples",
-    }
-    result = StudyResult("batch-coupling", rows, meta)
-    if out is None:
-        return result
-    files = write_study(out, result, COLUMNS)
-    if figures:
-        from pyanode.plots.studies import plot_batch_coupling
-
-        files += plot_batch_coupling(Path(out) / "batch_coupling.csv", Path(out) / "batch_coupling")
-    return StudyResult("batch-coupling", rows, meta, files)
+    meta = study_meta("batch-coupling", sub, config, reference, rows, note)
+    meta["per_sample"] = (
+        "a loop of one solve per sample (the solver has no per-sample step sizes); "
+        "nfe_forward is the mean over the samples"
+    )
+    return save_study(out, StudyResult("batch-coupling", rows, meta), COLUMNS, figures=figures)

@@ -23,9 +23,10 @@ import torch
 from pyanode._errors import SolverError, SpecError
 from pyanode.experiments.studies._julia import check_mode, julia_evaluate
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
+from pyanode.experiments.studies._measure import failed_row
 from pyanode.experiments.studies._reference import end_state
 from pyanode.experiments.studies._settings import Setting, parse_setting
-from pyanode.experiments.studies._tables import StudyResult, write_study
+from pyanode.experiments.studies._tables import StudyResult, save_study
 from pyanode.experiments.studies.problems import (
     TEST_SEED_OFFSET,
     OutputLoss,
@@ -196,9 +197,7 @@ def _cross_row(backend, label, setting, train_acc, exact, measure) -> dict[str, 
     try:
         res = measure(setting)
     except SolverError as err:
-        row.update(test_acc=math.nan, gap=math.nan, test_loss=math.nan)
-        row.update(agreement=math.nan, nfe_forward=err.nfe, status=f"failed: {err.reason}")
-        return row
+        return failed_row(row, err, "test_acc", "gap", "test_loss", "agreement")
     row.update(
         test_acc=res["test_acc"],
         gap=res["test_acc"] - exact["test_acc"],
@@ -286,12 +285,4 @@ def cross_solver_study(
         "backends": sorted({r["backend"] for r in rows}),
         "julia": note,
     }
-    result = StudyResult("cross-solver", rows, meta)
-    if out_path is None:
-        return result
-    files = write_study(out_path, result, COLUMNS)
-    if figures:
-        from pyanode.plots.studies import plot_cross_solver
-
-        files += plot_cross_solver(out_path / "cross_solver.csv", out_path / "cross_solver")
-    return StudyResult("cross-solver", rows, meta, files)
+    return save_study(out_path, StudyResult("cross-solver", rows, meta), COLUMNS, figures=figures)

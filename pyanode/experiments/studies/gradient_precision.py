@@ -11,10 +11,8 @@ the gradient and of the loss against the float64 reference (backprop through Dop
 from __future__ import annotations
 
 import logging
-import math
 import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,7 +20,7 @@ import torch
 from pyanode._errors import SolverError, SpecError
 from pyanode.experiments.studies._julia import JULIA_GRADIENTS, julia_gradient_row
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
-from pyanode.experiments.studies._measure import PeakMemory, relative_error, timed
+from pyanode.experiments.studies._measure import PeakMemory, failed_row, relative_error, timed
 from pyanode.experiments.studies._reference import (
     REFERENCE_RTOL,
     GradientReference,
@@ -30,7 +28,7 @@ from pyanode.experiments.studies._reference import (
     loss_and_gradient,
 )
 from pyanode.experiments.studies._settings import ALL_SOLVERS, Setting, check_grid, grid
-from pyanode.experiments.studies._tables import StudyResult, write_study
+from pyanode.experiments.studies._tables import StudyResult, save_study, study_meta
 from pyanode.experiments.studies.problems import StudyProblem
 from pyanode.experiments.studies.work_precision import DTYPES, check_config
 from pyanode.solvers import AbstractGradientMethod, Adjoint, Backprop
@@ -128,7 +126,6 @@ def measure_gradient(
     solver, controller = setting.method(), setting.controller()
     method = GRADIENT_METHODS[gradient]
     device = problem.device
-    nan = math.nan
     try:
         # The timed passes first: they also warm up one-time allocations (caches, workspaces)
         # that would otherwise count in the memory peak. Then one pass measuring memory (the
@@ -139,10 +136,9 @@ def measure_gradient(
         with PeakMemory(device) as memory:
             loss, grad, stats = loss_and_gradient(problem, solver, controller, method)
     except SolverError as err:
-        row.update(nfe_forward=err.nfe, nfe_backward=nan, nfe_total=nan, seconds=nan)
-        row.update(peak_bytes=nan, loss_error=nan, error=nan)
-        row["status"] = f"failed: {err.reason}"
-        return row
+        return failed_row(
+            row, err, "nfe_backward", "nfe_total", "seconds", "peak_bytes", "loss_error", "error"
+        )
     ref_loss = torch.tensor(reference.loss, dtype=torch.float64)
     row.update(
         nfe_forward=stats.nfe_forward,
@@ -213,22 +209,9 @@ def gradient_study(
                 row["error"],
             )
         rows += new
-    meta = {
-        "study": "gradient",
-        "problem": problem.describe(),
-        "config": asdict(config),
-        "reference": reference.checks(),
-        "backends": sorted({r["backend"] for r in rows}),
-        "julia": note,
-        "memory": "peak_bytes: peak of the bytes torch allocated over forward + backward, above "
-        "those allocated before (CPU: profiler memory events; CUDA: max_memory_allocated)",
-    }
-    result = StudyResult("gradient", rows, meta)
-    if out is None:
-        return result
-    files = write_study(out, result, COLUMNS)
-    if figures:
-        from pyanode.plots.studies import plot_gradient
-
-        files += plot_gradient(Path(out) / "gradient.csv", Path(out) / "gradient")
-    return StudyResult("gradient", rows, meta, files)
+    meta = study_meta("gradient", problem, config, reference, rows, note)
+    meta["memory"] = (
+        "peak_bytes: peak of the bytes torch allocated over forward + backward, above "
+        "those allocated before (CPU: profiler memory events; CUDA: max_memory_allocated)"
+    )
+    return save_study(out, StudyResult("gradient", rows, meta), COLUMNS, figures=figures)

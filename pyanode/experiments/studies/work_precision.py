@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch
 from pyanode._errors import SolverError, SpecError
 from pyanode.experiments.studies._julia import check_mode, julia_forward_row
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
-from pyanode.experiments.studies._measure import max_abs_error, relative_error, timed
+from pyanode.experiments.studies._measure import failed_row, max_abs_error, relative_error, timed
 from pyanode.experiments.studies._reference import (
     REFERENCE_RTOL,
     ForwardReference,
@@ -29,7 +28,7 @@ from pyanode.experiments.studies._reference import (
     forward_reference,
 )
 from pyanode.experiments.studies._settings import ALL_SOLVERS, FIXED_STEP, Setting, check_grid, grid
-from pyanode.experiments.studies._tables import StudyResult, write_study
+from pyanode.experiments.studies._tables import StudyResult, save_study, study_meta
 from pyanode.experiments.studies.problems import StudyProblem
 
 log = logging.getLogger("pyanode")
@@ -127,10 +126,7 @@ def measure_forward(
             lambda: end_state(problem, solver, controller), repeats, problem.device
         )
     except SolverError as err:
-        nan = math.nan
-        row.update(nfe_forward=err.nfe, n_accepted=nan, n_rejected=nan, seconds=nan)
-        row.update(error=nan, error_max=nan, status=f"failed: {err.reason}")
-        return row
+        return failed_row(row, err, "n_accepted", "n_rejected", "seconds", "error", "error_max")
     row.update(
         nfe_forward=stats.nfe_forward,
         n_accepted=stats.n_accepted,
@@ -227,21 +223,12 @@ def forward_study(
             )
         rows += new
     order_rows = orders(rows)
-    meta = {
-        "study": "forward",
-        "problem": problem.describe(),
-        "config": asdict(config),
-        "reference": reference.checks(),
-        "backends": sorted({r["backend"] for r in rows}),
-        "julia": note,
-        "orders": order_rows,
-    }
-    result = StudyResult("forward", rows, meta)
-    if out is None:
-        return result
-    files = write_study(out, result, COLUMNS, {"orders": (order_rows, ORDER_COLUMNS)})
-    if figures:
-        from pyanode.plots.studies import plot_forward
-
-        files += plot_forward(Path(out) / "forward.csv", Path(out) / "forward")
-    return StudyResult("forward", rows, meta, files)
+    meta = study_meta("forward", problem, config, reference, rows, note)
+    meta["orders"] = order_rows
+    return save_study(
+        out,
+        StudyResult("forward", rows, meta),
+        COLUMNS,
+        figures=figures,
+        extra_tables={"orders": (order_rows, ORDER_COLUMNS)},
+    )
