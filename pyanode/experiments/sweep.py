@@ -25,7 +25,6 @@ keys raise. Each trial is stored under `<out>/<trial_id>/` (see `pyanode.experim
 from __future__ import annotations
 
 import copy
-import inspect
 import itertools
 import json
 import logging
@@ -41,7 +40,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from pyanode._errors import DataError, SpecError
-from pyanode.backends import TORCH_GRADIENTS
+from pyanode._registry import check_registered
+from pyanode.backends import check_torch_gradient
 from pyanode.data import DATASETS
 from pyanode.experiments.engines import AbstractEngine, LocalPool
 from pyanode.experiments.store import atomic_write_text, to_json
@@ -165,20 +165,9 @@ def check_runnable(spec: RunSpec) -> None:
         DataError: for an unknown dataset or dataset argument.
         SpecError: for a gradient method the torch backend lacks.
     """
-    if spec.dataset not in DATASETS:
-        raise DataError(f"dataset {spec.dataset!r} is not known; accepted: {', '.join(DATASETS)}")
-    accepted = list(inspect.signature(DATASETS[spec.dataset]).parameters)
-    unknown = sorted(set(spec.dataset_kwargs) - set(accepted))
-    if unknown:
-        raise DataError(
-            f"dataset {spec.dataset!r} got unknown keyword argument(s) {', '.join(unknown)}; "
-            f"accepted: {', '.join(accepted)}"
-        )
-    if spec.backend == "torch" and spec.solver.gradient not in TORCH_GRADIENTS:
-        raise SpecError(
-            f"solver.gradient={spec.solver.gradient!r} is only in the Julia backend; "
-            f"the torch backend has: {', '.join(TORCH_GRADIENTS)}"
-        )
+    check_registered(DATASETS, "dataset", spec.dataset, spec.dataset_kwargs, DataError)
+    if spec.backend == "torch":
+        check_torch_gradient(spec.solver)
 
 
 @dataclass

@@ -9,11 +9,11 @@ briefly on three spheres, and `problem_from_run` loads the model of a stored run
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 from pyanode._errors import SpecError
+from pyanode._registry import call_registered
 from pyanode.experiments.studies._neural_odes import TEST_SEED_OFFSET as TEST_SEED_OFFSET
 from pyanode.experiments.studies._neural_odes import problem_from_model as problem_from_model
 from pyanode.experiments.studies._neural_odes import problem_from_run as problem_from_run
@@ -44,14 +44,4 @@ def load_problem(name: str, **kwargs: Any) -> StudyProblem:
     Raises:
         SpecError: for an unknown name or keyword argument (listing the accepted ones).
     """
-    if name not in PROBLEMS:
-        raise SpecError(f"problem {name!r} is not known; accepted: {', '.join(PROBLEMS)}")
-    function = PROBLEMS[name]
-    accepted = list(inspect.signature(function).parameters)
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise SpecError(
-            f"problem {name!r} got unknown keyword argument(s) {', '.join(unknown)}; "
-            f"accepted: {', '.join(accepted)}"
-        )
-    return function(**kwargs)
+    return call_registered(PROBLEMS, "problem", name, kwargs, SpecError)
