@@ -18,7 +18,9 @@ Differences that remain (they are the libraries' own choices, reported, not hidd
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -138,16 +140,17 @@ class _TorchdynBlock(nn.Module):
         layers = list(net)
         layers[-1] = _CountedLast(layers[-1], counter)
         field = nn.Sequential(DepthCat(1), *layers)
-        self.node = TorchdynNODE(
-            field,
-            solver="rk4" if solver.solver == "rk4" else "dopri5",
-            sensitivity="adjoint" if solver.gradient == "adjoint" else "autograd",
-            atol=solver.atol,
-            rtol=solver.rtol,
-            atol_adjoint=solver.atol,
-            rtol_adjoint=solver.rtol,
-            return_t_eval=False,
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints a note about the signature
+            self.node = TorchdynNODE(
+                field,
+                solver="rk4" if solver.solver == "rk4" else "dopri5",
+                sensitivity="adjoint" if solver.gradient == "adjoint" else "autograd",
+                atol=solver.atol,
+                rtol=solver.rtol,
+                atol_adjoint=solver.atol,
+                rtol_adjoint=solver.rtol,
+                return_t_eval=False,
+            )
         if solver.solver == "rk4":  # fixed steps: the grid is the time span
             steps = round(solver.t1 / solver.dt)
             self.register_buffer("t_span", torch.linspace(0.0, solver.t1, steps + 1))

@@ -8,6 +8,7 @@ The reference is the bare field: the `nn.Sequential` MLP on a `(B, d + 1)` input
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 import torch
@@ -96,6 +97,8 @@ def run(
         for gradient in ("backprop", "adjoint"):
             key = (library, gradient)
             fns[key] = forward_backward(blocks[key], counters[key])
+    gc.collect()
+    gc.freeze()  # see training.compare
     samples = alternate(fns, rounds=rounds, reps=reps)
     results = []
     for (library, mode), times in samples.items():

@@ -8,12 +8,14 @@ hooks cost time), epochs 1..N are timed, and the accuracy is measured after epoc
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from benchmarks._timing import Samples, Stopwatch
+from benchmarks.memory import peak_mib, training_step
 from benchmarks.peers import Contender, contenders
 from pyanode import SolverSpec
 from pyanode.data import Dataset, concentric_spheres, three_spheres
@@ -45,7 +47,7 @@ class Result:
     nfe_timed: list[float] = field(default_factory=list)  # forward NFE per batch, timed epochs
     train_acc: float = 0.0
     test_acc: float = 0.0
-    peak_mb: float | None = None  # peak memory of one forward + backward (see memory.py)
+    peak_mb: float | None = None  # MiB of one batch's forward + backward (memory.peak_mib)
 
 
 def datasets(name: str, points: int, seed: int) -> tuple[Dataset, Dataset]:
@@ -123,6 +125,7 @@ class _Run:
     def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((self.model(x).argmax(dim=1) == y).double().mean())
 
+
 def _flush(model: nn.Module) -> None:
     flush = getattr(model, "flush", None)
     if flush is not None:
@@ -144,8 +147,10 @@ def compare(
     seed: int,
     device: torch.device,
     libraries: tuple[str, ...],
+    memory: bool = True,
 ) -> list[Result]:
-    """Train every library on `config` for `epochs` timed epochs after one warm-up epoch."""
+    """Train every library on `config` for `epochs` timed epochs after one warm-up epoch; with
+    `memory`, measure the peak memory of one batch's forward + backward after training."""
     train, test = datasets(config.dataset, points, seed)
     classes = int(train.y.max()) + 1
     solver = SolverSpec(solver="dp5", rtol=rtol, atol=atol, gradient=config.gradient)
@@ -158,6 +163,9 @@ def compare(
     x = torch.as_tensor(train.x, device=device)
     y = torch.as_tensor(train.y, device=device)
     sync = _sync(device)
+    # the collector would otherwise rescan every imported library's objects while timing
+    gc.collect()
+    gc.freeze()
     for epoch in range(epochs + 1):
         order = torch.as_tensor(batch_order(seed, epoch, len(x)), device=device)
         batches = [
@@ -181,4 +189,7 @@ def compare(
         run.result.train_acc = run.accuracy(x, y)
         run.result.test_acc = run.accuracy(x_test, y_test)
         run.result.nfe_last = run.count_nfe(batches)
+        if memory:
+            step = training_step(run.model, *batches[0])
+            run.result.peak_mb = peak_mib(step, device)
     return [run.result for run in runs]

@@ -224,3 +224,19 @@ def test_training_step_matches_the_plain_module():
             opt.step()
         weights.append(torch.cat([p.detach().flatten() for p in field.parameters()]))
     torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("gradient", GRADIENTS, ids=repr)
+@pytest.mark.parametrize("setting", ["dp5", "tsit5-jump", "rk4-fixed"])
+def test_gradients_summed_in_chunks(gradient, setting, monkeypatch, float64):
+    # Fold the VJP records every 4 (as for large batches), recycling the buffers in between.
+    monkeypatch.setattr("pyanode.torch._fused._FOLD_BYTES", 1)
+    field = _field("tanh", control_dim=2)
+    gen = torch.Generator().manual_seed(6)
+    y0, x = torch.randn(5, 3, generator=gen), torch.randn(5, 2, generator=gen)
+    assert field.fused_kernel(y0, x).fold_every == 4
+    kwargs = SETTINGS[setting]
+    fused = _run(field, field, y0, x, gradient, **kwargs)
+    plain = _run(field, Plain(field), y0, x, gradient, **kwargs)
+    assert fused[2].nfe_backward >= 12  # three folds or more
+    _assert_equal(fused, plain, rtol=1e-10)

@@ -4,7 +4,8 @@ One entry point, `solve(f, y0, t0, t1, *, args, solver, controller, gradient, sa
 every "how" is an object: a solver (`Dopri5()`, ...), a step-size controller
 (`PIController(rtol, atol)`, `ConstantStepSize(dt)`) and a gradient method (`Backprop()`,
 `Adjoint()`). The registries `SOLVERS` and `GRADIENTS` map the names used in specs and on the
-command line to these classes.
+command line to these classes. A vector field may implement `AbstractFusedField` to be
+evaluated and differentiated without autograd (`pyanode.torch.MLPField` does).
 """
 
 from pyanode.solvers._bosh3 import Bosh3 as Bosh3

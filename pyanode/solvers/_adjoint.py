@@ -9,7 +9,12 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from pyanode.solvers._fused import AbstractFusedKernel, AbstractStageKernel, fused_kernel_of
+from pyanode.solvers._fused import (
+    AbstractFusedKernel,
+    AbstractStageKernel,
+    GradientSum,
+    fused_kernel_of,
+)
 from pyanode.solvers._problem import (
     Problem,
     SolveRequest,
@@ -20,7 +25,7 @@ from pyanode.solvers._problem import (
     mixed_rms_norm,
     time_factory,
 )
-from pyanode.solvers._stepper import BufferStepper, PlainKernel
+from pyanode.solvers._stepper import BufferStepper, FusedStep, PlainKernel
 
 
 def adjoint_solve(request: SolveRequest, seminorm: bool) -> torch.Tensor:
@@ -215,7 +220,20 @@ def _fused_adjoint_backward(
         z[1] += grad_ys[i]
         return z
 
-    stepper = BufferStepper(_AdjointKernel(kernel), r.solver, z, record=True)
+    # a_theta and a_args: each accepted step adds its stages' VJPs with the weights -h b_i;
+    # summed in chunks (the steps' buffers are recycled after), so memory stays flat
+    sums = GradientSum(kernel)
+    b = r.solver._plan.coefficients(z).b_floats
+
+    def on_accept(step: FusedStep) -> None:
+        folded = False
+        for i, b_i in enumerate(b):
+            if b_i != 0.0:
+                folded |= sums.add(step.saved[i], -step.h * b_i)
+        if folded:  # pending records are the last step's; a FSAL next step reads its last
+            stepper.release(keep_last=True)
+
+    stepper = BufferStepper(_AdjointKernel(kernel), r.solver, z, record=True, on_accept=on_accept)
     scale = 1.0 / math.sqrt(n)
 
     def norm(e: torch.Tensor) -> float:  # the seminorm: the larger RMS of the y and a parts
@@ -233,14 +251,7 @@ def _fused_adjoint_backward(
     )
     z = stepper.finish(r.controller.integrate(problem, z))
     r.stats.nfe_backward += problem.counts.nfe
-    records, weights = [], []
-    b = r.solver._plan.coefficients(z).b_floats
-    for step in stepper.tape:
-        for i, b_i in enumerate(b):
-            if b_i != 0.0:
-                records.append(step.saved[i])
-                weights.append(-step.h * b_i)
-    params, args = kernel.gradients(records, weights)
+    params, args = sums.result()
     stepper.release()
     return [kernel.from_state(z[1]), *args, *params]
 

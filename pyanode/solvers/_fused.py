@@ -48,6 +48,7 @@ class AbstractFusedKernel(AbstractStageKernel):
 
     params: tuple[torch.Tensor, ...]
     arg_tensors: tuple[torch.Tensor, ...]
+    fold_every: int = 32  # records per `gradients` call at most (bounds their stacked memory)
 
     @abc.abstractmethod
     def to_state(self, y: torch.Tensor) -> torch.Tensor:
@@ -97,6 +98,54 @@ class AbstractFusedField(abc.ABC):
     @abc.abstractmethod
     def fused_kernel(self, y0: torch.Tensor, args: Any) -> AbstractFusedKernel | None:
         """The kernel for a solve from `y0` with `args`, or None to use the plain field."""
+
+
+class GradientSum:
+    """Running `AbstractFusedKernel.gradients` over VJP records added one by one.
+
+    Records are summed in chunks of `kernel.fold_every`, so that the stacked records of a long
+    solve never all live at once (the adjoint's memory stays flat in the number of steps).
+    """
+
+    def __init__(self, kernel: AbstractFusedKernel):
+        self.kernel = kernel
+        self.records: list[Any] = []
+        self.weights: list[float] = []
+        self.params: list[torch.Tensor | None] | None = None
+        self.args: list[torch.Tensor | None] | None = None
+
+    def add(self, record: Any, weight: float = 1.0) -> bool:
+        """Add `weight * (g^T df/dtheta, g^T df/dargs)` of `record`; True when it folded."""
+        self.records.append(record)
+        self.weights.append(weight)
+        if len(self.records) >= self.kernel.fold_every:
+            self.fold()
+            return True
+        return False
+
+    def fold(self) -> None:
+        """Sum the pending records into the totals and drop them."""
+        if not self.records and self.params is not None:
+            return
+        weights = None if all(w == 1.0 for w in self.weights) else self.weights
+        params, args = self.kernel.gradients(self.records, weights)
+        self.records, self.weights = [], []
+        if self.params is None:
+            self.params, self.args = params, args
+        else:
+            self.params = [_add(a, b) for a, b in zip(self.params, params, strict=True)]
+            self.args = [_add(a, b) for a, b in zip(self.args, args, strict=True)]
+
+    def result(self) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+        """`(param_grads, arg_grads)` over everything added."""
+        self.fold()
+        return self.params, self.args
+
+
+def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a.add_(b)
 
 
 def fused_kernel_of(f: Any, y0: torch.Tensor, args: Any) -> AbstractFusedKernel | None:

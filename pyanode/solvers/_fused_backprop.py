@@ -9,7 +9,7 @@ k_i` with stages `k_i = f(t_i, y0 + h sum_j a_ij k_j)`, given `gbar = dL/dy1`,
     dL/dy0  = gbar + sum_{i>0} gY_i (+ the VJP of a freshly evaluated first stage),
 
 the same discretise-then-optimise gradient autograd computes through the ops, to round-off.
-The parameter gradients of all VJPs are summed once at the end (`AbstractFusedKernel.gradients`).
+The parameter gradients of the VJPs are summed in chunks (`GradientSum`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import weakref
 
 import torch
 
-from pyanode.solvers._fused import AbstractFusedKernel
+from pyanode.solvers._fused import AbstractFusedKernel, GradientSum
 from pyanode.solvers._problem import Counts, SolveRequest, integrate_forward
 from pyanode.solvers._stepper import BufferStepper, FusedStep, give, take
 
@@ -34,14 +34,18 @@ class _Run:
         self.counts = Counts()
 
 
-def fused_backprop(request: SolveRequest, kernel: AbstractFusedKernel) -> tuple[torch.Tensor, Counts]:
+def fused_backprop(
+    request: SolveRequest, kernel: AbstractFusedKernel
+) -> tuple[torch.Tensor, Counts]:
     """Solve `request` with `kernel`; backward is the hand-written VJP of the recorded steps."""
     run = _Run(request, kernel)
     ys = _FusedBackprop.apply(run, request.y0, *kernel.arg_tensors, *kernel.params)
     return ys, run.counts
 
 
-def fused_forward(request: SolveRequest, kernel: AbstractFusedKernel) -> tuple[torch.Tensor, Counts]:
+def fused_forward(
+    request: SolveRequest, kernel: AbstractFusedKernel
+) -> tuple[torch.Tensor, Counts]:
     """Solve `request` with `kernel` without recording anything (no gradient needed)."""
     r = request
     x0 = kernel.to_state(r.y0)
@@ -99,7 +103,7 @@ class _FusedBackprop(torch.autograd.Function):
             at_t0 = ()
         coef = r.solver._plan.coefficients(grads)
         like = grads[0] if r.save_ts else grads
-        records: list = []
+        sums = GradientSum(kernel)
         workspaces = []
         extra = None  # dL/d(last stage) from the next step's use of it as its first stage
         for n in range(len(tape) - 1, -1, -1):
@@ -108,31 +112,36 @@ class _FusedBackprop(torch.autograd.Function):
                 g = g + grad_rows[i : i + 1]
             ws = take(len(coef.c), like)
             workspaces.append(ws)
-            g = _step_vjp(step, g, extra, coef, kernel, ws, records)
+            g, folded = _step_vjp(step, g, extra, coef, kernel, ws, sums)
             if step.fresh:
                 # the first stage was evaluated at this step's y0: its VJP adds to dL/dy0
-                records.append(kernel.vjp(step.saved[0], ws.a.sel[0], ws.b.sel[0])[1])
+                folded |= sums.add(kernel.vjp(step.saved[0], ws.a.sel[0], ws.b.sel[0])[1])
                 g.add_(ws.b.row[0])
                 extra = None
             else:
                 extra = ws.a
+            if folded:  # the pending records are this step's: recycle the earlier buffers
+                give(workspaces[:-1])
+                workspaces = workspaces[-1:]
         for i in at_t0:
             g = g + grad_rows[i : i + 1]
-        param_grads, arg_grads = kernel.gradients(records, None)
+        param_grads, arg_grads = sums.result()
         give(workspaces)
         grad_y0 = kernel.from_state(g.view(like.shape))
         return (None, grad_y0, *arg_grads, *param_grads)
 
 
-def _step_vjp(step: FusedStep, g, extra, coef, kernel, ws, records: list) -> torch.Tensor:
-    """dL/dy0 (a new (1, N) row) of one step from `g` = dL/dy1 (1, N); writes dL/dk_j into
-    `ws.a` (row 0: dL/dk_0) and the stage inputs' gradients into `ws.b`; appends the VJP
-    records. `extra` is the next step's `ws.a` when its first stage is this step's last."""
+def _step_vjp(step: FusedStep, g, extra, coef, kernel, ws, sums: GradientSum):
+    """`(dL/dy0, folded)`: dL/dy0 (a new (1, N) row) of one step from `g` = dL/dy1 (1, N);
+    writes dL/dk_j into `ws.a` (row 0: dL/dk_0) and the stage inputs' gradients into `ws.b`;
+    adds the VJP records to `sums` (`folded`: whether that summed them). `extra` is the next
+    step's `ws.a` when its first stage is this step's last."""
     s = len(coef.c)
     h = step.h
     b = coef.b_floats
     gk, gy = ws.a, ws.b
     saved = step.saved
+    folded = False
     for j in range(s - 1, 0, -1):
         if j == s - 1:
             if b[j] != 0.0:
@@ -149,9 +158,9 @@ def _step_vjp(step: FusedStep, g, extra, coef, kernel, ws, records: list) -> tor
             continue
         else:
             torch.addmm(g, coef.cols[j], gy.tail[j], beta=h * b[j], alpha=h, out=gk.row[j])
-        records.append(kernel.vjp(saved[j], gk.sel[j], gy.sel[j])[1])
+        folded |= sums.add(kernel.vjp(saved[j], gk.sel[j], gy.sel[j])[1])
     if s == 1:
         torch.mul(g, h * b[0], out=gk.row[0])
-        return g.clone()
+        return g.clone(), folded
     torch.addmm(g, coef.cols[0], gy.tail[0], beta=h * b[0], alpha=h, out=gk.row[0])
-    return torch.addmm(g, coef.ones, gy.tail[0])
+    return torch.addmm(g, coef.ones, gy.tail[0]), folded

@@ -30,6 +30,11 @@ class Backprop(AbstractGradientMethod):
     step's stages; the step-size decisions are not differentiated (they are detached). Rejected
     steps and the initial step selection are not in the graph.
     `SolverStats.nfe_backward` counts the vector-Jacobian products through `f` when backward runs.
+
+    A field with a fused kernel (`AbstractFusedField`, e.g. `MLPField`) is not recorded op by
+    op: the solve is one autograd node whose backward runs the steps' VJP by hand (stage by
+    stage, in reverse) with the kernel's VJPs, the same gradients to round-off at a fraction of
+    the cost; higher-order gradients then raise (pass the field as a plain function for them).
     """
 
     def run(self, request: SolveRequest) -> torch.Tensor:
@@ -84,6 +89,11 @@ class Adjoint(AbstractGradientMethod):
     tensor, or the tensors of a tuple/list) that require grad, and, when `f` is an
     `nn.Module`, its parameters that require grad; tensors captured by `f` in any other way get
     no gradient. Higher-order gradients are not supported.
+
+    With the seminorm and a fused field (`AbstractFusedField`), the parameter and `args`
+    integrals do not steer the steps, so only `[y, a]` is integrated and `a_theta`, `a_args`
+    are the accepted stages' VJPs summed with the step's weights `h b_i`, which is what the
+    Runge–Kutta method computes for them.
 
     The backward solve recomputes `y` backwards in time, so for a vector field that is unstable
     backwards the gradients lose accuracy (a known weakness of the backsolve adjoint); use

@@ -96,7 +96,7 @@ def solve(
     if save_ts:
         ts = torch.tensor(save_ts, dtype=y0.dtype, device=y0.device)
     else:
-        ts = torch.tensor(t1_, dtype=y0.dtype, device=y0.device)
+        ts = torch.scalar_tensor(t1_, dtype=y0.dtype, device=y0.device)
     if t0_ == t1_:
         ys = torch.stack([y0] * len(save_ts)) if save_ts else y0
         return Solution(ys=ys, ts=ts, stats=stats)

@@ -206,7 +206,8 @@ class BufferStepper(AbstractStepper):
     The right-hand side is a stage kernel that writes into the buffer (`PlainKernel` for a
     plain vector field). The states it returns are views of its buffers: call `finish` on the
     final state. With `record`, the kernel saves what its VJP needs and the accepted steps are
-    kept, with those records, in `tape` (their buffers are not recycled; `release` does).
+    kept, with those records, in `tape` (their buffers are not recycled; `release` does), and
+    `on_accept(step)` is called after each is appended.
     """
 
     def __init__(
@@ -216,9 +217,11 @@ class BufferStepper(AbstractStepper):
         like: torch.Tensor,
         *,
         record: bool = False,
+        on_accept: Callable[[FusedStep], None] | None = None,
     ):
         self.kernel = kernel
         self.record = record
+        self.on_accept = on_accept
         self.fsal = solver.fsal
         self.coef = coef = solver._plan.coefficients(like)
         self.s = len(coef.c)
@@ -296,6 +299,8 @@ class BufferStepper(AbstractStepper):
         if self.record:
             self.tape.append(state)
             self._spare, self._current = None, state.ws
+            if self.on_accept is not None:
+                self.on_accept(state)
         else:
             self._spare, self._current = self._current, state
 
@@ -313,7 +318,9 @@ class BufferStepper(AbstractStepper):
         ws = self._current
         return ws is not None and y.untyped_storage().data_ptr() == ws.b.data.data_ptr()
 
-    def release(self) -> None:
-        """Recycle the buffers of `tape` (after the backward pass that read them)."""
-        give([step.ws for step in self.tape])
-        self.tape = []
+    def release(self, keep_last: bool = False) -> None:
+        """Recycle the buffers of `tape` (after the backward pass that read them); with
+        `keep_last`, all but the last step's (which a FSAL next step still reads)."""
+        keep = self.tape[-1:] if keep_last else []
+        give([step.ws for step in self.tape[: len(self.tape) - len(keep)]])
+        self.tape = keep

@@ -105,4 +105,4 @@ class MLPField(nn.Module, AbstractFusedField):
         weights = _WEIGHTS.get(self)
         if weights is None or not weights.matches(params, self.act):
             weights = _WEIGHTS[self] = MLPWeights(layers, self.dim, self.time_dependent, self.act)
-        return MLPKernel(weights, control)
+        return MLPKernel(weights, control, y0.shape[0])

@@ -29,6 +29,8 @@ def _relu_backward(g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return _threshold_backward(g, h, 0)
 
 
+_FOLD_BYTES = 2 << 20  # stacked VJP records per parameter-gradient fold
+
 # activation name -> (in-place activation, its backward from the output)
 FUSED_ACTIVATIONS = {
     "relu": (torch.relu_, _relu_backward),
@@ -72,8 +74,8 @@ class MLPWeights:
         """Whether these views still belong to `params` (same tensors, same storage)."""
         return (
             activation == self.activation
-            and all(a is b for a, b in zip(params, self.params))
-            and all(p.data_ptr() == q for p, q in zip(params, self.pointers))
+            and all(a is b for a, b in zip(params, self.params, strict=True))
+            and all(p.data_ptr() == q for p, q in zip(params, self.pointers, strict=True))
         )
 
 
@@ -83,16 +85,22 @@ class MLPKernel(AbstractFusedKernel):
     Arguments:
         weights: the field's `MLPWeights`.
         control: the (B, c) data-control input x, or None.
+        batch: the batch size B of the states.
     """
 
-    def __init__(self, weights: MLPWeights, control: torch.Tensor | None):
+    def __init__(self, weights: MLPWeights, control: torch.Tensor | None, batch: int):
         w = weights
         self.params = w.params
         self.act, self.act_backward = FUSED_ACTIVATIONS[w.activation]
+        self.relu = w.activation == "relu"
         self.w0z, self.w_t, self.w0z_t = w.w0z, w.w_t, w.w0z_t
         self.w1, self.b1, self.w1_t = w.w1, w.b1, w.w1_t
         self.w2, self.b2, self.w2_t = w.w2, w.b2, w.w2_t
         self._negated = None  # -W0z^T, made on the first negated VJP (adjoint)
+        # a record holds y, g (d, B) and h0, h1, ga1, ga0 (h, B): fold at about 2 MiB of them
+        d, h = w.w0z.shape[1], w.w1.shape[0]
+        record_bytes = (2 * d + 4 * h) * max(batch, 1) * w.w1.element_size()
+        self.fold_every = max(4, min(64, _FOLD_BYTES // record_bytes))
         if control is None:
             self.control = self.w0x = None
             self.bias0 = w.b0
@@ -111,8 +119,10 @@ class MLPKernel(AbstractFusedKernel):
         return x.transpose(-1, -2)
 
     def evaluate(self, t, y, out, save):
+        # Written for few Python-level operations: this runs once per stage.
         act = self.act
-        bias = self.bias0 if self.w_t is None else torch.add(self.bias0, self.w_t, alpha=t)
+        w_t = self.w_t
+        bias = self.bias0 if w_t is None else torch.add(self.bias0, w_t, alpha=t)
         h0 = act(torch.addmm(bias, self.w0z, y))
         h1 = act(torch.addmm(self.b1, self.w1, h0))
         if out is None:
@@ -122,17 +132,21 @@ class MLPKernel(AbstractFusedKernel):
         return k, ((t, y, h0, h1) if save else None)
 
     def vjp(self, saved, g, out, negate=False):
-        t, y, h0, h1 = saved
-        back = self.act_backward
-        ga1 = back(torch.mm(self.w2_t, g), h1)
-        ga0 = back(torch.mm(self.w1_t, ga1), h0)
+        _, _, h0, h1 = saved
+        if self.relu:
+            ga1 = _threshold_backward(torch.mm(self.w2_t, g), h1, 0)
+            ga0 = _threshold_backward(torch.mm(self.w1_t, ga1), h0, 0)
+        else:
+            back = self.act_backward
+            ga1 = back(torch.mm(self.w2_t, g), h1)
+            ga0 = back(torch.mm(self.w1_t, ga1), h0)
         w = self.w0z_t
         if negate:
             w = self._negated
             if w is None:
                 w = self._negated = self.w0z_t.neg()
         gy = torch.mm(w, ga0) if out is None else torch.mm(w, ga0, out=out)
-        return gy, (t, y, h0, h1, g, ga1, ga0)
+        return gy, (*saved, g, ga1, ga0)
 
     def gradients(
         self, records: Sequence[Any], weights: Sequence[float] | None

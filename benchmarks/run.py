@@ -1,0 +1,259 @@
+"""pyanode against torchdiffeq and torchdyn: one command, identical data, weights and tolerances.
+
+    .venv/bin/python -m benchmarks.run            # everything (about 5 minutes on one core)
+    .venv/bin/python -m benchmarks.run --quick    # a smoke run
+    .venv/bin/python -m benchmarks.run --device cuda
+
+Prints the single-solve microbenchmark, the training table (NODE and ANODE x backprop and adjoint
+x three spheres and concentric spheres) with the ratios pyanode / peer, and the issue's targets.
+The libraries take turns (rotating order) inside this one process; times are medians over
+rounds or epochs, as wall clock and as this thread's CPU time (the steadier of the two on a
+shared machine); "noise" is the interquartile range over the median of the wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict
+
+import torch
+
+from benchmarks import single_solve, training
+from benchmarks._timing import LoadMeter
+from benchmarks.peers import LIBRARIES
+
+DATASETS = ("three-spheres", "concentric-spheres")
+CONFIGS = tuple(
+    training.Config(dataset, kind, gradient)
+    for dataset in DATASETS
+    for kind in ("node", "anode")
+    for gradient in ("backprop", "adjoint")
+)
+
+
+def _versions() -> str:
+    import torchdiffeq
+    import torchdyn
+
+    import pyanode
+
+    return (
+        f"pyanode {pyanode.__version__}, torchdiffeq {torchdiffeq.__version__}, torchdyn "
+        f"{getattr(torchdyn, '__version__', '1.0.6')}, torch {torch.__version__}, Python "
+        f"{platform.python_version()}, {platform.processor() or platform.machine()}"
+    )
+
+
+def _ratio(mine: float, theirs: float) -> str:
+    return f"{mine / theirs:.3f} ({theirs / mine:.1f}x)"
+
+
+def single_solve_tables(args, device) -> tuple[str, dict]:
+    lines, data = [], {}
+    for kind in ("node", "anode"):
+        results, cost = single_solve.run(
+            kind=kind, augment_dim=args.augment_dim, batch=args.batch_size, hidden=args.hidden,
+            rtol=args.rtol, atol=args.atol, seed=args.seed, device=device,
+            libraries=args.libraries, rounds=args.rounds, reps=args.reps,
+        )  # fmt: skip
+        dim = 2 + (args.augment_dim if kind == "anode" else 0)
+        mlp, vjp = cost.forward.median, cost.forward_vjp.median
+        lines += [
+            f"\n{kind.upper()} (state dim {dim}, batch {args.batch_size}, width {args.hidden}): "
+            f"bare MLP forward {mlp * 1e3:.3f} ms, forward + VJP {vjp * 1e3:.3f} ms "
+            f"(noise {cost.forward.spread:.2f}, {cost.forward_vjp.spread:.2f})\n",
+            "| mode | library | ms (wall) | ms (CPU) | noise | NFE f/b | solve / (NFE x MLP) "
+            "| pyanode / library |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        mine = {r.mode: r for r in results if r.library == "pyanode"}
+        for r in sorted(results, key=lambda r: (single_solve.MODES.index(r.mode), r.library)):
+            nfe = r.nfe[0] + (r.nfe[1] if r.mode != "forward" else 0)
+            floor = r.times.median / (nfe * mlp)
+            versus = _ratio(mine[r.mode].times.median, r.times.median) if r.mode in mine else "-"
+            lines.append(
+                f"| {r.mode} | {r.library} | {r.times.median * 1e3:.3f} | "
+                f"{r.times.median_cpu * 1e3:.3f} | {r.times.spread:.2f} | {r.nfe[0]}/{r.nfe[1]} | "
+                f"{floor:.2f} | {versus} |"
+            )
+        data[kind] = {
+            "mlp_forward_s": mlp,
+            "mlp_forward_vjp_s": vjp,
+            "results": [
+                {"library": r.library, "mode": r.mode, "nfe": r.nfe, **asdict(r.times)}
+                for r in results
+            ],
+        }
+    return "\n".join(lines), data
+
+
+def training_tables(args, device) -> tuple[str, dict]:
+    lines = [
+        "| configuration | library | s/epoch (wall) | s/epoch (CPU) | noise | ms/solve | "
+        "NFE f/b epoch 0 | NFE f timed | NFE f/b last | train acc | test acc | peak MiB | "
+        "pyanode / library (wall) | (CPU) |",
+        "|" + "---|" * 14,
+    ]
+    data = {}
+    for config in args.configs:
+        results = training.compare(
+            config, epochs=args.epochs, points=args.points, batch_size=args.batch_size,
+            hidden=args.hidden, augment_dim=args.augment_dim, rtol=args.rtol, atol=args.atol,
+            lr=args.lr, fused_adam=args.fused_adam, seed=args.seed, device=device,
+            libraries=args.libraries, memory=args.memory,
+        )  # fmt: skip
+        mine = next((r for r in results if r.library == "pyanode"), None)
+        for r in results:
+            timed = sum(r.nfe_timed) / len(r.nfe_timed)
+            wall, cpu = r.epochs.median, r.epochs.median_cpu
+            peak = "-" if r.peak_mb is None else f"{r.peak_mb:.1f}"
+            versus = ("-", "-")
+            if mine is not None:
+                versus = (_ratio(mine.epochs.median, wall), _ratio(mine.epochs.median_cpu, cpu))
+            lines.append(
+                f"| {config.name} | {r.library} | {wall:.4f} | {cpu:.4f} | {r.epochs.spread:.2f} "
+                f"| {r.solves.median * 1e3:.2f} | {r.nfe_first[0]:.1f}/{r.nfe_first[1]:.1f} | "
+                f"{timed:.1f} | {r.nfe_last[0]:.1f}/{r.nfe_last[1]:.1f} | {r.train_acc:.3f} | "
+                f"{r.test_acc:.3f} | {peak} | {versus[0]} | {versus[1]} |"
+            )
+        data[config.name] = [
+            {
+                "library": r.library,
+                "epochs": asdict(r.epochs),
+                "solves_median_s": r.solves.median,
+                "nfe_first": r.nfe_first,
+                "nfe_timed": r.nfe_timed,
+                "nfe_last": r.nfe_last,
+                "train_acc": r.train_acc,
+                "test_acc": r.test_acc,
+                "peak_mib": r.peak_mb,
+            }
+            for r in results
+        ]
+    return "\n".join(lines), data
+
+
+def targets(data: dict) -> str:
+    """The issue's targets, checked on what was measured (wall and CPU medians)."""
+    rows = ["| target | measured (wall / CPU) | met |", "|---|---|---|"]
+
+    def epoch(config, library, key):
+        for r in data.get("training", {}).get(config, []):
+            if r["library"] == library:
+                return statistics_median(r["epochs"][key])
+        return None
+
+    for config, peer, goal in (
+        ("node/backprop/three-spheres", "torchdyn", 5.0),
+        ("node/backprop/three-spheres", "torchdiffeq", 7.0),
+        ("node/backprop/concentric-spheres", "torchdyn", 5.0),
+        ("node/backprop/concentric-spheres", "torchdiffeq", 7.0),
+        ("node/adjoint/three-spheres", "torchdyn", 4.0),
+        ("node/adjoint/concentric-spheres", "torchdyn", 4.0),
+    ):
+        speed = []
+        for key in ("wall", "cpu"):
+            mine, theirs = epoch(config, "pyanode", key), epoch(config, peer, key)
+            if mine is not None and theirs is not None:
+                speed.append(theirs / mine)
+        if speed:
+            met = "yes" if min(speed) >= goal else ("wall or CPU" if max(speed) >= goal else "no")
+            rows.append(
+                f"| {config}: >= {goal:g}x faster than {peer} | "
+                f"{' / '.join(f'{s:.1f}x' for s in speed)} | {met} |"
+            )
+    for kind, solve in data.get("single_solve", {}).items():
+        mlp = solve["mlp_forward_s"]
+        for r in solve["results"]:
+            if r["library"] != "pyanode" or r["mode"] == "adjoint":
+                continue
+            nfe = r["nfe"][0] + (r["nfe"][1] if r["mode"] == "backprop" else 0)
+            ratio = statistics_median(r["wall"]) / (nfe * mlp)
+            rows.append(
+                f"| {kind} one {r['mode']} solve within 3x of NFE x bare MLP ({nfe} x "
+                f"{mlp * 1e3:.3f} ms) | {ratio:.2f}x | {'yes' if ratio <= 3 else 'no'} |"
+            )
+    return "\n".join(rows)
+
+
+def statistics_median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10, help="timed epochs (after 1 warm-up)")
+    parser.add_argument("--points", type=int, default=1024, help="training points")
+    parser.add_argument("--batch-size", type=int, default=96)
+    parser.add_argument("--hidden", type=int, default=32, help="width of the vector field")
+    parser.add_argument("--augment-dim", type=int, default=5, help="zeros appended by ANODE")
+    parser.add_argument("--rtol", type=float, default=1e-3)
+    parser.add_argument("--atol", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--fused-adam", action="store_true", help="Adam(fused=True) for all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES)
+    parser.add_argument(
+        "--configs", nargs="+", default=[c.name for c in CONFIGS],
+        choices=[c.name for c in CONFIGS], metavar="KIND/GRADIENT/DATASET",
+    )  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=15, help="single-solve rounds")
+    parser.add_argument("--reps", type=int, default=20, help="single-solve calls per round")
+    parser.add_argument("--no-memory", dest="memory", action="store_false")
+    parser.add_argument("--no-training", dest="training", action="store_false")
+    parser.add_argument("--no-single-solve", dest="single_solve", action="store_false")
+    parser.add_argument("--quick", action="store_true", help="3 epochs, 2 configs, 5 rounds")
+    parser.add_argument("--json", help="also write every measurement to this file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.epochs, args.rounds, args.reps, args.memory = 3, 5, 10, False
+        args.configs = ["node/backprop/three-spheres", "node/adjoint/three-spheres"]
+    by_name = {c.name: c for c in CONFIGS}
+    args.configs = [by_name[name] for name in args.configs]
+    args.libraries = tuple(args.libraries)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device is available")
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    load = LoadMeter()
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    print(f"# pyanode vs {', '.join(lib for lib in args.libraries if lib != 'pyanode')}\n")
+    print(
+        f"{_versions()}; device {device}, {args.threads} thread(s), CPU affinity {affinity}; "
+        f"dp5 rtol={args.rtol:g} atol={args.atol:g}, batch {args.batch_size}, width "
+        f"{args.hidden}, {args.points} points, Adam lr {args.lr:g}"
+        f"{' (fused)' if args.fused_adam else ''}, seed {args.seed}"
+    )
+    data: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
+    if args.single_solve:
+        text, data["single_solve"] = single_solve_tables(args, device)
+        print("\n## One solve of the ODE block\n" + text)
+    if args.training:
+        text, data["training"] = training_tables(args, device)
+        print(
+            f"\n## Training ({args.epochs} timed epochs after one warm-up, "
+            f"{-(-args.points // args.batch_size)} batches each)\n\n{text}"
+        )
+    print("\n## Targets of the issue\n\n" + targets(data))
+    data["load"] = load.summary()
+    print(f"\nMachine during the run: {data['load']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()
