@@ -1,0 +1,129 @@
+"""The checks of plain values at pyanode's boundaries, written once.
+
+Every check names the field, the value received and what is accepted, and raises the caller's
+error type (`SpecError` for specs, `DataError` for data, `ValueError` for the solvers' API), so
+that a message about "a finite number > 0" is worded the same everywhere. Numpy scalars count as
+numbers; bools never do. No torch, no numpy import cost beyond numpy itself.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds are unsigned 32-bit (and 64-bit) integers
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"
+
+
+def _bound(low: float | None, high: float | None, strict_low: bool) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if strict_low else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"<= {high:g}")
+    return " and ".join(parts)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    strict_low: bool = False,
+    error: type[Exception] = ValueError,
+) -> float:
+    """`value` as a finite float within the bounds, or raise `error`.
+
+    Arguments:
+        name: the field as the user writes it (`"solver.rtol"`, `"rtol"`, `"dt"`).
+        value: what was given.
+        low, high: inclusive bounds (`low` exclusive with `strict_low`); None for none.
+        error: the exception type to raise.
+    """
+    bound = _bound(low, high, strict_low)
+    what = "a finite number" + (f" {bound}" if bound else "")
+    if _is_bool(value) or not isinstance(value, numbers.Real):
+        raise error(f"{name} must be {what}, got {value!r} of type {type(value).__name__}")
+    x = float(value)
+    if (
+        not math.isfinite(x)
+        or (low is not None and (x <= low if strict_low else x < low))
+        or (high is not None and x > high)
+    ):
+        raise error(f"{name} must be {what}, got {value!r}")
+    return x
+
+
+def check_int(
+    name: str,
+    value: Any,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+    error: type[Exception] = ValueError,
+) -> int:
+    """`value` as an int within the inclusive bounds, or raise `error` (bools and floats are
+    refused, also `2.0`: a count written as a float is usually a mistake)."""
+    bound = _bound(low, high, False)
+    what = "an integer" + (f" {bound}" if bound else "")
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
+        raise error(f"{name} must be {what}, got {value!r} of type {type(value).__name__}")
+    n = int(value)
+    if (low is not None and n < low) or (high is not None and n > high):
+        raise error(f"{name} must be {what}, got {value!r}")
+    return n
+
+
+def check_seed(name: str, value: Any, *, error: type[Exception] = ValueError) -> int:
+    """A seed: an integer in [0, 2**32 - 1], the range numpy and torch both accept."""
+    return check_int(name, value, low=0, high=SEED_MAX, error=error)
+
+
+def check_bool(name: str, value: Any, *, error: type[Exception] = ValueError) -> bool:
+    """`value` if it is True or False, else raise `error`."""
+    if not _is_bool(value):
+        raise error(f"{name} must be true or false, got {value!r} of type {type(value).__name__}")
+    return bool(value)
+
+
+def check_choice(
+    name: str,
+    value: Any,
+    accepted: Iterable[str],
+    *,
+    aliases: Mapping[str, str] | None = None,
+    error: type[Exception] = ValueError,
+) -> str:
+    """The canonical name of `value`: itself if in `accepted`, or what `aliases` maps it to.
+
+    Raises `error` listing the accepted names (and the aliases) otherwise.
+    """
+    accepted = tuple(accepted)
+    if isinstance(value, str):
+        if value in accepted:
+            return value
+        if aliases and value in aliases:
+            return aliases[value]
+    listed = ", ".join(accepted)
+    if aliases:
+        listed += " (aliases: " + ", ".join(f"{a} = {c}" for a, c in aliases.items()) + ")"
+    raise error(f"{name}={value!r} is not known; accepted: {listed}")
+
+
+def check_keys(
+    name: str, given: Iterable[str], accepted: Iterable[str], *, error: type[Exception] = ValueError
+) -> None:
+    """Raise `error` naming the keys of `given` that are not in `accepted` (unknown keys never
+    pass silently)."""
+    accepted = tuple(accepted)
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise error(
+            f"unknown key(s) {', '.join(unknown)} in {name}; accepted: {', '.join(sorted(accepted))}"
+        )
