@@ -4,7 +4,7 @@ It starts Julia before anything imports torch (juliacall must come first), answe
 on the file descriptor PYANODE_TEST_REPLY_FD (`{"ok": true, "julia": VERSION}` or `{"ok": false,
 "error": ...}`), then serves requests read from stdin, one JSON line each, until stdin closes:
 
-    {"request": {...}, "arrays": IN.npz, "results": OUT.npz}   ->   {"ok": true} | {"ok": false, ...}
+    {"request": {...}, "arrays": IN.npz, "results": OUT.npz}  ->  {"ok": true} | {"ok": false}
 
 A request holds `model`, `solver`, `train` (spec dicts), `data` (`task`, `n_classes` for
 classification) and `ops`, run in order on one new model:

@@ -18,7 +18,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 from julia_helpers import AnyValue, JuliaError, RawValue
 
 from pyanode._errors import SolverError, SpecError, TrainingDiverged

@@ -3,7 +3,6 @@ the torch models of every kind (the numpy conversions live in tests/julia_helper
 
 import numpy as np
 import pytest
-
 from julia_helpers import julia_to_torch, split_layers, torch_to_julia
 
 from pyanode._errors import SpecError
