@@ -138,3 +138,8 @@ def test_every_row_says_where_it_was_read():
         assert row["kind"] == "module" or row["source"], row
     for info in read.values():
         assert len(info["commit"]) == 40 and info["version"]
+
+
+def test_the_docs_quote_the_versions_read():
+    docs = (ROOT / "docs" / "julia.md").read_text()
+    assert api.versions_table() in docs

@@ -757,6 +757,27 @@ def render(packages: dict, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def versions_table(path: Path = TABLE) -> str:
+    """The packages read and their versions as a markdown table (docs/julia.md quotes it)."""
+    data = tomllib.loads(path.read_text())
+    counts: dict[str, int] = {}
+    for row in data["names"]:
+        counts[row["package"]] = counts.get(row["package"], 0) + 1
+    lines = [
+        "| package | version read | from | names used |",
+        "|---|---|---|---|",
+    ]
+    for name, info in data["packages"].items():
+        where = info["ref"] if not re.fullmatch(r"[0-9a-f]{40}", info["ref"]) else "commit"
+        source = f"{info['repository']} {where} `{info['commit'][:8]}`"
+        if info["root"] != ".":
+            source += f" ({info['root']})"
+        lines.append(f"| {name} | {info['version']} | {source} | {counts.get(name, 0)} |")
+    for name in sorted({row["package"] for row in data["names"]} - set(data["packages"])):
+        lines.append(f"| {name} | Julia's stdlib | {STDLIB_SOURCE} | {counts[name]} |")
+    return "\n".join(lines) + "\n"
+
+
 def check(paths: list[Path]) -> int:
     found = problems(uses(paths), load_table())
     for line in found:
@@ -776,9 +797,13 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--out", type=Path, default=TABLE)
     test = commands.add_parser("check", help="check julia/ against the table")
     test.add_argument("paths", nargs="*", type=Path, default=list(SOURCES))
+    commands.add_parser("versions", help="print the packages read, as markdown")
     args = cli.parse_args(argv)
     if args.command == "generate":
         return generate(args.mirrors, args.out)
+    if args.command == "versions":
+        print(versions_table(), end="")
+        return 0
     return check(args.paths)
 
 

@@ -137,7 +137,7 @@ with the tolerances alone, which a fixed-step solver cannot do (`Euler` throws) 
 densely itself and reads the saved states from that solution.
 """
 function block_solve(prob, s::SolverOptions, saveat::AbstractVector)
-    times = isempty(saveat) ? [last(prob.tspan)] : saveat
+    times = @ignore_derivatives isempty(saveat) ? [last(prob.tspan)] : collect(saveat)
     return solve(
         prob,
         s.alg;
