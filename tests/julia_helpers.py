@@ -44,28 +44,40 @@ def julia_name(name: str) -> str:
 
 def unwrap(value: Any) -> Any:
     """The Julia object a juliacall value wraps (what a Julia call receives)."""
-    return value._jl_value if isinstance(value, RawValue | AnyValue) else value
+    return value._jl_value if isinstance(value, _Value) else value
 
 
-class RawValue:
-    """A stand-in for `juliacall.RawValue` around a Python object playing a Julia object."""
+class _Value:
+    """What RawValue and AnyValue share: a Julia object, reached by attribute and call."""
 
     __slots__ = ("_jl_value",)
 
     def __init__(self, value: Any):
         object.__setattr__(self, "_jl_value", value)
 
-    def __getattr__(self, name: str) -> RawValue:
+    def _result(self, value: Any) -> Any:  # how a Julia result comes back
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        return RawValue(getattr(self._jl_value, julia_name(name)))
+        return self._result(getattr(self._jl_value, julia_name(name)))
 
-    def __call__(self, *args: Any, **kwargs: Any) -> RawValue:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         values = {key: unwrap(value) for key, value in kwargs.items()}
-        return RawValue(self._jl_value(*map(unwrap, args), **values))
+        return self._result(self._jl_value(*map(unwrap, args), **values))
 
     def __str__(self) -> str:
         return str(self._jl_value)
+
+
+class RawValue(_Value):
+    """A stand-in for `juliacall.RawValue` around a Python object playing a Julia object."""
+
+    __slots__ = ()
+
+    def _result(self, value: Any) -> RawValue:
+        return RawValue(value)
 
     def __repr__(self) -> str:
         return f"<jl {self._jl_value!r}>"
@@ -93,25 +105,13 @@ def to_python(value: Any) -> Any:
     return AnyValue(value)
 
 
-class AnyValue:
+class AnyValue(_Value):
     """A stand-in for `juliacall.AnyValue`: attributes and results convert to Python values."""
 
-    __slots__ = ("_jl_value",)
+    __slots__ = ()
 
-    def __init__(self, value: Any):
-        object.__setattr__(self, "_jl_value", value)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") and name.endswith("__"):
-            raise AttributeError(name)
-        return to_python(getattr(self._jl_value, julia_name(name)))
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        values = {key: unwrap(value) for key, value in kwargs.items()}
-        return to_python(self._jl_value(*map(unwrap, args), **values))
-
-    def __str__(self) -> str:
-        return str(self._jl_value)
+    def _result(self, value: Any) -> Any:
+        return to_python(value)
 
     def __repr__(self) -> str:
         return f"Julia: {self._jl_value!r}"

@@ -10,7 +10,6 @@ options, `solve`'s keywords are checked only at run time).
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -30,15 +29,9 @@ PROJECT = tomllib.loads((JULIA / "Project.toml").read_text())
 STDLIB = {"Random", "Test"}  # versioned with Julia itself
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("julia_api", ROOT / "tools" / "julia_api.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(ROOT / "tools"))
+import julia_api as api  # noqa: E402
 
-
-api = load_tool()
 TABLE = tomllib.loads(api.TABLE.read_text())
 
 

@@ -33,6 +33,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from check_julia_syntax import julia_files, julia_parser
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -161,18 +163,6 @@ STDLIB = [
 ]
 
 # --- parsing Julia -------------------------------------------------------------------------------
-
-
-def parser():
-    try:
-        import tree_sitter_julia
-        from tree_sitter import Language, Parser
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise SystemExit(
-            f"julia_api: {err}; install the lint extra: "
-            "pip install 'tree-sitter==0.26.1' 'tree-sitter-julia==0.23.1'"
-        ) from None
-    return Parser(Language(tree_sitter_julia.language()))
 
 
 def text(node) -> str:
@@ -624,11 +614,6 @@ def place(path: Path, node) -> str:
     return f"{shown}:{node.start_point[0] + 1}"
 
 
-def julia_files(paths: Iterable[Path]) -> Iterator[Path]:
-    for path in paths:
-        yield from sorted(path.rglob("*.jl")) if path.is_dir() else [path]
-
-
 # --- the check ------------------------------------------------------------------------------
 
 
@@ -786,7 +771,7 @@ def check(paths: list[Path]) -> int:
     return 1 if found else 0
 
 
-PARSER = parser()
+PARSER = julia_parser()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -493,6 +493,22 @@ end
 
 # --- gradients -------------------------------------------------------------------------------
 
+"""`i => (loss(v + step e_i) - loss(v - step e_i)) / 2 step` for each coordinate `i`: central
+differences of the loss on `(X, y)` around the handle's parameters `v`, which it leaves as it
+found them."""
+function central_differences(h, X, y, coordinates; step = 1.0e-2)
+    v = Float64.(parameters(h))
+    loss_at(w) = (set_parameters!(h, Float32.(w)); only(evaluate(h, X, y)["loss"]))
+    out = map(collect(coordinates)) do i
+        plus, minus = copy(v), copy(v)
+        plus[i] += step
+        minus[i] -= step
+        i => (loss_at(plus) - loss_at(minus)) / (2 * step)
+    end
+    set_parameters!(h, Float32.(v))
+    return out
+end
+
 """Every gradient method agrees with the others and with central differences."""
 function check_gradients()
     X, y = separable_data(6)
@@ -517,14 +533,8 @@ function check_gradients()
     @test only(results["adjoint"]["nfe_backward"]) > 0
     # central differences on a few coordinates
     h = init_model(; model_kwargs(; rtol = 1.0e-6, atol = 1.0e-6)...)
-    v = Float64.(parameters(h))
-    for i in (1, length(v) ÷ 2, length(v))
-        step = 1.0e-2
-        loss_at(w) = (set_parameters!(h, Float32.(w)); only(evaluate(h, X, y)["loss"]))
-        plus, minus = copy(v), copy(v)
-        plus[i] += step
-        minus[i] -= step
-        fd = (loss_at(plus) - loss_at(minus)) / (2 * step)
+    n = length(parameters(h))
+    for (i, fd) in central_differences(h, X, y, (1, n ÷ 2, n))
         @test isapprox(reference[i], fd; rtol = 5.0e-2, atol = 1.0e-3)
     end
 end
@@ -554,14 +564,8 @@ function check_variant_gradients()
             @test maximum(abs, gradient .- reference) <= 1.0e-3 * scale
         end
         h = init_model(; kwargs...)
-        v = Float64.(parameters(h))
-        loss_at(w) = (set_parameters!(h, Float32.(w)); only(evaluate(h, X, y)["loss"]))
-        for i in (coordinates..., length(v))
-            step = 1.0e-2
-            plus, minus = copy(v), copy(v)
-            plus[i] += step
-            minus[i] -= step
-            fd = (loss_at(plus) - loss_at(minus)) / (2 * step)
+        at = (coordinates..., length(parameters(h)))
+        for (i, fd) in central_differences(h, X, y, at)
             @test isapprox(reference[i], fd; rtol = 5.0e-2, atol = 1.0e-3)
         end
         @test reference[33] != 0 # a real path from the coordinate to the loss
@@ -589,14 +593,8 @@ function check_quadrature_adjoint()
         backprop = gradient_of(X, y; tight..., gradient = "backprop")
         @test relative_gap(quadrature, backprop) <= 1.0e-3
         h = init_model(; model_kwargs(; tight...)...)
-        v = Float64.(parameters(h))
-        loss_at(w) = (set_parameters!(h, Float32.(w)); only(evaluate(h, X, y)["loss"]))
-        for i in (1, length(v) ÷ 2, length(v))
-            step = 1.0e-2
-            plus, minus = copy(v), copy(v)
-            plus[i] += step
-            minus[i] -= step
-            fd = (loss_at(plus) - loss_at(minus)) / (2 * step)
+        n = length(parameters(h))
+        for (i, fd) in central_differences(h, X, y, (1, n ÷ 2, n))
             @test isapprox(quadrature[i], fd; rtol = 5.0e-2, atol = 1.0e-3)
         end
     end
