@@ -527,3 +527,13 @@ def test_worker_reports_a_missing_julia(bin_dir):
     with pytest.raises(JuliaUnavailable, match="the Julia worker could not start: the Julia ") as e:
         JuliaWorker(start_timeout=120)
     assert "not available: no Julia executable found" in str(e.value)
+
+
+def test_conformance_tests_have_time_for_julia():
+    """Issue 15, risk 9: the conformance tests share one worker per module (Julia starts and
+    compiles once) and each may run past the suite's 600 s, the first compiling the adjoints."""
+    import test_julia_conformance as conformance
+
+    timeouts = [mark.args[0] for mark in conformance.pytestmark if mark.name == "timeout"]
+    assert timeouts == [conformance.JULIA_TIMEOUT] and conformance.JULIA_TIMEOUT >= 1800
+    assert "julia" in {mark.name for mark in conformance.pytestmark}
