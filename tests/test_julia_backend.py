@@ -3,8 +3,10 @@
 No Julia runs here: a fake session plays PyANODE's API with the torch backend's models, in
 Julia's layout ((features, samples) inputs, outputs transposed, trajectories (state, samples,
 times), `!` functions as `_b`), and checks every call against the Julia source: the positional
-arguments and keyword names of each function are read from julia/src/*.jl. So these tests
-catch a renamed keyword, a missing transpose or a wrong history row without Julia.
+arguments and keyword names of each function are read from julia/src/*.jl. Values cross as
+juliacall's do (`julia_helpers.AnyValue`, `RawValue`: a Julia exception arrives as a RawValue
+whose fields do not convert). So these tests catch a renamed keyword, a missing transpose, a
+wrong history row or a conversion juliacall would refuse, without Julia.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from julia_helpers import AnyValue, JuliaError, RawValue
 
 from pyanode._errors import SolverError, SpecError, TrainingDiverged
 from pyanode.data import Dataset
@@ -58,16 +61,30 @@ def julia_signature(name: str) -> tuple[int, set[str], set[str]]:
     return n_positional, required, optional
 
 
-class FakeJuliaError(Exception):
-    def __init__(self, exception):
-        super().__init__(str(exception))
-        self.exception = exception
+class SolverFailure:
+    """PyANODE's `SolverFailure` as Julia holds it (reason::String, retcode::String,
+    t::Float64, nfe::Int), printed as its `showerror` prints it."""
+
+    def __init__(self, reason, retcode, t, nfe):
+        self.reason, self.retcode, self.t, self.nfe = reason, retcode, t, nfe
+
+    def __str__(self):
+        return (
+            f"SolverFailure: the ODE solve stopped at t = {self.t} with return code "
+            f"{self.retcode} after {self.nfe} evaluations"
+        )
 
 
-class FakeSolverFailure(Exception):
-    def __init__(self, reason, t, nfe):
-        super().__init__(f"SolverFailure: stopped at t = {t}")
-        self.reason, self.t, self.nfe = reason, t, nfe
+class OptionError:
+    def __init__(self, setting, value):
+        self.setting, self.value = setting, value
+
+    def __str__(self):
+        return f"OptionError: {self.setting} = {self.value!r} is not accepted"
+
+
+class DeviceError:
+    pass
 
 
 def forward_nfe_of(net: torch.nn.Module) -> int:
@@ -77,17 +94,23 @@ def forward_nfe_of(net: torch.nn.Module) -> int:
 
 
 class FakePyANODE:
-    """PyANODE's functions, checked against the Julia signatures, computed by torch."""
+    """PyANODE's functions, checked against the Julia signatures, computed by torch; reached
+    through an `AnyValue` as juliacall reaches the Julia module."""
 
-    SolverFailure = FakeSolverFailure
-    OptionError = type("OptionError", (Exception,), {})
-    DeviceError = type("DeviceError", (Exception,), {})
+    SolverFailure = SolverFailure
+    OptionError = OptionError
+    DeviceError = DeviceError
 
     def __init__(self):
         self.calls: list[str] = []
         self.fail_next_epoch = False
         self.diverge_at_batch: int | None = None
         self.init_kwargs: dict = {}
+
+    def __getattr__(self, name):  # Julia's `f!` is the method f_b here
+        if name.endswith("!"):
+            return getattr(self, name[:-1] + "_b")
+        raise AttributeError(name)
 
     def _check(self, name, args, kwargs):
         julia_name = name[:-2] + "!" if name.endswith("_b") else name
@@ -125,7 +148,7 @@ class FakePyANODE:
         self._check("train_epoch_b", args, kw)
         h, XT, y = args
         if self.fail_next_epoch:
-            raise FakeJuliaError(FakeSolverFailure("max_steps", 0.25, 123))
+            raise JuliaError(SolverFailure("max_steps", "ReturnCode.MaxIters", 0.25, 123))
         assert y.dtype == np.int64 and y.ndim == 1 and sorted(kw["order"]) == list(range(len(y)))
         x, labels = self._x(XT, h), torch.as_tensor(y)
         history = {"loss": [], "nfe_forward": [], "nfe_backward": [], "seconds": []}
@@ -203,17 +226,29 @@ class FakePyANODE:
         set_flat_parameters(args[0].net, args[1])
 
 
+def showerror(io, err):
+    io.append(str(err))
+
+
+def sprint(show, value):
+    io: list[str] = []
+    show(io, value)
+    return "".join(io)
+
+
 @pytest.fixture
 def fake(monkeypatch):
     package = FakePyANODE()
-    jl = SimpleNamespace(
+    main = SimpleNamespace(  # the bridge module: what `jl.<name>` reaches in Julia
         PyANODE=package,
-        isa=lambda value, kind: isinstance(value, kind),
-        sprint=lambda _show, value: str(value),
+        isa=isinstance,
+        sprint=sprint,
+        showerror=showerror,
         Base=SimpleNamespace(DimensionMismatch=ValueError, ArgumentError=TypeError),
-        showerror=None,
     )
-    session = JuliaSession(SimpleNamespace(JuliaError=FakeJuliaError), jl, "/fake/julia", "1.11.2")
+    session = JuliaSession(
+        SimpleNamespace(JuliaError=JuliaError), AnyValue(main), "/fake/julia", "1.11.2"
+    )
     monkeypatch.setattr(backend_module, "load", lambda cuda=False: session)
     return package
 
@@ -292,12 +327,37 @@ def test_loss_and_gradient(fake):
 
 
 def test_solver_failure_becomes_solver_error(fake):
+    """Issue 15, defect 3: the fields of a Julia exception come through `_jl_any()`, not from
+    the RawValue juliacall raises (whose fields have no float() or int())."""
     data = toy_data()
     fitted = JuliaBackend().build(ModelSpec(hidden=8), SolverSpec(), TrainSpec(), data)
     fake.fail_next_epoch = True
     with pytest.raises(SolverError, match=r"max_steps.*t=0.25.*nfe=123") as caught:
         fitted.train_epoch(data, 0)
     assert caught.value.reason == "max_steps" and caught.value.nfe == 123
+    assert caught.value.t == 0.25
+
+
+def test_the_stand_ins_behave_like_juliacall():
+    """What PythonCall 0.9.34 does (src/JlWrap/raw.jl, any.jl): a RawValue's fields are
+    RawValues without float()/int(), printing is Julia's print, only a Bool is truthy, and
+    `_jl_any()` gives an AnyValue whose fields convert to Python values; `f_b` is `f!`."""
+    failure = SolverFailure("max_steps", "ReturnCode.MaxIters", 0.25, 123)
+    raw = JuliaError(failure).exception
+    assert isinstance(raw, RawValue) and isinstance(raw.t, RawValue)
+    with pytest.raises(TypeError):
+        float(raw.t)
+    with pytest.raises(TypeError):
+        int(raw.nfe)
+    with pytest.raises(TypeError, match="Only Julia 'Bool'"):
+        bool(raw.nfe)
+    assert str(raw.reason) == "max_steps"
+    converted = raw._jl_any()
+    assert isinstance(converted, AnyValue)
+    assert (converted.t, converted.nfe, converted.reason) == (0.25, 123, "max_steps")
+    assert type(converted.t) is float and type(converted.nfe) is int
+    module = AnyValue(SimpleNamespace(**{"train_epoch!": lambda: "called"}))
+    assert module.train_epoch_b() == "called"
 
 
 def test_diverging_loss_raises(fake):

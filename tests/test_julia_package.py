@@ -199,3 +199,32 @@ def test_tree_sitter_syntax_scan(tmp_path):
     )
     assert done.returncode == 1
     assert f"{broken}:2:1: syntax error near 'function f(x)'" in done.stdout
+
+
+def julia_constant_strings(name: str) -> list[str]:
+    """The string keys (of a Dict) or items (of a tuple) of `const name = ...` in julia/src."""
+    source = "\n".join(p.read_text() for p in sorted(SRC.glob("*.jl")))
+    match = re.search(rf"^const {name} = [^(]*\(", source, re.M)
+    assert match, f"const {name} not found in julia/src"
+    depth, end = 1, match.end()
+    while depth:  # to the parenthesis that closes the first one
+        depth += {"(": 1, ")": -1}.get(source[end], 0)
+        end += 1
+    body = source[match.end() : end]
+    keys = re.findall(r'"([\w-]+)"\s*=>', body)
+    return keys or re.findall(r'"([\w-]+)"', body)
+
+
+def test_the_julia_name_tables_are_pyanodes():
+    """The names PyANODE.jl maps to objects are pyanode's table of names (`pyanode._names`):
+    solvers (adaptive or not), gradient methods of the Julia backend, model kinds, activations
+    and losses (`auto` is resolved in Python)."""
+    from pyanode import _names
+
+    adaptive = {name for name, (_, is_adaptive) in _names.SOLVERS.items() if is_adaptive}
+    assert set(julia_constant_strings("ADAPTIVE_SOLVERS")) == adaptive
+    assert set(julia_constant_strings("FIXED_STEP_SOLVERS")) == set(_names.SOLVERS) - adaptive
+    assert julia_constant_strings("GRADIENTS") == list(_names.gradients_of("julia"))
+    assert set(julia_constant_strings("BLOCKS")) == set(_names.MODEL_KINDS)
+    assert set(julia_constant_strings("ACTIVATIONS")) == set(_names.ACTIVATIONS)
+    assert set(julia_constant_strings("LOSSES")) == set(_names.LOSSES) - {"auto"}

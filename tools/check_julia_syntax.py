@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def _parser():
+def julia_parser():
+    """A tree-sitter parser for Julia (tree-sitter-julia, from the lint extra)."""
     try:
         import tree_sitter_julia
         from tree_sitter import Language, Parser
@@ -42,7 +43,7 @@ def julia_files(paths: list[Path]) -> Iterator[Path]:
 
 def syntax_errors(source: bytes, parser=None) -> list[tuple[int, int, str]]:
     """The (line, column, message) of every ERROR or MISSING node in `source`, 1-based."""
-    parser = parser or _parser()
+    parser = parser or julia_parser()
     tree = parser.parse(source)
     found: list[tuple[int, int, str]] = []
     stack = [tree.root_node]
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("paths", nargs="*", type=Path, default=[Path("julia")])
     options = args.parse_args(argv)
-    parser = _parser()
+    parser = julia_parser()
     n_files = n_errors = 0
     for path in julia_files(options.paths):
         n_files += 1

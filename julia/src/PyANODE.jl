@@ -18,6 +18,7 @@ using LuxCore: LuxCore, AbstractLuxContainerLayer, AbstractLuxLayer, AbstractLux
 using MLDataDevices: CPUDevice, cpu_device, gpu_device
 using NNlib: elu, relu, sigmoid, softmax, softplus
 using Optimisers: Optimisers, Adam, OptimiserChain, WeightDecay
+using OrdinaryDiffEqCore: IController
 using OrdinaryDiffEqLowOrderRK: BS3, DP5, Euler, Midpoint, RK4
 using OrdinaryDiffEqTsit5: Tsit5
 using PrecompileTools: @compile_workload, @setup_workload

@@ -56,16 +56,7 @@ end
 function (a::AdaptiveDepthNODE)(input::Tuple, ps, st::NamedTuple)
     z0, x = input
     end_time = end_times(a, x, ps, st)
-    sol = adaptive_solve(
-        a,
-        z0,
-        x,
-        end_time,
-        ps.field,
-        st.field;
-        save_everystep = false,
-        save_start = false,
-    )
+    sol = adaptive_solve(a, z0, x, end_time, ps.field, st.field)
     return state_part(last(sol.u), size(z0)), st
 end
 
@@ -87,11 +78,12 @@ The state z (the first `prod(dims)` entries of the solver's state `[vec(z); vec(
 state_part(u::AbstractVector, dims::Tuple) = reshape(u[1:prod(dims)], dims)
 
 """
-    adaptive_solve(block, z0, x, end_time, p, st; kwargs...) -> ODESolution
+    adaptive_solve(block, z0, x, end_time, p, st; saveat = Float32[]) -> ODESolution
 
 Solve dz/ds = T f(s T, z, x) on s in [0, 1] from the state `[vec(z0); vec(end_time)]` with the
-field's parameters `p`; `kwargs` go to `solve` after the block's own. Counts forward
-evaluations and throws a [`SolverFailure`](@ref) if the solve fails.
+field's parameters `p`, saving at the fractions `saveat` and at s = 1 (see
+[`block_solve`](@ref)). Counts forward evaluations and throws a [`SolverFailure`](@ref) if the
+solve fails.
 """
 function adaptive_solve(
     a::AdaptiveDepthNODE,
@@ -100,7 +92,7 @@ function adaptive_solve(
     end_time,
     p,
     st;
-    kwargs...,
+    saveat::AbstractVector = Float32[],
 )
     counter = a.counter
     field = a.field
@@ -118,13 +110,7 @@ function adaptive_solve(
     u0 = vcat(vec(z0), vec(end_time))
     prob = ODEProblem{false}(ODEFunction{false}(dudt), u0, a.solver.tspan, p)
     start = @ignore_derivatives counter.calls
-    sol = solve(
-        prob,
-        a.solver.alg;
-        sensealg = a.solver.sensealg,
-        a.solver.kwargs...,
-        kwargs...,
-    )
+    sol = block_solve(prob, a.solver, saveat)
     @ignore_derivatives finish_solve!(counter, start, sol)
     return sol
 end
@@ -149,17 +135,7 @@ function block_states(
     fractions::AbstractVector,
 )
     end_time = end_times(a, x, ps, st)
-    sol = adaptive_solve(
-        a,
-        z0,
-        x,
-        end_time,
-        ps.field,
-        st.field;
-        saveat = fractions,
-        save_everystep = false,
-        save_end = true,
-    )
+    sol = adaptive_solve(a, z0, x, end_time, ps.field, st.field; saveat = fractions)
     return [state_part(u, size(z0)) for u in saved_states(sol, fractions)]
 end
 
@@ -173,12 +149,10 @@ times `sqrt(state_dims / (state_dims + 1))`, so the scaled tolerances make the s
 exactly the one on z alone, as in the torch backend. Fixed-step settings are unchanged.
 """
 function rescaled_options(solver::SolverOptions, state_dims::Integer)
-    kwargs = solver.kwargs
-    if haskey(kwargs, :reltol)
-        c = Float32(sqrt(state_dims / (state_dims + 1)))
-        kwargs = merge(kwargs, (; reltol = kwargs.reltol * c, abstol = kwargs.abstol * c))
-    end
-    return SolverOptions(solver.alg, solver.sensealg, (0.0f0, 1.0f0), kwargs)
+    span = (0.0f0, 1.0f0)
+    solver.adaptive || return with_span(solver, span)
+    c = Float32(sqrt(state_dims / (state_dims + 1)))
+    return with_span(solver, span; reltol = solver.reltol * c, abstol = solver.abstol * c)
 end
 
 """

@@ -71,7 +71,7 @@ function (n::NeuralODE)(input::Tuple, ps, st::NamedTuple)
     z0, x = input
     z = z0
     for piece in 1:(@ignore_derivatives n_pieces(n))
-        sol = node_solve(n, z, x, ps, st; piece, save_everystep = false, save_start = false)
+        sol = node_solve(n, z, x, ps, st; piece)
         z = reshape(last(sol.u), size(z0))
     end
     return z, st
@@ -100,14 +100,15 @@ fraction of each sample's own end time) for [`AdaptiveDepthNODE`](@ref).
 time_span(n::NeuralODE) = n.solver.tspan
 
 """
-    node_solve(block, z0, x, ps, st; piece = 1, kwargs...) -> ODESolution
+    node_solve(block, z0, x, ps, st; piece = 1, saveat = Float32[]) -> ODESolution
 
 Solve the block's ODE on `piece` (see [`piece_bounds`](@ref)) from `z0` (state_dims, batch)
-with parameters `ps`; `kwargs` go to `solve` after the block's own (e.g. `saveat` for
-trajectories). The solver's state is `vec(z0)`, since `ReverseDiffAdjoint` accepts only vector
-states; reshape each `sol.u[i]` to `size(z0)`. The adaptive error norm (RMS over all entries) is
-the same either way. The step budget `maxiters` applies to each piece. Counts forward
-evaluations and turns an unsuccessful return code into a [`SolverFailure`](@ref).
+with parameters `ps`, saving at the times `saveat` (within the piece) and at the piece's end
+(see [`block_solve`](@ref)). The solver's state is `vec(z0)`, since `ReverseDiffAdjoint`
+accepts only vector states; reshape each `sol.u[i]` to `size(z0)`. The adaptive error norm (RMS
+over all entries) is the same either way. The step budget `maxiters` applies to each piece.
+Counts forward evaluations and turns an unsuccessful return code into a
+[`SolverFailure`](@ref).
 """
 function node_solve(
     n::NeuralODE,
@@ -116,7 +117,7 @@ function node_solve(
     ps,
     st;
     piece::Integer = 1,
-    kwargs...,
+    saveat::AbstractVector = Float32[],
 )
     counter = n.counter
     field = n.field
@@ -133,13 +134,7 @@ function node_solve(
     tspan = (bounds[piece], bounds[piece + 1])
     prob = ODEProblem{false}(ODEFunction{false}(dudt), vec(z0), tspan, ps)
     start = @ignore_derivatives counter.calls
-    sol = solve(
-        prob,
-        n.solver.alg;
-        sensealg = n.solver.sensealg,
-        n.solver.kwargs...,
-        kwargs...,
-    )
+    sol = block_solve(prob, n.solver, saveat)
     @ignore_derivatives finish_solve!(counter, start, sol)
     return sol
 end
@@ -161,17 +156,7 @@ function block_states(n::NeuralODE, z0::AbstractMatrix, x, ps, st, times::Abstra
     for piece in 1:n_pieces(n)
         lo, hi = bounds[piece], bounds[piece + 1]
         here = [t for t in times if (piece == 1 ? t >= lo : t > lo) && t <= hi]
-        sol = node_solve(
-            n,
-            z,
-            x,
-            ps,
-            st;
-            piece,
-            saveat = here,
-            save_everystep = false,
-            save_end = true,
-        )
+        sol = node_solve(n, z, x, ps, st; piece, saveat = here)
         append!(states, [reshape(u, size(z0)) for u in saved_states(sol, here)])
         z = reshape(last(sol.u), size(z0))
     end

@@ -1,7 +1,9 @@
 # PyANODE's tests, grouped by topic: `julia --project=julia -e 'using Pkg; Pkg.test()'`.
 # Set PYANODE_TEST_GROUP to one group name (weights, bases, layers, solve, variants, gradients,
-# training, errors, qa) to run only that group. The checks live in plain functions so that
-# `fatou lint julia` can see them (fatou skips the insides of macros such as @test).
+# training, errors, qa) to run only that group, or to "persistent-tasks" for Aqua's
+# persistent-tasks check, which "all" leaves out (see check_persistent_tasks). The checks live
+# in plain functions so that `fatou lint julia` can see them (fatou skips the insides of macros
+# such as @test).
 
 using Aqua: Aqua
 using ComponentArrays: ComponentArray
@@ -19,7 +21,6 @@ using PyANODE:
     OptionError,
     PiecewiseConstantBasis,
     SolverFailure,
-    SolverOptions,
     basis_values,
     depth_variant_field,
     evaluate,
@@ -305,10 +306,29 @@ end
 function check_nfe_counter()
     block, ps, st = linear_block("dp5"; rtol = 1.0e-4, atol = 1.0e-4)
     z0 = Float32[1 -2; 3 0.5]
-    sol = PyANODE.node_solve(block, z0, z0, ps, st; save_everystep = false)
+    sol = PyANODE.node_solve(block, z0, z0, ps, st)
     @test block.counter.calls == sol.stats.nf
     @test block.counter.forward == sol.stats.nf
     @test sol.stats.nf > 6
+end
+
+"""A block solve saves at its `saveat` times and at the end, and only at the end without
+them (never every step, never through `save_everystep = false`, see `block_solve`)."""
+function check_saving()
+    block, ps, st = linear_block("dp5")
+    z0 = Float32[1 -2; 3 0.5]
+    @test PyANODE.node_solve(block, z0, z0, ps, st).t == Float32[1]
+    sol = PyANODE.node_solve(block, z0, z0, ps, st; saveat = Float32[0, 0.25, 0.5])
+    @test sol.t == Float32[0, 0.25, 0.5, 1]
+    @test isapprox(
+        reshape(sol.u[3], 2, 2),
+        exp.(Float32[-1, 0.5] ./ 2) .* z0;
+        rtol = 1.0e-4,
+    )
+    options = block.solver
+    @test options.adaptive && options.controller isa PyANODE.IController
+    fixed = linear_block("euler"; dt = 0.25)[1].solver
+    @test !fixed.adaptive && fixed.dt == 0.25f0 && fixed.controller === nothing
 end
 
 function check_trajectories()
@@ -382,8 +402,7 @@ function check_stacked_is_pieces_in_sequence()
     solver = block.solver
     z = X
     for k in 1:3
-        span = (Float32((k - 1) / 3), Float32(k / 3))
-        options = SolverOptions(solver.alg, solver.sensealg, span, solver.kwargs)
+        options = PyANODE.with_span(solver, ((k - 1) / 3, k / 3))
         field = mlp_field(3, 8, 2, tanh) # input [z; t], the stacked field's
         plain = NeuralODE(field, FieldInput(false, true), options, NFECounter())
         piece = mlp_ps(
@@ -461,14 +480,34 @@ function check_adaptive_settings()
     @test only(h.ps.block.depth_net.layer_2.bias) ≈ log(expm1(2.0 - 0.01))
     options = h.model.block.solver
     @test options.tspan == (0.0f0, 1.0f0)
-    @test options.kwargs.reltol ≈ 1.0f-3 * sqrt(3 / 4) # state_dims 3
+    @test options.reltol ≈ 1.0f-3 * sqrt(3 / 4) # state_dims 3
+    @test options.abstol ≈ 1.0f-3 * sqrt(3 / 4)
     fixed = tight_options(; solver = "rk4", dt = 0.1)
-    @test PyANODE.rescaled_options(fixed, 2).kwargs == fixed.kwargs # nothing to rescale
+    rescaled = PyANODE.rescaled_options(fixed, 2) # nothing to rescale
+    @test (rescaled.reltol, rescaled.abstol, rescaled.dt) ==
+        (fixed.reltol, fixed.abstol, fixed.dt)
+    @test !rescaled.adaptive && rescaled.controller === nothing
     too_short = model_kwargs(; kind = "adaptive-depth", t1 = 0.005)
     @test_throws OptionError init_model(; too_short...)
 end
 
 # --- gradients -------------------------------------------------------------------------------
+
+"""`i => (loss(v + step e_i) - loss(v - step e_i)) / 2 step` for each coordinate `i`: central
+differences of the loss on `(X, y)` around the handle's parameters `v`, which it leaves as it
+found them."""
+function central_differences(h, X, y, coordinates; step = 1.0e-2)
+    v = Float64.(parameters(h))
+    loss_at(w) = (set_parameters!(h, Float32.(w)); only(evaluate(h, X, y)["loss"]))
+    out = map(collect(coordinates)) do i
+        plus, minus = copy(v), copy(v)
+        plus[i] += step
+        minus[i] -= step
+        i => (loss_at(plus) - loss_at(minus)) / (2 * step)
+    end
+    set_parameters!(h, Float32.(v))
+    return out
+end
 
 """Every gradient method agrees with the others and with central differences."""
 function check_gradients()
@@ -494,14 +533,8 @@ function check_gradients()
     @test only(results["adjoint"]["nfe_backward"]) > 0
     # central differences on a few coordinates
     h = init_model(; model_kwargs(; rtol = 1.0e-6, atol = 1.0e-6)...)
-    v = Float64.(parameters(h))
-    for i in (1, length(v) ÷ 2, length(v))
-        step = 1.0e-2
-        loss_at(w) = (set_parameters!(h, Float32.(w)); only(evaluate(h, X, y)["loss"]))
-        plus, minus = copy(v), copy(v)
-        plus[i] += step
-        minus[i] -= step
-        fd = (loss_at(plus) - loss_at(minus)) / (2 * step)
+    n = length(parameters(h))
+    for (i, fd) in central_differences(h, X, y, (1, n ÷ 2, n))
         @test isapprox(reference[i], fd; rtol = 5.0e-2, atol = 1.0e-3)
     end
 end
@@ -531,18 +564,70 @@ function check_variant_gradients()
             @test maximum(abs, gradient .- reference) <= 1.0e-3 * scale
         end
         h = init_model(; kwargs...)
-        v = Float64.(parameters(h))
-        loss_at(w) = (set_parameters!(h, Float32.(w)); only(evaluate(h, X, y)["loss"]))
-        for i in (coordinates..., length(v))
-            step = 1.0e-2
-            plus, minus = copy(v), copy(v)
-            plus[i] += step
-            minus[i] -= step
-            fd = (loss_at(plus) - loss_at(minus)) / (2 * step)
+        at = (coordinates..., length(parameters(h)))
+        for (i, fd) in central_differences(h, X, y, at)
             @test isapprox(reference[i], fd; rtol = 5.0e-2, atol = 1.0e-3)
         end
         @test reference[33] != 0 # a real path from the coordinate to the loss
     end
+end
+
+"""The largest entry of `a - b` relative to the largest entry of `b`."""
+relative_gap(a, b) = maximum(abs, a .- b) / maximum(abs, b)
+
+"""The gradient of `model_kwargs(changes...)` on `(X, y)` as a vector of Float64."""
+function gradient_of(X, y; changes...)
+    h = init_model(; model_kwargs(; changes...)...)
+    return loss_and_gradient(h, X, y)["gradient"]
+end
+
+"""`quadrature-adjoint` is the gradient of the forward loss: it agrees with `backprop`
+(ReverseDiffAdjoint: the exact gradient of the discrete solve) and with central differences.
+Its quadrature reads the forward trajectory between the saved points, so a forward solve that
+is not dense (`save_everystep = false`) gives a gradient off by far more than these bounds."""
+function check_quadrature_adjoint()
+    X, y = separable_data(6)
+    for solver in ("dp5", "tsit5")
+        tight = (; solver, rtol = 1.0e-6, atol = 1.0e-6)
+        quadrature = gradient_of(X, y; tight..., gradient = "quadrature-adjoint")
+        backprop = gradient_of(X, y; tight..., gradient = "backprop")
+        @test relative_gap(quadrature, backprop) <= 1.0e-3
+        h = init_model(; model_kwargs(; tight...)...)
+        n = length(parameters(h))
+        for (i, fd) in central_differences(h, X, y, (1, n ÷ 2, n))
+            @test isapprox(quadrature[i], fd; rtol = 5.0e-2, atol = 1.0e-3)
+        end
+    end
+end
+
+"""The fixed-step solvers with the continuous adjoints: no error (a non-dense forward solve
+made `InterpolatingAdjoint` and `GaussAdjoint` re-solve it without `dt`, which `Euler`
+refuses), and a gradient within O(dt^order) of the exact discrete gradient (`backprop`): the
+continuous adjoint is solved backwards with the same fixed step. For Euler the gap shrinks
+with the step."""
+function check_fixed_step_adjoints()
+    X, y = separable_data(6)
+    bounds = Dict("euler" => 5.0e-2, "midpoint" => 1.0e-2, "rk4" => 1.0e-2)
+    for (solver, bound) in bounds
+        backprop = gradient_of(X, y; solver, dt = 0.01, gradient = "backprop")
+        for gradient in ("interpolating-adjoint", "gauss-adjoint", "quadrature-adjoint")
+            adjoint = gradient_of(X, y; solver, dt = 0.01, gradient)
+            @test all(isfinite, adjoint)
+            @test relative_gap(adjoint, backprop) <= bound
+        end
+    end
+    gaps = map((0.02, 0.005)) do dt
+        backprop = gradient_of(X, y; solver = "euler", dt, gradient = "backprop")
+        adjoint = gradient_of(
+            X,
+            y;
+            solver = "euler",
+            dt,
+            gradient = "interpolating-adjoint",
+        )
+        relative_gap(adjoint, backprop)
+    end
+    @test gaps[2] < gaps[1]
 end
 
 # --- training --------------------------------------------------------------------------------
@@ -623,10 +708,17 @@ end
 # --- quality ---------------------------------------------------------------------------------
 
 function check_quality()
-    Aqua.test_all(PyANODE; ambiguities = false)
+    Aqua.test_all(PyANODE; ambiguities = false, persistent_tasks = false)
     @test check_no_implicit_imports(PyANODE) === nothing
     @test check_no_stale_explicit_imports(PyANODE) === nothing
 end
+
+"""Aqua's persistent-tasks check, in its own group (not part of "all"): it `Pkg.develop`s
+PyANODE into a fresh temporary environment (a registry resolve, and a precompile of the whole
+SciMLSensitivity tree if it resolves other versions) and then allows `tmax` seconds after
+loading for the precompile process to exit. Aqua's default of 10 s is tight for a tree this
+heavy on a slow machine, so it runs on request, with 60 s."""
+check_persistent_tasks() = Aqua.test_persistent_tasks(PyANODE; tmax = 60)
 
 @testset "PyANODE" begin
     run_group("weights") &&
@@ -654,6 +746,7 @@ end
         @testset "solve" begin
             check_linear_solve()
             check_nfe_counter()
+            check_saving()
             check_trajectories()
             check_predictions()
         end
@@ -668,6 +761,8 @@ end
         @testset "gradients" begin
             check_gradients()
             check_variant_gradients()
+            check_quadrature_adjoint()
+            check_fixed_step_adjoints()
         end
     run_group("training") &&
         @testset "training" begin
@@ -680,5 +775,9 @@ end
     run_group("qa") &&
         @testset "qa" begin
             check_quality()
+        end
+    GROUP == "persistent-tasks" &&
+        @testset "persistent-tasks" begin
+            check_persistent_tasks()
         end
 end

@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from pyanode._errors import DataError, SolverError, SpecError, TrainingDiverged
+from pyanode._errors import DataError, JuliaUnavailable, SolverError, SpecError, TrainingDiverged
 
 # subcommand name -> module defining add_parser(subparsers) and run(args) -> int
 COMMANDS = {
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.run(args) or 0)
-    except (SpecError, DataError, FileNotFoundError) as err:
+    except (SpecError, DataError, FileNotFoundError, JuliaUnavailable) as err:
+        # JuliaUnavailable: `--backend julia` without a usable Julia; the message says the fix
         parser.exit(2, f"pyanode {args.command}: error: {err}\n")
     except (SolverError, TrainingDiverged) as err:
         parser.exit(1, f"pyanode {args.command}: failed: {err}\n")

@@ -4,8 +4,8 @@ Nothing here imports juliacall (or torch) until `load()` is called, and the back
 (numpy, the data package) loads on first use, so `status()` is fast and safe everywhere.
 Typical use by someone with Julia:
 
-    python -m pyanode.julia install        # once; a child process, many minutes
-    python -m pyanode.julia status         # why the backend is (not) usable
+    pyanode julia install        # once; a child process, many minutes
+    pyanode julia status         # why the backend is (not) usable
 
 See docs/julia.md.
 """

@@ -1,24 +1,33 @@
-"""`python -m pyanode.julia install`: resolve PyANODE's Julia environment in a child process.
+"""`pyanode julia install`: resolve PyANODE's Julia environment in a child process.
 
 The first install downloads and precompiles Lux, OrdinaryDiffEq, SciMLSensitivity and their
 dependencies: many minutes. It runs in a child Python (so that a long or stuck install can be
 watched, stopped with Ctrl-C or a timeout, and never leaves half-started Julia in the caller),
 with juliapkg pinned to the Julia that `status()` found, so that juliapkg never downloads Julia.
+
+juliapkg merges the juliapkg.json files it finds on `sys.path` (an empty entry meaning the
+working directory), and `status()` compares that set with the one recorded at install. So the
+child runs in a neutral working directory with exactly this process's import path: it installs
+what this process would load, whatever the two working directories hold.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import TextIO
 
 from pyanode._errors import JuliaUnavailable
+from pyanode._validate import check_bool, check_number
 from pyanode.julia._status import (
+    GPU_PACKAGES,
     PYANODE_UUID,
     JuliaStatus,
     _kill,
@@ -27,13 +36,14 @@ from pyanode.julia._status import (
     status,
 )
 
-# Added only on request (install(gpu=True)): CUDA.jl and cuDNN.jl, which MLDataDevices needs
-# before gpu_device() picks a CUDA device.
-GPU_PACKAGES = (
-    ("CUDA", "052768ef-5323-5732-b1bb-66c8b64840ba", "5.8, 6"),
-    ("cuDNN", "02a925ec-e4fe-4b08-9a7e-0d78e3d38ccd", "1"),
-)
 _TAIL_LINES = 30
+_PATH_VARIABLE = "PYANODE_JULIA_SYS_PATH"  # this process's sys.path, for the child
+# `-c`, not `-m`: the package imports this module, and runpy warns about running it again
+_CHILD_ENTRY = (
+    "import json, os, sys; "
+    f"sys.path[:] = json.loads(os.environ[{_PATH_VARIABLE!r}]); "
+    "from pyanode.julia._install import main; sys.exit(main())"
+)
 
 
 def install(
@@ -55,34 +65,36 @@ def install(
         The `JuliaStatus` after the install (`usable` is True).
 
     Raises:
+        ValueError: for a `gpu` that is not a bool or a `timeout` that is not > 0.
         JuliaUnavailable: with no usable Julia executable, when the child fails or times out
             (the message holds the last lines of its output), or if the environment is still
             not usable afterwards.
     """
-    if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout={timeout!r} must be a number of seconds > 0, or None")
+    check_bool("gpu", gpu)
+    if timeout is not None:
+        timeout = check_number("timeout", timeout, low=0, strict_low=True)
     before = status()
     if not before.available or before.executable is None:
         raise JuliaUnavailable(f"cannot install the Julia backend: {before.reason}")
-    # `-c`, not `-m`: the package imports this module, and runpy warns about running it again
-    entry = "import sys; from pyanode.julia._install import main; sys.exit(main())"
-    command = [sys.executable, "-c", entry, "--child", before.executable]
+    command = [sys.executable, "-c", _CHILD_ENTRY, "--child", before.executable]
     if gpu:
         command.append("--gpu")
     env = dict(os.environ, PYTHON_JULIAPKG_EXE=before.executable)
+    env[_PATH_VARIABLE] = json.dumps(import_path())
     env.pop("PYTHON_JULIAPKG_OFFLINE", None)
-    code, tail = _run_child(command, env, timeout, stream or sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="pyanode-julia-install-") as neutral:
+        code, tail = _run_child(command, env, timeout, stream or sys.stderr, neutral)
     if code is None:
         raise JuliaUnavailable(
             f"installing PyANODE's Julia packages timed out after {timeout:g} s and was stopped "
             "(a first install downloads and precompiles SciMLSensitivity, Lux and "
-            "OrdinaryDiffEq: allow 10-30 minutes); rerun `python -m pyanode.julia install` "
-            "with a larger --timeout, or none. Last output:\n" + tail
+            "OrdinaryDiffEq: allow 10-30 minutes); rerun `pyanode julia install` with a larger "
+            "--timeout, or none. Last output:\n" + tail
         )
     if code != 0:
         raise JuliaUnavailable(
             f"installing PyANODE's Julia packages failed (exit status {code}); fix the error "
-            "below and rerun `python -m pyanode.julia install`. Last output:\n" + tail
+            "below and rerun `pyanode julia install`. Last output:\n" + tail
         )
     after = status()
     if not after.usable:
@@ -92,13 +104,21 @@ def install(
     return after
 
 
+def import_path() -> list[str]:
+    """This process's `sys.path` with every entry absolute (an empty entry is the working
+    directory): what juliapkg scans for juliapkg.json files here, wherever it runs."""
+    return [os.path.abspath(entry or os.curdir) for entry in sys.path]
+
+
 def _run_child(
-    command: list[str], env: dict[str, str], timeout: float | None, stream: TextIO
+    command: list[str], env: dict[str, str], timeout: float | None, stream: TextIO, cwd: str
 ) -> tuple[int | None, str]:
-    """Run `command`, copying its output to `stream`; (exit status or None on timeout, tail)."""
+    """Run `command` in `cwd`, copying its output to `stream`; (exit status or None on timeout,
+    the last lines of output)."""
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     process = subprocess.Popen(
         command,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -2,8 +2,8 @@
 
 It is also the only place that sets PYTHON_JULIACALL_* variables. Loading never installs
 anything: juliapkg is pinned to the Julia that `status()` found and put offline, so a missing
-package is a clear `JuliaUnavailable` (run `python -m pyanode.julia install`) instead of a long
-install, or a Julia download, in the middle of a run. Julia cannot be restarted in a process,
+package is a clear `JuliaUnavailable` (run `pyanode julia install`) instead of a long install,
+or a Julia download, in the middle of a run. Julia cannot be restarted in a process,
 so a failed start is remembered and reported again on the next call.
 """
 
@@ -15,6 +15,7 @@ import warnings
 from typing import Any
 
 from pyanode._errors import JuliaUnavailable
+from pyanode._validate import check_bool
 from pyanode.julia._status import INSTALL_HINT, pin_executable, status
 
 _SESSION: JuliaSession | None = None
@@ -44,8 +45,8 @@ class JuliaSession:
             self.jl.seval("import CUDA, cuDNN")
         except Exception as err:
             raise JuliaUnavailable(
-                f"CUDA.jl/cuDNN.jl could not be loaded ({type(err).__name__}: {err}); install "
-                "them with `python -m pyanode.julia install --gpu`"
+                f"CUDA.jl/cuDNN.jl could not be loaded ({_summary(err)}); install them with "
+                "`pyanode julia install --gpu`"
             ) from None
         self.cuda = True
 
@@ -67,6 +68,7 @@ def load(*, cuda: bool = False) -> JuliaSession:
             installed, juliacall failing to start Julia, or `using PyANODE` failing.
     """
     global _SESSION, _FAILURE
+    check_bool("cuda", cuda)
     if _FAILURE is not None:
         raise JuliaUnavailable(_FAILURE)
     if _SESSION is None:
@@ -82,9 +84,14 @@ def load(*, cuda: bool = False) -> JuliaSession:
 
 
 def _configure(executable: str) -> None:
-    """Environment for juliapkg and juliacall, set before juliacall is imported."""
+    """Environment for juliapkg and juliacall, set before juliacall is imported.
+
+    juliapkg reads its variables only when its state is reset, which `pin_executable` does (and
+    juliacall does not do again if juliapkg is already imported, as `status()` leaves it): so
+    the offline switch is set first, and the reset reads both.
+    """
+    os.environ["PYTHON_JULIAPKG_OFFLINE"] = "yes"
     pin_executable(executable)
-    os.environ.setdefault("PYTHON_JULIAPKG_OFFLINE", "yes")
     threads = os.environ.get("PYANODE_JULIA_THREADS")
     if threads:
         os.environ.setdefault("PYTHON_JULIACALL_THREADS", threads)
@@ -99,16 +106,16 @@ def _start(executable: str, version: str) -> JuliaSession:
     if "torch" in sys.modules:
         warnings.warn(
             "torch was imported before Julia was started; juliacall can then crash on some "
-            "systems. Call pyanode.julia.load() before importing torch (or run the Julia "
-            "backend in its own process: python -m pyanode.julia._worker).",
+            "systems. Call pyanode.julia.load() before importing torch, or run the Julia "
+            "backend in a process of its own.",
             stacklevel=3,
         )
     try:
         import juliacall
     except Exception as err:
         _FAILURE = (
-            f"juliacall could not start Julia {version} at {executable} "
-            f"({type(err).__name__}: {err}); {INSTALL_HINT}, then start a new Python process"
+            f"juliacall could not start Julia {version} at {executable} ({_summary(err)}); "
+            f"{INSTALL_HINT}, then start a new Python process"
         )
         raise JuliaUnavailable(_FAILURE) from None
     try:
@@ -116,8 +123,16 @@ def _start(executable: str, version: str) -> JuliaSession:
         jl.seval("using PyANODE: PyANODE")
     except Exception as err:
         _FAILURE = (
-            f"`using PyANODE` failed in Julia {version} at {executable} "
-            f"({type(err).__name__}: {err}); {INSTALL_HINT}, then start a new Python process"
+            f"`using PyANODE` failed in Julia {version} at {executable} ({_summary(err)}); "
+            f"{INSTALL_HINT}, then start a new Python process"
         )
         raise JuliaUnavailable(_FAILURE) from None
     return JuliaSession(juliacall, jl, executable, version)
+
+
+def _summary(err: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message`, at most `limit` characters: the reason inside a
+    one-line `JuliaUnavailable` (a Julia error's text can run to many lines)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = f"{type(err).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,8 +1,8 @@
 """Is the Julia backend usable here? Answered without importing juliacall and without hanging.
 
 The answer comes from a `julia` executable probed with `julia --version` under a timeout, and
-from the metadata juliapkg wrote when `python -m pyanode.julia install` resolved PyANODE's Julia
-environment; no Julia code runs and nothing is downloaded. With no Julia at all the answer takes
+from the metadata juliapkg wrote when `pyanode julia install` resolved PyANODE's Julia environment;
+no Julia code runs and nothing is downloaded. With no Julia at all the answer takes
 a few milliseconds.
 """
 
@@ -18,10 +18,23 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyanode._validate import check_number
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 PYANODE_UUID = "caf37e0f-6fd3-4ced-9468-c78ce2d09e2c"  # julia/Project.toml
 MIN_JULIA = (1, 10)
 DEFAULT_PROBE_TIMEOUT = 15.0  # seconds for `julia --version`; PYANODE_JULIA_PROBE_TIMEOUT overrides
-INSTALL_HINT = "run `python -m pyanode.julia install` (add `--gpu` for CUDA)"
+INSTALL_HINT = "run `pyanode julia install` (add `--gpu` for CUDA)"
+# What `install(gpu=True)` adds and `load(cuda=True)` loads: CUDA.jl and cuDNN.jl, which
+# MLDataDevices needs before gpu_device() picks a CUDA device. (name, uuid, version)
+GPU_PACKAGES = (
+    ("CUDA", "052768ef-5323-5732-b1bb-66c8b64840ba", "5.8, 6"),
+    ("cuDNN", "02a925ec-e4fe-4b08-9a7e-0d78e3d38ccd", "1"),
+)
 GET_JULIA_HINT = (
     f"install Julia >= {MIN_JULIA[0]}.{MIN_JULIA[1]} (https://julialang.org/downloads, e.g. with "
     "juliaup) and put `julia` on PATH, or set PYANODE_JULIA=/path/to/julia"
@@ -43,6 +56,8 @@ class JuliaStatus:
         version: its version, e.g. "1.11.2".
         installed: PyANODE's Julia environment is resolved for this executable, so `load()`
             starts without installing anything.
+        gpu: that environment also holds CUDA.jl and cuDNN.jl (`install(gpu=True)`), so
+            `load(cuda=True)` can load them; whether a GPU works is Julia's to say.
     """
 
     available: bool
@@ -50,6 +65,7 @@ class JuliaStatus:
     executable: str | None = None
     version: str | None = None
     installed: bool = False
+    gpu: bool = False
 
     @property
     def usable(self) -> bool:
@@ -78,19 +94,19 @@ def julia_package_dir() -> Path | None:
 
 
 def probe_timeout() -> float:
-    """Seconds to wait for `julia --version` (PYANODE_JULIA_PROBE_TIMEOUT, default 15)."""
+    """Seconds to wait for `julia --version` (PYANODE_JULIA_PROBE_TIMEOUT, default 15).
+
+    Raises:
+        ValueError: when the variable is not a number of seconds > 0.
+    """
     text = os.environ.get("PYANODE_JULIA_PROBE_TIMEOUT")
     if not text:
         return DEFAULT_PROBE_TIMEOUT
     try:
-        value = float(text)
+        value: object = float(text)
     except ValueError:
-        raise ValueError(
-            f"PYANODE_JULIA_PROBE_TIMEOUT={text!r} is not a number of seconds"
-        ) from None
-    if not value > 0:
-        raise ValueError(f"PYANODE_JULIA_PROBE_TIMEOUT={text!r} must be > 0")
-    return value
+        value = text
+    return check_number("PYANODE_JULIA_PROBE_TIMEOUT", value, low=0, strict_low=True)
 
 
 def _candidates() -> list[tuple[str, str]]:
@@ -288,6 +304,21 @@ def _check_installed(probe: _Probe, julia_dir: Path) -> str | None:
     return None
 
 
+def _gpu_installed() -> bool:
+    """Whether the environment `load()` would use holds CUDA.jl and cuDNN.jl."""
+    own_project = os.environ.get("PYTHON_JULIACALL_PROJECT")
+    if own_project and os.environ.get("PYTHON_JULIACALL_EXE"):
+        project = Path(own_project) / "Project.toml"
+        try:
+            names = set(tomllib.loads(project.read_text()).get("deps", {}))
+        except (OSError, tomllib.TOMLDecodeError):
+            return False
+    else:
+        meta = _juliapkg_meta() or {}
+        names = {p.get("name") for p in meta.get("pkgs", [])}
+    return all(name in names for name, _, _ in GPU_PACKAGES)
+
+
 def status(*, timeout: float | None = None) -> JuliaStatus:
     """Whether the Julia backend can run, and why not; never imports juliacall, never hangs.
 
@@ -301,7 +332,12 @@ def status(*, timeout: float | None = None) -> JuliaStatus:
 
     Returns:
         A `JuliaStatus`; `status().usable` means `load()` will start without installing.
+
+    Raises:
+        ValueError: for a `timeout` (or PYANODE_JULIA_PROBE_TIMEOUT) that is not > 0.
     """
+    if timeout is not None:
+        timeout = check_number("timeout", timeout, low=0, strict_low=True)
     if os.environ.get("PYANODE_DISABLE_JULIA", "").strip() not in ("", "0", "no", "false"):
         return JuliaStatus(
             False,
@@ -340,8 +376,14 @@ def status(*, timeout: float | None = None) -> JuliaStatus:
         return JuliaStatus(
             True, f"{found}, but {missing}: {INSTALL_HINT}", probe.executable, probe.version
         )
+    gpu = _gpu_installed()
     return JuliaStatus(
-        True, f"{found} with PyANODE installed", probe.executable, probe.version, True
+        True,
+        f"{found} with PyANODE installed" + (" (and CUDA.jl)" if gpu else ""),
+        probe.executable,
+        probe.version,
+        True,
+        gpu,
     )
 
 

@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from pyanode._errors import DataError, JuliaUnavailable, SolverError, SpecError, TrainingDiverged
+from pyanode._errors import (
+    SOLVER_FAILURES,
+    DataError,
+    JuliaUnavailable,
+    SolverError,
+    SpecError,
+    TrainingDiverged,
+)
+from pyanode._names import gradients_of, solver_name
+from pyanode._validate import check_choice
 from pyanode.data import Dataset
 from pyanode.julia._load import JuliaSession, load
 from pyanode.julia.weights import parameter_count, weight_shapes
@@ -108,10 +117,10 @@ class JuliaFitted:
             degree=model.degree,
             n_pieces=model.n_pieces,
             depth=model.depth,
-            solver=solver.solver,
+            solver=solver_name(solver.solver, field="solver.solver", error=SpecError),
             rtol=float(solver.rtol),
             atol=float(solver.atol),
-            gradient=solver.gradient,
+            gradient=julia_gradient(solver),
             dt=None if solver.dt is None else float(solver.dt),
             max_steps=solver.max_steps,
             t1=float(solver.t1),
@@ -254,14 +263,28 @@ class JuliaFitted:
         self._call("set_parameters_b", self.handle, flat)
 
 
+def julia_gradient(solver: SolverSpec) -> str:
+    """`solver.gradient` if the Julia backend has it.
+
+    Raises:
+        SpecError: naming the gradient methods the Julia backend has.
+    """
+    return check_choice("solver.gradient", solver.gradient, gradients_of("julia"), error=SpecError)
+
+
 def _translate(session: JuliaSession, err: Exception) -> Exception:
-    """A pyanode exception for a Julia exception thrown by PyANODE (else `err` itself)."""
+    """A pyanode exception for a Julia exception thrown by PyANODE (else `err` itself).
+
+    juliacall hands the exception over as a `RawValue`, whose attributes are `RawValue`s again
+    (no `float()`, no `int()`); `_jl_any()` makes it an `AnyValue`, whose attributes come back
+    as Python numbers and strings (PythonCall's `JlWrap/raw.jl` and `any.jl`).
+    """
     jl, package = session.jl, session.PyANODE
-    exc = err.exception  # type: ignore[attr-defined]
+    exc = err.exception._jl_any()  # type: ignore[attr-defined]
     text = str(jl.sprint(jl.showerror, exc))
     if jl.isa(exc, package.SolverFailure):
         reason = str(exc.reason)
-        known = reason in ("max_steps", "dt_underflow", "nonfinite")
+        known = reason in SOLVER_FAILURES
         return SolverError(reason, float(exc.t), math.nan, int(exc.nfe), None if known else text)
     if jl.isa(exc, package.OptionError):
         return SpecError(text)
@@ -296,11 +319,12 @@ class JuliaBackend:
         """The untrained model for `data`'s shapes (parameters from `train.seed`).
 
         Raises:
-            SpecError, DataError: for a kind, loss or data the Julia backend does not take
-                (checked before Julia starts; image data is torch-only).
+            SpecError, DataError: for a kind, gradient, loss or data the Julia backend does not
+                take (checked before Julia starts; image data is torch-only).
             JuliaUnavailable: when Julia cannot be used, with the reason and the fix.
         """
         loss = loss_for(train, data)
+        julia_gradient(solver)
         out_dim = data.n_classes if data.task == "classification" else int(data.y.shape[1])
         weight_shapes(model, data.n_features, out_dim)  # SpecError for a kind Julia lacks
         if data.x.ndim != 2:

@@ -1,4 +1,4 @@
-"""The flat parameter vector shared by the torch and Julia backends, in pure numpy.
+"""The layout of the flat parameter vector shared by the torch and Julia backends, in pure numpy.
 
 Order (docs/architecture.md): layers in forward order; for each, the weight then the bias, as
 torch's `weight.flatten()` and `bias.flatten()`. A layer is described by its torch weight shape:
@@ -11,8 +11,8 @@ torch's `weight.flatten()` and `bias.flatten()`. A layer is described by its tor
   `GalerkinDense` stores W as (out, in, K) and b as (out, K), both column-major: in Julia's
   memory each W_k is transposed and the bias segment is unchanged.
 
-The Julia side converts itself (`PyANODE.flat_to_ps` / `ps_to_flat`); these helpers give the same
-conversion in Python, for tests and for arrays passed by memory.
+The Julia side converts between the shared order and its own arrays (`PyANODE.flat_to_ps` /
+`ps_to_flat`); Python needs only the shapes, to check a vector's length before it crosses.
 
 Example: W = [[1, 2, 3], [4, 5, 6]], b = [7, 8] is [1, 2, 3, 4, 5, 6, 7, 8] in the shared order
 and [1, 4, 2, 5, 3, 6, 7, 8] in Julia's memory order.
@@ -25,22 +25,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from pyanode._errors import SpecError
+from pyanode._names import MODEL_KINDS
+from pyanode._validate import check_choice
 from pyanode.specs import ModelSpec
 
 Shape = tuple[int, ...]  # a torch weight shape: (out, in) or (K, out, in)
 Shapes = Sequence[Shape]  # one per layer, in forward order
 
-JULIA_KINDS = (
-    "node",
-    "anode",
-    "il-node",
-    "data-controlled",
-    "chebyshev",
-    "fourier",
-    "stacked",
-    "adaptive-depth",
-    "resnet",
-)
+JULIA_KINDS = MODEL_KINDS  # the Julia backend builds every model kind
 DEPTH_VARIANT_KINDS = ("chebyshev", "fourier", "stacked")
 
 
@@ -78,11 +70,7 @@ def weight_shapes(spec: ModelSpec, in_dim: int, out_dim: int) -> list[Shape]:
     Raises:
         SpecError: for a kind the Julia backend does not build.
     """
-    if spec.kind not in JULIA_KINDS:
-        raise SpecError(
-            f"model.kind={spec.kind!r} is not in the Julia backend; it has "
-            f"{', '.join(JULIA_KINDS)} (use backend='torch' for {spec.kind!r})"
-        )
+    check_choice("model.kind", spec.kind, JULIA_KINDS, error=SpecError)
     state = in_dim + spec.augment_dim
     head: list[Shape] = [(out_dim, state)]
 
@@ -115,67 +103,3 @@ def parameter_count(shapes: Shapes) -> int:
     return sum(
         int(np.prod(shape)) + int(np.prod(shape[:-1])) for shape in map(_check_shape, shapes)
     )
-
-
-def _check(vector: np.ndarray, shapes: Shapes) -> np.ndarray:
-    flat = np.asarray(vector)
-    n = parameter_count(shapes)
-    if flat.ndim != 1 or flat.shape[0] != n:
-        raise ValueError(
-            f"parameter vector must have shape ({n},) for layers with weights {list(shapes)}, "
-            f"got {flat.shape}"
-        )
-    return flat
-
-
-def _convert(vector: np.ndarray, shapes: Shapes, *, to_julia: bool) -> np.ndarray:
-    flat = _check(vector, shapes)
-    out = np.empty_like(flat)
-    offset = 0
-    for shape in map(_check_shape, shapes):
-        size = int(np.prod(shape))
-        segment = flat[offset : offset + size]
-        # torch (..., out, in) row-major <-> Julia's (out, in, ...) column-major: each (out, in)
-        # matrix is transposed in place, the leading K (if any) stays the slowest index
-        *lead, rows, cols = shape
-        source = (*lead, rows, cols) if to_julia else (*lead, cols, rows)
-        out[offset : offset + size] = segment.reshape(source).swapaxes(-1, -2).reshape(-1)
-        offset += size
-        n_bias = int(np.prod(shape[:-1]))  # (out,) or (K, out): the same in both orders
-        out[offset : offset + n_bias] = flat[offset : offset + n_bias]
-        offset += n_bias
-    return out
-
-
-def torch_to_julia(vector: np.ndarray, shapes: Shapes) -> np.ndarray:
-    """Shared (torch, row-major) order -> Julia's memory order (column-major weights).
-
-    Raises:
-        ValueError: if the vector does not have the length the shapes imply.
-    """
-    return _convert(vector, shapes, to_julia=True)
-
-
-def julia_to_torch(vector: np.ndarray, shapes: Shapes) -> np.ndarray:
-    """Julia's memory order (column-major weights) -> the shared (torch, row-major) order.
-
-    Raises:
-        ValueError: if the vector does not have the length the shapes imply.
-    """
-    return _convert(vector, shapes, to_julia=False)
-
-
-def split_layers(vector: np.ndarray, shapes: Shapes) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The (weight, bias) of every layer from a vector in the shared order, in torch's shapes:
-    (out, in) and (out,), or (K, out, in) and (K, out)."""
-    flat = _check(vector, shapes)
-    layers = []
-    offset = 0
-    for shape in map(_check_shape, shapes):
-        size = int(np.prod(shape))
-        weight = flat[offset : offset + size].reshape(shape)
-        offset += size
-        n_bias = int(np.prod(shape[:-1]))
-        layers.append((weight, flat[offset : offset + n_bias].reshape(shape[:-1])))
-        offset += n_bias
-    return layers
