@@ -45,6 +45,7 @@ MODEL_KINDS = (
     "adaptive-depth",
 )
 ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "sigmoid")
+READOUTS = ("linear", "flow")  # what maps the flow's end state to the output
 LOSSES = ("auto", "cross-entropy", "mse")
 BACKENDS = ("torch", "julia", "auto")
 DATASETS = (

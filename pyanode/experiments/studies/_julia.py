@@ -24,8 +24,8 @@ from pyanode.experiments.studies._measure import (
     relative_error,
     timed,
 )
+from pyanode.experiments.studies._problem import OutputLoss, StudyProblem
 from pyanode.experiments.studies._settings import Setting
-from pyanode.experiments.studies.problems import OutputLoss, StudyProblem
 from pyanode.julia.weights import JULIA_KINDS
 from pyanode.specs import TrainSpec
 

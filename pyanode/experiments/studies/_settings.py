@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pyanode._errors import SpecError
 from pyanode.solvers import (
@@ -20,10 +21,33 @@ from pyanode.solvers import (
     solver_from_name,
 )
 from pyanode.specs import SolverSpec
+from pyanode.specs import setting as option
 
 ADAPTIVE = tuple(name for name, cls in SOLVERS.items() if cls.tableau.b_err is not None)
 FIXED_STEP = tuple(name for name in SOLVERS if name not in ADAPTIVE)
 ALL_SOLVERS = tuple(SOLVERS)
+TOLERANCES = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
+STEPS = (4, 8, 16, 32, 64, 128)
+
+# settings that mean the same in several studies: name -> (default, --help text, metadata)
+STUDY_SETTINGS: dict[str, tuple[Any, str, dict[str, Any]]] = {
+    "solvers": (ALL_SOLVERS, "solver names", {}),
+    "tolerances": (TOLERANCES, "rtol = atol of the adaptive solvers", {}),
+    "steps": (STEPS, "steps per solve of the fixed-step solvers", {}),
+    "dtype": ("float64", "dtype of the solves", {"choices": ("float32", "float64")}),
+    "device": ("cpu", "torch device", {"choices": ("cpu", "cuda")}),
+    "repeats": (3, "solves per setting (the fastest is timed)", {}),
+    "max_steps": (100_000, "step budget of one solve", {}),
+    "reference_rtol": (1e-12, "tolerance of the float64 reference", {}),
+    "julia": ("auto", "rows from the Julia backend too: when usable, never, or required",
+              {"choices": ("auto", "off", "require")}),
+}  # fmt: skip
+
+
+def study_setting(name: str, default: Any = None) -> Any:
+    """The config field of the setting `name` of `STUDY_SETTINGS` (with another default)."""
+    value, text, metadata = STUDY_SETTINGS[name]
+    return option(value if default is None else default, text, **metadata)
 
 
 @dataclass(frozen=True)
