@@ -29,7 +29,6 @@ from pyanode.torch import (
 log = logging.getLogger("pyanode")
 
 
-
 def check_supported(spec: RunSpec) -> None:
     """Raise SpecError for what a RunSpec asks of a backend that lacks it: a gradient method
     only the Julia backend has on torch, a flow readout (torch only) on Julia."""

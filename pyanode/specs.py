@@ -139,7 +139,9 @@ class ModelSpec(_Spec):
         _positive_int("model.depth", self.depth)
         check_bool("model.time_dependent", self.time_dependent, error=SpecError)
         if self.kind == "anode" and self.augment_dim == 0:
-            raise SpecError("model.augment_dim must be > 0 for kind 'anode' (use kind 'node' for none)")
+            raise SpecError(
+                "model.augment_dim must be > 0 for kind 'anode' (use kind 'node' for none)"
+            )
 
 
 @dataclass(frozen=True)
@@ -274,11 +276,8 @@ class RunSpec(_Spec):
             value = getattr(self, name)
             if not isinstance(value, dict) and not (name == "test_kwargs" and value is None):
                 raise SpecError(f"run.{name} must be a table of arguments, got {value!r}")
-        if not self.test_fraction == 0:  # 0 and 0.0 pass; the bounds below
-            check_number("run.test_fraction", self.test_fraction, low=0, strict_low=True,
-                         error=SpecError)  # fmt: skip
-            if self.test_fraction >= 1:
-                raise SpecError(f"run.test_fraction must be in [0, 1), got {self.test_fraction!r}")
+        if check_number("run.test_fraction", self.test_fraction, low=0, error=SpecError) >= 1:
+            raise SpecError(f"run.test_fraction must be in [0, 1), got {self.test_fraction!r}")
         if self.test_slice is not None:
             self._check_slice()
         given = [

@@ -1,7 +1,8 @@
 """Figs. 5 and 8 of Dupont et al. (2019): loss curves of NODE, ANODE and ResNet on g_1d and on
 concentric spheres in d = 1, 2, mean +- std over seeds.
 
-The same as `pyanode reproduce dupont-1d`, with the same options (`--paper` for the paper's settings).
+The same as `pyanode reproduce dupont-1d`, with the same options (`--paper` for the paper's
+settings).
 
     python scripts/dupont_1d.py [--out OUT] [OPTIONS]   (--help lists them)
 """

@@ -1,7 +1,8 @@
 """Figs. 6 and 10 of Dupont et al. (2019): the features of NODE and ANODE at several iterations
 of training on concentric spheres (d = 2) and on a separable control set.
 
-The same as `pyanode reproduce dupont-features`, with the same options (`--paper` for the paper's settings).
+The same as `pyanode reproduce dupont-features`, with the same options (`--paper` for the paper's
+settings).
 
     python scripts/dupont_features.py [--out OUT] [OPTIONS]   (--help lists them)
 """

@@ -2,7 +2,8 @@
 number of parameters, on sklearn's 8 x 8 digits (built in) or on MNIST / Fashion-MNIST /
 CIFAR-10 from a local folder in torchvision's layout.
 
-The same as `pyanode reproduce dupont-images`, with the same options (`--paper` for the paper's settings).
+The same as `pyanode reproduce dupont-images`, with the same options (`--paper` for the paper's
+settings).
 
     python scripts/dupont_images.py [--out OUT] [OPTIONS]   (--help lists them)
 """

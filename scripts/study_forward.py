@@ -3,7 +3,8 @@ time for every solver (adaptive ones at rtol = atol = 1e-3 ... 1e-8, fixed-step 
 steps), against a float64 Dopri5 reference at rtol 1e-12 (checked by halving it, by Tsit5 and by
 scipy's DOP853).
 
-The same as `pyanode study forward`, with the same options; --out defaults to results/studies/forward.
+The same as `pyanode study forward`, with the same options; --out defaults to
+results/studies/forward.
 
     python scripts/study_forward.py [--out OUT] [OPTIONS]   (--help lists them)
 """

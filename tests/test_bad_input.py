@@ -321,7 +321,12 @@ def test_a_trial_folder_of_another_run_is_refused(tmp_path):
 CLI_CASES = [
     ("malformed TOML", "[base\n", [], r"malformed TOML: Expected '\]' .*\(at line 1, column 6\)"),
     ("unknown key", "[base.model]\nwidht = 3\n", [], r"unknown key\(s\) widht in \[model\]"),
-    ("negative tolerance", '[grid]\n"solver.rtol" = [-1.0]\n', [], r"solver\.rtol must be a finite"),
+    (
+        "negative tolerance",
+        '[grid]\n"solver.rtol" = [-1.0]\n',
+        [],
+        r"solver\.rtol must be a finite",
+    ),
     ("unknown dataset", '[base]\ndataset = "nope"\n', [], r"dataset 'nope' is not known"),
     ("zero workers", "", ["--workers", "0"], r"workers must be an integer >= 1, got 0"),
     ("scheduler, local", "", ["--scheduler", "tcp://h:1"], r"needs engine 'dask'"),

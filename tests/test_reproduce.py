@@ -19,13 +19,13 @@ import pytest
 from pyanode.cli import main
 from pyanode.cli._reproduce import REPRODUCTIONS
 from pyanode.experiments.collect import collect, read_csv
-from pyanode.experiments.store import ITERATIONS, RESULT, read_batch, read_manifest
 from pyanode.experiments.dupont.features import FeaturesConfig
 from pyanode.experiments.dupont.flows import FlowsConfig
 from pyanode.experiments.dupont.generalisation import GeneralisationConfig
 from pyanode.experiments.dupont.images import ImagesConfig
 from pyanode.experiments.dupont.nfe import NFEConfig
 from pyanode.experiments.dupont.toy1d import Toy1dConfig
+from pyanode.experiments.store import ITERATIONS, RESULT, read_batch, read_manifest
 from pyanode.experiments.table1 import Table1Config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -33,12 +33,18 @@ def test_toml_leaves_out_unset_optionals():
         ),
         (lambda: ModelSpec(activation="gelu"), r"model.activation='gelu' is not known"),
         (lambda: ModelSpec(hidden=0), r"model.hidden must be an integer >= 1, got 0"),
-        (lambda: ModelSpec(hidden=3.5), r"model.hidden must be an integer >= 1, got 3.5 of type float"),
+        (
+            lambda: ModelSpec(hidden=3.5),
+            r"model.hidden must be an integer >= 1, got 3.5 of type float",
+        ),
         (lambda: ModelSpec(kind="anode"), r"augment_dim must be > 0 for kind 'anode'"),
         (lambda: SolverSpec(solver="dopri"), r"solver.solver='dopri' is not known; accepted:"),
         (lambda: SolverSpec(rtol=-1e-3), r"solver.rtol must be a finite number > 0, got -0.001"),
         (lambda: SolverSpec(rtol=1e-20), r"below machine precision"),
-        (lambda: SolverSpec(atol=float("nan")), r"solver.atol must be a finite number >= 0, got nan"),
+        (
+            lambda: SolverSpec(atol=float("nan")),
+            r"solver.atol must be a finite number >= 0, got nan",
+        ),
         (lambda: SolverSpec(gradient="adjoin"), r"solver.gradient='adjoin' is not known"),
         (lambda: SolverSpec(solver="rk4"), r"'rk4' has no error estimate.*set solver.dt"),
         (lambda: SolverSpec(max_steps=0), r"solver.max_steps must be an integer >= 1, got 0"),
@@ -48,7 +54,10 @@ def test_toml_leaves_out_unset_optionals():
         (lambda: RunSpec(backend="jax"), r"run.backend='jax' is not known"),
         (lambda: RunSpec(test_fraction=1.0), r"run.test_fraction must be in \[0, 1\)"),
         (lambda: ModelSpec(readout="none"), r"model.readout='none' is not known; accepted: linear"),
-        (lambda: TrainSpec(seed=2**32), r"train.seed must be an integer >= 0 and <= 4.29497e\+09, got 4294967296"),
+        (
+            lambda: TrainSpec(seed=2**32),
+            r"train.seed must be an integer >= 0 and <= 4.29497e\+09, got 4294967296",
+        ),
         (
             lambda: RunSpec(test_kwargs={"seed": 1}),
             r"run: test_fraction and test_kwargs both make a test set; set one",

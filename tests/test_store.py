@@ -189,6 +189,7 @@ def test_stored_weights_rebuild_the_trained_model(tmp_path):
     loaded = load_fitted(tmp_path)
     x = trained.test_data.x
     assert np.array_equal(loaded.predict(x), trained.fitted.predict(x))
+
     def timeless(history):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 

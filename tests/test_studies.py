@@ -12,11 +12,13 @@ import torch
 
 from pyanode._errors import JuliaUnavailable, SpecError
 from pyanode.cli import main
+from pyanode.experiments.store import read_batch
 from pyanode.experiments.studies import (
     BatchCouplingConfig,
     CrossSolverConfig,
     ForwardConfig,
     GradientConfig,
+    LinearField,
     PeakMemory,
     ReferenceNotConverged,
     Setting,
@@ -33,9 +35,7 @@ from pyanode.experiments.studies import (
     problem_from_run,
 )
 from pyanode.experiments.studies.cross_solver import evaluate
-from pyanode.experiments.studies import LinearField
 from pyanode.experiments.studies.work_precision import measure_forward
-from pyanode.experiments.store import read_batch
 from pyanode.plots.studies import plot_forward, read_table
 from pyanode.specs import SolverSpec
 from pyanode.torch import build_model, set_flat_parameters
@@ -408,12 +408,16 @@ def test_julia_required_but_unavailable(linear, tiny_node):
     [
         (lambda: load_problem("nope"), SpecError, "problem 'nope' is not known; accepted: linear"),
         (lambda: load_problem("linear", foo=1), SpecError, "unknown keyword argument.*foo"),
-        (lambda: load_problem("linear", batch=0), SpecError, "batch must be an int >= 1"),
+        (lambda: load_problem("linear", batch=0), SpecError, "batch must be an integer >= 1"),
         (lambda: ForwardConfig(solvers=("rk5",)), SpecError, "solver 'rk5' is not accepted"),
-        (lambda: ForwardConfig(tolerances=(2.0,)), SpecError, r"tolerance 2.0 must lie in"),
-        (lambda: ForwardConfig(steps=(0,)), SpecError, "steps must be ints >= 1"),
+        (
+            lambda: ForwardConfig(tolerances=(2.0,)),
+            SpecError,
+            r"tolerances must lie in \[1e-14, 1\), got 2.0",
+        ),
+        (lambda: ForwardConfig(steps=(0,)), SpecError, "steps must be an integer >= 1"),
         (lambda: ForwardConfig(dtype="float16"), SpecError, "dtype='float16' is not known"),
-        (lambda: ForwardConfig(repeats=0), SpecError, "repeats must be an int >= 1"),
+        (lambda: ForwardConfig(repeats=0), SpecError, "repeats must be an integer >= 1"),
         (lambda: ForwardConfig(julia="maybe"), SpecError, "julia='maybe' is not known"),
         (lambda: ForwardConfig(reference_rtol=1e-6), SpecError, "reference_rtol must be"),
         (lambda: GradientConfig(gradients=("magic",)), SpecError, "must be a non-empty list of"),
@@ -422,13 +426,13 @@ def test_julia_required_but_unavailable(linear, tiny_node):
             SpecError,
             "batch coupling needs adaptive solvers .* got 'rk4'",
         ),
-        (lambda: BatchCouplingConfig(samples=0), SpecError, "samples must be an int >= 1"),
+        (lambda: BatchCouplingConfig(samples=0), SpecError, "samples must be an integer >= 1"),
         (lambda: CrossSolverConfig(train_settings=()), SpecError, "must not be empty"),
         (lambda: parse_setting("dp5"), SpecError, "must be SOLVER:TOL or SOLVER:dt=STEP"),
         (lambda: parse_setting("dp5:fast"), SpecError, "must be SOLVER:TOL"),
         (lambda: Setting("euler", tol=1e-3), SpecError, "has no error estimate"),
         (lambda: Setting("dp5"), SpecError, "needs exactly one of tol"),
-        (lambda: Setting("dp5", tol=-1.0), SpecError, "tol must be > 0"),
+        (lambda: Setting("dp5", tol=-1.0), SpecError, "tol must be a finite number > 0"),
         (
             lambda: problem_from_run("/nonexistent"),
             FileNotFoundError,

@@ -305,7 +305,8 @@ def test_collect_orders_folders_outside_the_manifest_by_name(tmp_path):
         train=TrainSpec(epochs=1, batch_size=32),
     )
     b = run_trial(spec, tmp_path / "b-trial")
-    a = run_trial(spec.replace(train=TrainSpec(epochs=1, batch_size=32, seed=1)), tmp_path / "a-trial")
+    seed_1 = spec.replace(train=TrainSpec(epochs=1, batch_size=32, seed=1))
+    a = run_trial(seed_1, tmp_path / "a-trial")
     rows = collect(tmp_path)
     assert [r["folder"] for r in rows] == ["a-trial", "b-trial"]
     assert [r["trial_id"] for r in rows] == [a["trial_id"], b["trial_id"]]

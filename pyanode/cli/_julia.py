@@ -52,10 +52,12 @@ def run_info(args: argparse.Namespace) -> int:
     from pyanode import julia
 
     print(f"pyanode {pyanode.__version__}")
-    print(f"python {platform.python_version()}, numpy {numpy.__version__}, torch {torch.__version__}")
+    versions = f"numpy {numpy.__version__}, torch {torch.__version__}"
+    print(f"python {platform.python_version()}, {versions}")
     devices = ["cpu"]
     if torch.cuda.is_available():
-        devices += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+        count = torch.cuda.device_count()
+        devices += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(count)]
     print(f"devices: {', '.join(devices)} (torch threads: {torch.get_num_threads()})")
     state = julia.status()
     usable = "usable" if state.available and state.installed else "not usable"

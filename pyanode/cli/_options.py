@@ -25,8 +25,6 @@ import types
 import typing
 from typing import Any
 
-from pyanode._errors import SpecError
-
 
 def add_options(
     parser: argparse.ArgumentParser | Any,
@@ -174,8 +172,3 @@ def _item_parser(kind: Any):
 
     parse.__name__ = getattr(kind, "__name__", "value")  # argparse names it in its errors
     return parse
-
-
-def config_error(err: Exception) -> SpecError:
-    """A config dataclass's ValueError as the SpecError the command line reports (exit 2)."""
-    return err if isinstance(err, SpecError) else SpecError(str(err))

@@ -50,10 +50,6 @@ def pin_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _check_count(name: str, value: Any) -> None:
-    check_int(name, value, low=1, error=SpecError)
-
-
 class AbstractEngine(abc.ABC):
     """Runs tasks `fn(*task)` and yields `(index, result)` pairs as the tasks finish.
 
@@ -85,9 +81,9 @@ class LocalPool(AbstractEngine):
     threads: int = 1
 
     def __post_init__(self) -> None:
-        _check_count("threads", self.threads)
+        check_int("threads", self.threads, low=1, error=SpecError)
         if self.workers is not None:
-            _check_count("workers", self.workers)
+            check_int("workers", self.workers, low=1, error=SpecError)
 
     @property
     def n_workers(self) -> int:
@@ -136,9 +132,9 @@ class DaskEngine(AbstractEngine):
     threads: int = 1
 
     def __post_init__(self) -> None:
-        _check_count("threads", self.threads)
+        check_int("threads", self.threads, low=1, error=SpecError)
         if self.workers is not None:
-            _check_count("workers", self.workers)
+            check_int("workers", self.workers, low=1, error=SpecError)
         if self.scheduler is not None and self.workers is not None:
             raise SpecError(
                 f"workers={self.workers!r} sizes a LocalCluster; with scheduler="
@@ -194,7 +190,7 @@ class InProcess(AbstractEngine):
     threads: int = 1
 
     def __post_init__(self) -> None:
-        _check_count("threads", self.threads)
+        check_int("threads", self.threads, low=1, error=SpecError)
 
     def describe(self) -> str:
         return f"this process, {self.threads} thread(s)"

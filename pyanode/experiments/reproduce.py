@@ -85,7 +85,7 @@ class Reproduction:
         config: Any,
         out: str | Path,
         *,
-        options: RunOptions = RunOptions(),
+        options: RunOptions | None = None,
         engine: AbstractEngine | None = None,
     ) -> Reproduced:
         """Train every trial of `config` into `out` (finished ones are kept) and summarise.
@@ -97,7 +97,7 @@ class Reproduction:
             SpecError: if `out` holds another experiment's results (without
                 `options.overwrite`), or a trial folder there is damaged.
         """
-        out = Path(out)
+        out, options = Path(out), options or RunOptions()
         self._claim(out, config, options.overwrite)
         report = run_trials(self.trials(config), out, engine=engine, options=options)
         return Reproduced(self.summarise_stored(config, out), report)
@@ -169,7 +169,7 @@ def reproduce(
     *,
     plot_only: bool = False,
     figures: bool = True,
-    options: RunOptions = RunOptions(),
+    options: RunOptions | None = None,
 ) -> int:
     """`pyanode reproduce NAME`: run (or with `plot_only` only summarise the stored trials),
     print the summary and the failures, draw the figures.

@@ -26,7 +26,6 @@ Reading needs json and numpy only, so figures are redrawn without torch's traini
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -443,10 +442,3 @@ def read_batch(out: str | os.PathLike, **match: Any) -> list[StoredTrial]:
         what = label_of(match) or "any trial"
         raise FileNotFoundError(f"no finished trial for {what} under {out}; run it first")
     return found
-
-
-def arrays_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """The .npz bytes of `arrays` (to compare stored arrays bit for bit)."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()

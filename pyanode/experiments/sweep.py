@@ -155,7 +155,7 @@ def run_sweep(
     out: str | Path,
     *,
     engine: AbstractEngine | None = None,
-    options: RunOptions = RunOptions(),
+    options: RunOptions | None = None,
 ) -> BatchReport:
     """Run every trial of `sweep` (or the given specs, in that order) into `out`.
 
@@ -166,7 +166,8 @@ def run_sweep(
         sweep: a `Sweep`, or RunSpecs (duplicates, by trial id, run once).
         out: the results folder: `<out>/<trial_id>/` per trial and the manifest `trials.json`.
         engine: where the trials run (default: `LocalPool()`).
-        options: failure policy, checkpoints, retry, overwrite (see `RunOptions`).
+        options: failure policy, checkpoints, retry, overwrite (see `RunOptions`; default:
+            record failures, checkpoint every epoch).
 
     Returns:
         A `BatchReport` (`summary()` for a text summary, `failed` for the failed ids).

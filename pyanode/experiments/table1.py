@@ -251,8 +251,9 @@ def write_tables(out: Path, config: Table1Config, summary: dict[str, Any]) -> li
     rows = rows_of(summary)
     return [
         atomic_write_text(out / "table1.csv", csv_table(rows)),
-        atomic_write_text(out / "table1.md", summary["caption"] + "\n\n" + markdown_table(rows)
-                          + "\n"),  # fmt: skip
+        atomic_write_text(
+            out / "table1.md", summary["caption"] + "\n\n" + markdown_table(rows) + "\n"
+        ),  # fmt: skip
     ]
 
 
@@ -272,8 +273,14 @@ def draw_figures(out: str | Path) -> list[Path]:
     test = three_spheres(n=config.n_points, seed=TEST_SEED_OFFSET)
     files += plot_dataset(train.x, train.y, out / "fig1_dataset")
     panels = [
-        DecisionBoundary(net.name, net.spec.kind, xs, xs, by_kind[net.spec.kind].arrays[
-            "boundary"], by_kind[net.spec.kind].result["test_acc"])  # fmt: skip
+        DecisionBoundary(
+            net.name,
+            net.spec.kind,
+            xs,
+            xs,
+            by_kind[net.spec.kind].arrays["boundary"],
+            by_kind[net.spec.kind].result["test_acc"],
+        )  # fmt: skip
         for net in config.selected()
         if net.spec.kind in by_kind
     ]

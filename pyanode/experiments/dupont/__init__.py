@@ -102,13 +102,14 @@ def toy_trial(
     model_spec: ModelSpec,
     config: Any,
     epochs: int,
-    record: Record = Record(iterations=True),
+    record: Record | None = None,
     **data_fields: Any,
 ) -> Trial:
     """One toy trial: a regression with an MSE loss on targets -1 / +1 (App. E.2.1), Adam with
     the `batch_size`, `lr` and `threads` of an experiment's `config`, dopri5 at 1e-3; the flow
-    alone fits g1d and the identity, a linear layer follows it elsewhere. `data_fields` set the
-    test set (see `RunSpec`); by default there is none."""
+    alone fits g1d and the identity, a linear layer follows it elsewhere. It records the
+    per-iteration rows unless `record` says more; `data_fields` set the test set (see
+    `RunSpec`; by default there is none)."""
     name, kwargs = data
     readout = "flow" if panel in FLOW_ONLY else "linear"
     spec = RunSpec(
@@ -126,7 +127,8 @@ def toy_trial(
             threads=config.threads,
         ),
     )
-    return Trial(spec, {"panel": panel, "model": model, "seed": seed}, record)
+    key = {"panel": panel, "model": model, "seed": seed}
+    return Trial(spec, key, record or Record(iterations=True))
 
 
 # -- reading the stored trials -------------------------------------------------------------------

@@ -91,8 +91,17 @@ def trials(config: GeneralisationConfig) -> list[Trial]:
         out.append(toy_trial("spheres-2d", model, 0, data, spec, config, config.map_epochs,
                              map_record))  # fmt: skip
         out += [
-            toy_trial("slice-removed", model, seed, data, spec, config, config.epochs,
-                      slice_record, test_slice=angles)  # fmt: skip
+            toy_trial(
+                "slice-removed",
+                model,
+                seed,
+                data,
+                spec,
+                config,
+                config.epochs,
+                slice_record,
+                test_slice=angles,
+            )  # fmt: skip
             for seed in range(config.seeds)
         ]
     return out

@@ -133,8 +133,11 @@ def trials(config: ImagesConfig) -> list[Trial]:
     per_epoch = -(-len(train) // config.batch_size)
     record = Record(iterations=True, eval_every=per_epoch)
     return [
-        Trial(config.run_spec(spec, seed), {"panel": config.dataset, "model": model,
-                                            "seed": seed}, record)  # fmt: skip
+        Trial(
+            config.run_spec(spec, seed),
+            {"panel": config.dataset, "model": model, "seed": seed},
+            record,
+        )  # fmt: skip
         for model, spec in config.model_specs(train.feature_shape).items()
         for seed in range(config.seeds)
     ]

@@ -58,9 +58,15 @@ def trials(config: NFEConfig) -> list[Trial]:
         config.panel, n_inner=config.n_inner, n_outer=config.n_outer, seed=config.data_seed
     )
     return [
-        toy_trial(config.panel, model, seed, data,
-                  toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim),
-                  config, config.epochs)  # fmt: skip
+        toy_trial(
+            config.panel,
+            model,
+            seed,
+            data,
+            toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim),
+            config,
+            config.epochs,
+        )  # fmt: skip
         for model in config.models
         for seed in range(config.seeds)
     ]

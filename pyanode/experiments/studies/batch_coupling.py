@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from pyanode._errors import SolverError, SpecError
+from pyanode._validate import check_int
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
 from pyanode.experiments.studies._julia import julia_coupling_row
 from pyanode.experiments.studies._measure import coupling_measures, failed_row, timed
@@ -91,8 +92,7 @@ class BatchCouplingConfig:
                 f"couple), got {', '.join(map(repr, fixed))}; accepted: {', '.join(ADAPTIVE)}"
             )
         check_grid(self.solvers, self.tolerances, (), accepted=ADAPTIVE)
-        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
-            raise SpecError(f"samples must be an int >= 1, got {self.samples!r}")
+        check_int("samples", self.samples, low=1, error=SpecError)
 
 
 def _batch_solve(problem: StudyProblem, setting: Setting) -> tuple[torch.Tensor, list[int]]:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pyanode._errors import SolverError, SpecError
+from pyanode._validate import check_choice, check_int, check_number
 from pyanode.experiments.studies._julia import check_mode, julia_forward_row
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
 from pyanode.experiments.studies._measure import failed_row, max_abs_error, relative_error, timed
@@ -99,17 +100,11 @@ class ForwardConfig:
 
 def check_config(config: Any) -> None:
     """The checks every study config shares: dtype, device, repeats, max_steps."""
-    if config.dtype not in DTYPES:
-        raise SpecError(f"dtype={config.dtype!r} is not known; accepted: {', '.join(DTYPES)}")
-    if config.device not in ("cpu", "cuda"):
-        raise SpecError(f"device={config.device!r} is not known; accepted: cpu, cuda")
+    check_choice("dtype", config.dtype, DTYPES, error=SpecError)
+    check_choice("device", config.device, ("cpu", "cuda"), error=SpecError)
     for name in ("repeats", "max_steps"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SpecError(f"{name} must be an int >= 1, got {value!r}")
-    rtol = config.reference_rtol
-    if not isinstance(rtol, float) or not 1e-14 <= rtol <= 1e-8:
-        raise SpecError(f"reference_rtol must be a float in [1e-14, 1e-8], got {rtol!r}")
+        check_int(name, getattr(config, name), low=1, error=SpecError)
+    check_number("reference_rtol", config.reference_rtol, low=1e-14, high=1e-8, error=SpecError)
     check_mode(config.julia)
 
 

@@ -114,7 +114,8 @@ def plot_flows(out: str | os.PathLike, formats: tuple[str, ...] = ("png",)) -> l
         FileNotFoundError: if `out` holds no finished trial.
     """
     out = Path(out)
-    trials = {(t.key["panel"], t.key["model"]): t for t in reversed(read_trials(out))}  # smallest seed wins
+    # the smallest seed wins
+    trials = {(t.key["panel"], t.key["model"]): t for t in reversed(read_trials(out))}
     if not trials:
         raise FileNotFoundError(f"no finished dupont-flows trial under {out}; run it first")
     files = []
