@@ -191,7 +191,7 @@ def run_trial(
     trial: Trial | RunSpec,
     folder: str | Path,
     *,
-    options: RunOptions = RunOptions(),
+    options: RunOptions | None = None,
     threads: int | None = None,
     on_batch: Callable[[Trainer], None] | None = None,
     progress: bool | None = False,
@@ -202,7 +202,8 @@ def run_trial(
     Arguments:
         trial: the trial (a bare RunSpec is a trial that records nothing extra).
         folder: its folder (created if missing).
-        options: failure policy, checkpoint frequency, retry and overwrite (see `RunOptions`).
+        options: failure policy, checkpoint frequency, retry and overwrite (see `RunOptions`;
+            default: record a failure, checkpoint after every epoch).
             Any exception counts as a failure: `SolverError` (reason, t, dt, NFE are stored),
             `TrainingDiverged` (the loss), and anything else (type and message).
         threads: torch intra-op threads for the trial (None keeps the process setting); a
@@ -218,6 +219,7 @@ def run_trial(
             `options.overwrite`) or damaged trial files.
         Exception: whatever the training raised, with `on_failure="raise"`.
     """
+    options = options or RunOptions()
     result, _ = _execute(_as_trial(trial), Path(folder), options, threads, on_batch, progress)
     return result
 
@@ -327,11 +329,13 @@ class _Training:
         self.snapshots: dict[int, np.ndarray] = {}
         self.resumed: dict[str, int | None] = {"resumed_epoch": None, "resumed_batch": None}
         self.backend: str | None = None
-        self.train_data, self.test_data = load_data(self.spec)
+        self.train_data: Dataset | None = None  # loaded by `fit`, where a failure is recorded
+        self.test_data: Dataset | None = None
 
     # -- training --------------------------------------------------------------------------
     def fit(self, progress: bool | None) -> Fitted:
         spec = self.spec
+        self.train_data, self.test_data = load_data(spec)
         backend = get_backend(spec.backend)
         self.backend = backend.name
         if not isinstance(backend, TorchBackend):  # only the torch backend has hooks
@@ -482,12 +486,16 @@ def run(
     spec: RunSpec | Trial,
     out: str | Path | None = None,
     *,
-    options: RunOptions = RunOptions(on_failure="raise"),
+    options: RunOptions | None = None,
     threads: int | None = None,
     progress: bool | None = None,
 ) -> RunResult:
     """Train the model of `spec` on its data and return it; with `out`, through its trial
     folder there (a finished trial is loaded from its weights, an interrupted one resumes).
+
+    Arguments:
+        options: as in `run_trial`, but by default a failure raises (and is stored).
+        threads, progress: as in `run_trial`; the progress bar shows on a terminal by default.
 
     Raises:
         SpecError: as `run_trial`.
@@ -496,6 +504,7 @@ def run(
     """
     trial = _as_trial(spec)
     folder = None if out is None else Path(out)
+    options = options or RunOptions(on_failure="raise")
     result, fitted = _execute(trial, folder, options, threads, None, progress)
     if result["status"] != "ok":
         raise RuntimeError(f"trial {result['trial_id']} failed: {result['error']}: "
@@ -586,7 +595,7 @@ def run_trials(
     out: str | Path,
     *,
     engine: AbstractEngine | None = None,
-    options: RunOptions = RunOptions(),
+    options: RunOptions | None = None,
 ) -> BatchReport:
     """Run every trial into the batch folder `out`: `<out>/<trial id>/` each, and the manifest
     `trials.json` (their ids and keys, in order).
@@ -610,8 +619,7 @@ def run_trials(
         SpecError: on an impossible option, if `out` holds a single trial, or if a trial
             folder holds another run or damaged files.
     """
-    engine = engine or InProcess()
-    out = Path(out)
+    engine, options, out = engine or InProcess(), options or RunOptions(), Path(out)
     if (out / store.SPEC).exists():
         raise SpecError(f"{str(out)!r} holds a single trial (spec.toml), not a batch: "
                         "choose another folder")  # fmt: skip
