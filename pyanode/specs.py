@@ -27,6 +27,7 @@ from pyanode._names import (
     ACTIVATIONS,
     ADAPTIVE_SOLVERS,
     BACKENDS,
+    DEVICES,
     GRADIENTS,
     LOSSES,
     MODEL_KINDS,
@@ -43,8 +44,6 @@ from pyanode._validate import (
     check_number,
     check_seed,
 )
-
-DEVICES = ("cpu", "cuda")
 
 S = TypeVar("S", bound="_Spec")
 

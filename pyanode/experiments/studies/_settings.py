@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyanode._errors import SpecError
-from pyanode._names import ADAPTIVE_SOLVERS
+from pyanode._names import ADAPTIVE_SOLVERS, DEVICES
 from pyanode._names import SOLVERS as SOLVER_NAMES
 from pyanode._validate import check_choice, check_int, check_number
 from pyanode.solvers import (
@@ -38,7 +38,7 @@ STUDY_SETTINGS: dict[str, tuple[Any, str, dict[str, Any]]] = {
     "tolerances": (TOLERANCES, "rtol = atol of the adaptive solvers", {}),
     "steps": (STEPS, "steps per solve of the fixed-step solvers", {}),
     "dtype": ("float64", "dtype of the solves", {"choices": ("float32", "float64")}),
-    "device": ("cpu", "torch device", {"choices": ("cpu", "cuda")}),
+    "device": ("cpu", "torch device", {"choices": DEVICES}),
     "repeats": (3, "solves per setting (the fastest is timed)", {}),
     "max_steps": (100_000, "step budget of one solve", {}),
     "reference_rtol": (1e-12, "tolerance of the float64 reference", {}),

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pyanode._errors import SolverError, SpecError
+from pyanode._names import DEVICES
 from pyanode._validate import check_choice, check_int, check_number
 from pyanode.experiments.studies._julia import check_mode, julia_forward_row
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
@@ -101,7 +102,7 @@ class ForwardConfig:
 def check_config(config: Any) -> None:
     """The checks every study config shares: dtype, device, repeats, max_steps."""
     check_choice("dtype", config.dtype, DTYPES, error=SpecError)
-    check_choice("device", config.device, ("cpu", "cuda"), error=SpecError)
+    check_choice("device", config.device, DEVICES, error=SpecError)
     for name in ("repeats", "max_steps"):
         check_int(name, getattr(config, name), low=1, error=SpecError)
     check_number("reference_rtol", config.reference_rtol, low=1e-14, high=1e-8, error=SpecError)
