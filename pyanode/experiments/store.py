@@ -401,7 +401,8 @@ def label_of(key: dict[str, Any]) -> str:
 def write_manifest(out: str | os.PathLike, entries: list[tuple[str, dict[str, Any]]]) -> Path:
     """`trials.json`: the (id, key) of each trial of the batch's last run, in its order."""
     trials = [{"id": i, "key": key, "label": label_of(key)} for i, key in entries]
-    return write_json(Path(out, MANIFEST), {"schema_version": SCHEMA_VERSION, "trials": trials})
+    data = {"schema_version": SCHEMA_VERSION, "trials": trials}  # keys in the batch's order
+    return atomic_write_text(Path(out, MANIFEST), to_json(data, indent=1) + "\n")
 
 
 def read_manifest(out: str | os.PathLike) -> list[dict[str, Any]]:
