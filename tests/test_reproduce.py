@@ -8,9 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -109,24 +106,7 @@ def test_cli_collect_writes_a_reproduction_as_a_non_empty_csv(tmp_path, capsys):
     assert len(read_csv(tmp_path / "all.csv")) >= 2
 
 
-CHILD = """
-import os, signal, sys
-sys.path.insert(0, {repo!r})
-from pyanode.torch._trainer import Trainer
-step, count = Trainer.step, 0
-def killing_step(self):
-    global count
-    count += 1
-    if count == {kill_at}:
-        os.kill(os.getpid(), signal.SIGKILL)
-    step(self)
-Trainer.step = killing_step
-from pyanode.cli import main
-sys.exit(main({argv!r}))
-"""
-
-
-def test_an_interrupted_reproduction_resumes_bit_identically(tmp_path):
+def test_an_interrupted_reproduction_resumes_bit_identically(tmp_path, cli_killed_at):
     """`pyanode reproduce dupont-nfe` SIGKILLed in its second trial, then run again: the finished
     trial is kept, the interrupted one resumes from its checkpoint, and every trial ends with the
     weights and per-iteration records of a run that never stopped."""
@@ -136,9 +116,7 @@ def test_an_interrupted_reproduction_resumes_bit_identically(tmp_path):
     killed = tmp_path / "killed"
     # 120 points in batches of 64: 2 batches per epoch, 6 per trial; the kill comes before the
     # 10th batch, 3 batches into the second trial: mid-epoch
-    code = CHILD.format(repo=str(REPO), kill_at=10, argv=[*argv, "--out", str(killed)])
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    cli_killed_at([*argv, "--out", killed], 10)
     entries = read_manifest(killed)
     assert (killed / entries[0]["id"] / RESULT).exists()
     assert not (killed / entries[1]["id"] / RESULT).exists()

@@ -265,24 +265,9 @@ TRAIN_ARGS = [
     "--epochs", "3", "--batch-size", "16", "--lr", "1e-2", "--seed", "3", "--threads", "1",
     "--checkpoint-every", "2", "--no-progress",
 ]  # fmt: skip
-CLI_CHILD = """
-import os, signal, sys
-sys.path.insert(0, {repo!r})
-from pyanode.torch._trainer import Trainer
-step, count = Trainer.step, 0
-def killing_step(self):
-    global count
-    count += 1
-    if count == {kill_at}:
-        os.kill(os.getpid(), signal.SIGKILL)
-    step(self)
-Trainer.step = killing_step
-from pyanode.cli import main
-sys.exit(main({argv!r}))
-"""
 
 
-def test_cli_train_killed_mid_run_resumes_to_bit_identical_weights(tmp_path, capsys):
+def test_cli_train_killed_mid_run_resumes_to_bit_identical_weights(tmp_path, capsys, cli_killed_at):
     """`pyanode train --out DIR` SIGKILLed in its second epoch, then run again: it resumes from
     the checkpoint and stores the weights of a run that never stopped; a third run trains
     nothing and returns the stored trial."""
@@ -291,9 +276,7 @@ def test_cli_train_killed_mid_run_resumes_to_bit_identical_weights(tmp_path, cap
     assert main([*TRAIN_ARGS, "--out", str(tmp_path / "reference")]) == 0
     killed = tmp_path / "killed"
     argv = [*TRAIN_ARGS, "--out", str(killed)]
-    code = CLI_CHILD.format(repo=str(REPO), kill_at=KILL_AFTER + 1, argv=argv)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    cli_killed_at(argv, KILL_AFTER + 1)
     assert not (killed / WEIGHTS).exists() and (killed / CHECKPOINT).exists()
     capsys.readouterr()
     assert main(argv) == 0

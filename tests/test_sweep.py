@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -221,33 +218,16 @@ def test_cli_on_failure_raise_exits_1(tmp_path, capsys):
 
 
 # -- interruption ------------------------------------------------------------------------------
-CHILD = """
-import os, signal, sys
-sys.path.insert(0, {repo!r})
-from pyanode.torch._trainer import Trainer
-step, count = Trainer.step, 0
-def killing_step(self):
-    global count
-    count += 1
-    if count == {kill_at}:
-        os.kill(os.getpid(), signal.SIGKILL)
-    step(self)
-Trainer.step = killing_step
-from pyanode.cli import main
-sys.exit(main(["sweep", {config!r}, "--out", {out!r}, "--engine", "inline",
-               "--checkpoint-every", "2"]))
-"""
-
-
-def test_an_interrupted_sweep_completes_on_rerun_without_repeating_trials(tmp_path, monkeypatch):
+def test_an_interrupted_sweep_completes_on_rerun_without_repeating_trials(
+    tmp_path, monkeypatch, cli_killed_at
+):
     config = _write(tmp_path, GRID)
     ids = [trial_id(s) for s in load_sweep(config).trials()]
     out = tmp_path / "out"
     # 4 trials x 2 epochs x 5 batches; SIGKILL before the 24th batch: two trials done, the third
     # 3 batches into its first epoch (checkpointed after 2), the fourth not started
-    code = CHILD.format(repo=str(REPO), kill_at=24, config=str(config), out=str(out))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    argv = ["sweep", config, "--out", out, "--engine", "inline", "--checkpoint-every", "2"]
+    cli_killed_at(argv, 24)
     assert [r["status"] for r in collect(out)] == ["ok", "ok", "interrupted", "pending"]
     stamps = {i: (out / i / RESULT).stat().st_mtime_ns for i in ids[:2]}
 
