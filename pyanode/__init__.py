@@ -27,8 +27,17 @@ _LAZY = {
     "build_model": "pyanode.torch",
     "count_parameters": "pyanode.torch",
     "get_backend": "pyanode.backends",
-    "run": "pyanode.experiments",
-    "RunResult": "pyanode.experiments",
+    "run": "pyanode.experiments.runner",
+    "run_trial": "pyanode.experiments.runner",
+    "run_trials": "pyanode.experiments.runner",
+    "load_fitted": "pyanode.experiments.runner",
+    "Trial": "pyanode.experiments.runner",
+    "Record": "pyanode.experiments.runner",
+    "RunOptions": "pyanode.experiments.runner",
+    "RunResult": "pyanode.experiments.runner",
+    "collect": "pyanode.experiments.collect",
+    "Sweep": "pyanode.experiments.sweep",
+    "run_sweep": "pyanode.experiments.sweep",
 }
 
 

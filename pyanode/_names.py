@@ -45,8 +45,10 @@ MODEL_KINDS = (
     "adaptive-depth",
 )
 ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "sigmoid")
+READOUTS = ("linear", "flow")  # what maps the flow's end state to the output
 LOSSES = ("auto", "cross-entropy", "mse")
 BACKENDS = ("torch", "julia", "auto")
+DEVICES = ("cpu", "cuda")
 DATASETS = (
     "concentric-spheres",
     "reflection-1d",

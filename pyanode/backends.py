@@ -11,10 +11,12 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from pyanode._errors import DataError, SpecError
+from pyanode._names import BACKENDS, gradients_of
 from pyanode.data import Dataset
-from pyanode.specs import ModelSpec, SolverSpec, TrainSpec
+from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
 from pyanode.torch import (
     NeuralODE,
     Trainer,
@@ -26,16 +28,41 @@ from pyanode.torch import (
 
 log = logging.getLogger("pyanode")
 
-TORCH_GRADIENTS = ("backprop", "adjoint")
+
+def check_supported(spec: RunSpec) -> None:
+    """Raise SpecError for what a RunSpec asks of a backend that lacks it: a gradient method
+    only the Julia backend has on torch, a flow readout (torch only) on Julia."""
+    if spec.backend == "torch":
+        _check_torch_gradient(spec.solver)
+    elif spec.model.readout != "linear":
+        raise SpecError(
+            f"model.readout={spec.model.readout!r} is only in the torch backend; "
+            f"set backend = 'torch' (backend={spec.backend!r} builds a linear readout)"
+        )
 
 
-def check_torch_gradient(solver: SolverSpec) -> None:
-    """Raise SpecError for a gradient method only the Julia backend has."""
-    if solver.gradient not in TORCH_GRADIENTS:
+def _check_torch_gradient(solver: SolverSpec) -> None:
+    accepted = gradients_of("torch")
+    if solver.gradient not in accepted:
         raise SpecError(
             f"solver.gradient={solver.gradient!r} is only in the Julia backend; "
-            f"the torch backend has: {', '.join(TORCH_GRADIENTS)}"
+            f"the torch backend has: {', '.join(accepted)}"
         )
+
+
+class FirstCoordinates(nn.Module):
+    """The readout of a pure flow: the first `dim` coordinates of the state, no parameters.
+
+    Prop. 1 of Dupont et al. is about the flow itself: with a learned linear layer after it a
+    1-D NODE fits g_1d(x) = -x trivially (weight -1), so g_1d is fitted by the flow alone.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z[:, : self.dim]
 
 
 class Fitted(Protocol):
@@ -114,12 +141,20 @@ class TorchBackend:
 
     name = "torch"
 
-    def build(self, model: ModelSpec, solver: SolverSpec, train: TrainSpec, data: Dataset):
-        check_torch_gradient(solver)
+    def build(
+        self, model: ModelSpec, solver: SolverSpec, train: TrainSpec, data: Dataset
+    ) -> nn.Module:
+        """The network of `model` for `data` (images get the conv field), initialised from
+        `train.seed`; a `flow` readout replaces the output layer by `FirstCoordinates`."""
+        _check_torch_gradient(solver)
         out_dim = data.n_classes if data.task == "classification" else data.y.shape[1]
         if data.x.ndim == 4:  # images (N, C, H, W): the convolutional NODE / ANODE
-            return build_image_model(model, data.feature_shape, out_dim, solver, seed=train.seed)
-        return build_model(model, data.n_features, out_dim, solver, seed=train.seed)
+            net = build_image_model(model, data.feature_shape, out_dim, solver, seed=train.seed)
+        else:
+            net = build_model(model, data.n_features, out_dim, solver, seed=train.seed)
+        if model.readout == "flow":
+            net.output_map = FirstCoordinates(out_dim)
+        return net
 
     def fit(
         self,
@@ -168,4 +203,4 @@ def get_backend(name: str) -> Backend:
             log.warning("backend 'auto': using torch (Julia: %s)", state.reason)
             _AUTO_SAID = True
         return TorchBackend()
-    raise SpecError(f"backend={name!r} is not known; accepted: torch, julia, auto")
+    raise SpecError(f"backend={name!r} is not known; accepted: {', '.join(BACKENDS)}")

@@ -1,17 +1,18 @@
-"""Backend-neutral specs of a model, a solver and a training run.
+"""Backend-neutral specs of a model, a solver, a training run and a trial's data.
 
 Specs are frozen dataclasses of plain values: they validate on construction (an unknown name lists
 the accepted ones, an impossible value names the field), round-trip through dicts, JSON and TOML,
-and are read the same way by the torch and the Julia backends.
+and are read the same way by the torch and the Julia backends. Each field carries its one-line
+help in `metadata["help"]`: the command line builds its options from these fields
+(`pyanode.cli._options`), so an option, its default and its help are written once, here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 if sys.version_info >= (3, 11):
@@ -22,47 +23,43 @@ else:  # pragma: no cover
 import tomli_w
 
 from pyanode._errors import SpecError
-
-MODEL_KINDS = (
-    "resnet",
-    "node",
-    "anode",
-    "il-node",
-    "data-controlled",
-    "chebyshev",
-    "fourier",
-    "stacked",
-    "adaptive-depth",
+from pyanode._names import (
+    ACTIVATIONS,
+    ADAPTIVE_SOLVERS,
+    BACKENDS,
+    DEVICES,
+    GRADIENTS,
+    LOSSES,
+    MODEL_KINDS,
+    READOUTS,
+    SOLVER_ALIASES,
+    SOLVERS,
+    solver_name,
 )
-ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "sigmoid")
-SOLVER_NAMES = ("euler", "midpoint", "rk4", "bosh3", "dp5", "tsit5")
-ADAPTIVE_SOLVERS = ("bosh3", "dp5", "tsit5")
-GRADIENT_NAMES = (
-    "backprop",
-    "adjoint",
-    "interpolating-adjoint",
-    "quadrature-adjoint",
-    "gauss-adjoint",
+from pyanode._validate import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_keys,
+    check_number,
+    check_seed,
 )
-LOSSES = ("auto", "cross-entropy", "mse")
-DEVICES = ("cpu", "cuda")
 
 S = TypeVar("S", bound="_Spec")
 
 
-def _choice(name: str, value: Any, accepted: tuple[str, ...]) -> None:
-    if value not in accepted:
-        raise SpecError(f"{name}={value!r} is not known; accepted: {', '.join(accepted)}")
+def setting(default: Any, help: str, **metadata: Any) -> Any:
+    """A dataclass field with its default and the one-line help of its command-line option.
 
-
-def _positive(name: str, value: Any, *, allow_zero: bool = False, integer: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        what = "an integer" if integer else "a number"
-        raise SpecError(f"{name} must be {what}, got {value!r} of type {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise SpecError(f"{name} must be finite and {bound}, got {value!r}")
+    Metadata the option generator reads: `choices` (accepted names), `option` (the option's
+    name when it is not the field's), `type` (parses the option where the default's type does
+    not), `shown` (replaces the default in --help).
+    """
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(
+            default_factory=lambda: type(default)(default), metadata={"help": help, **metadata}
+        )
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
 class _Spec:
@@ -77,13 +74,8 @@ class _Spec:
     def from_dict(cls: type[S], data: dict[str, Any]) -> S:
         if not isinstance(data, dict):
             raise SpecError(f"[{cls.section}] must be a table of keys, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SpecError(
-                f"unknown key(s) {', '.join(unknown)} in [{cls.section}]; "
-                f"accepted: {', '.join(sorted(known))}"
-            )
+        known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        check_keys(f"[{cls.section}]", data, known, error=SpecError)
         return cls(**data)
 
     def replace(self: S, **changes: Any) -> S:
@@ -91,6 +83,10 @@ class _Spec:
         if unknown:
             raise SpecError(f"unknown field(s) {', '.join(unknown)} for {type(self).__name__}")
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _positive_int(name: str, value: Any, low: int = 1) -> None:
+    check_int(name, value, low=low, error=SpecError)
 
 
 @dataclass(frozen=True)
@@ -113,31 +109,38 @@ class ModelSpec(_Spec):
         n_pieces: number of constant pieces of `stacked`.
         depth: residual blocks of `resnet`.
         time_dependent: concatenate t to the input of the vector field.
+        readout: `linear` (a learned layer after the flow, §2 of Dupont et al.) or `flow` (the
+            output is the first coordinates of the final state: the flow alone fits the data,
+            as Prop. 1 of Dupont et al. is stated; torch backend only).
     """
 
     section: ClassVar[str] = "model"
 
-    kind: str = "node"
-    hidden: int = 32
-    augment_dim: int = 0
-    activation: str = "relu"
-    degree: int = 4
-    n_pieces: int = 3
-    depth: int = 1
-    time_dependent: bool = True
+    kind: str = setting("node", "model kind", choices=MODEL_KINDS, option="model")
+    hidden: int = setting(32, "hidden width of the vector field")
+    augment_dim: int = setting(0, "zeros appended (anode) / extra latents (il-node)")
+    activation: str = setting("relu", "activation of the vector field", choices=ACTIVATIONS)
+    degree: int = setting(4, "degree of the chebyshev / fourier basis")
+    n_pieces: int = setting(3, "pieces of a stacked NODE")
+    depth: int = setting(1, "residual blocks of a resnet")
+    time_dependent: bool = setting(True, "give the vector field the time t")
+    readout: str = setting("linear", "linear layer after the flow, or the flow alone",
+                           choices=READOUTS)  # fmt: skip
 
     def __post_init__(self) -> None:
-        _choice("model.kind", self.kind, MODEL_KINDS)
-        _choice("model.activation", self.activation, ACTIVATIONS)
-        _positive("model.hidden", self.hidden, integer=True)
-        _positive("model.augment_dim", self.augment_dim, allow_zero=True, integer=True)
-        _positive("model.degree", self.degree, integer=True)
-        _positive("model.n_pieces", self.n_pieces, integer=True)
-        _positive("model.depth", self.depth, integer=True)
-        if not isinstance(self.time_dependent, bool):
-            raise SpecError(f"model.time_dependent must be true or false, got {self.time_dependent!r}")
+        check_choice("model.kind", self.kind, MODEL_KINDS, error=SpecError)
+        check_choice("model.activation", self.activation, ACTIVATIONS, error=SpecError)
+        check_choice("model.readout", self.readout, READOUTS, error=SpecError)
+        _positive_int("model.hidden", self.hidden)
+        _positive_int("model.augment_dim", self.augment_dim, low=0)
+        _positive_int("model.degree", self.degree)
+        _positive_int("model.n_pieces", self.n_pieces)
+        _positive_int("model.depth", self.depth)
+        check_bool("model.time_dependent", self.time_dependent, error=SpecError)
         if self.kind == "anode" and self.augment_dim == 0:
-            raise SpecError("model.augment_dim must be > 0 for kind 'anode' (use kind 'node' for none)")
+            raise SpecError(
+                "model.augment_dim must be > 0 for kind 'anode' (use kind 'node' for none)"
+            )
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ class SolverSpec(_Spec):
     """How to integrate and differentiate the ODE block.
 
     Arguments:
-        solver: one of `SOLVER_NAMES`; `bosh3`, `dp5` and `tsit5` are adaptive.
+        solver: one of `SOLVERS` (aliases such as `dopri5` are stored by their canonical name);
+            `bosh3`, `dp5` and `tsit5` are adaptive.
         rtol, atol: error tolerances of the adaptive solvers.
         gradient: `backprop` (through the solver steps) or `adjoint` (backsolve adjoint,
             Chen et al.); the Julia backend also has SciMLSensitivity's interpolating, quadrature
@@ -158,26 +162,29 @@ class SolverSpec(_Spec):
 
     section: ClassVar[str] = "solver"
 
-    solver: str = "dp5"
-    rtol: float = 1e-3
-    atol: float = 1e-3
-    gradient: str = "backprop"
-    dt: float | None = None
-    max_steps: int = 10_000
-    t1: float = 1.0
-    seminorm: bool = True
+    solver: str = setting("dp5", "ODE solver", choices=(*SOLVERS, *SOLVER_ALIASES))
+    rtol: float = setting(1e-3, "relative tolerance (adaptive solvers)")
+    atol: float = setting(1e-3, "absolute tolerance (adaptive solvers)")
+    gradient: str = setting("backprop", "gradient method", choices=tuple(GRADIENTS))
+    dt: float | None = setting(None, "fixed step (euler, midpoint, rk4), first step otherwise",
+                               type=float)  # fmt: skip
+    max_steps: int = setting(10_000, "step budget of one solve")
+    t1: float = setting(1.0, "end time of the flow (t0 = 0)")
+    seminorm: bool = setting(True, "adjoint error control on state and adjoint only")
 
     def __post_init__(self) -> None:
-        _choice("solver.solver", self.solver, SOLVER_NAMES)
-        _choice("solver.gradient", self.gradient, GRADIENT_NAMES)
-        _positive("solver.rtol", self.rtol)
-        _positive("solver.atol", self.atol, allow_zero=True)
-        _positive("solver.max_steps", self.max_steps, integer=True)
-        _positive("solver.t1", self.t1)
+        object.__setattr__(self, "solver", solver_name(self.solver, field="solver.solver",
+                                                       error=SpecError))  # fmt: skip
+        check_choice("solver.gradient", self.gradient, GRADIENTS, error=SpecError)
+        check_number("solver.rtol", self.rtol, low=0, strict_low=True, error=SpecError)
         if self.rtol < 1e-14:
             raise SpecError(f"solver.rtol={self.rtol!r} is below machine precision; use >= 1e-14")
+        check_number("solver.atol", self.atol, low=0, error=SpecError)
+        _positive_int("solver.max_steps", self.max_steps)
+        check_number("solver.t1", self.t1, low=0, strict_low=True, error=SpecError)
+        check_bool("solver.seminorm", self.seminorm, error=SpecError)
         if self.dt is not None:
-            _positive("solver.dt", self.dt)
+            check_number("solver.dt", self.dt, low=0, strict_low=True, error=SpecError)
         elif not self.adaptive:
             raise SpecError(
                 f"solver.solver={self.solver!r} has no error estimate, so it needs a fixed step: "
@@ -200,55 +207,112 @@ class TrainSpec(_Spec):
 
     section: ClassVar[str] = "train"
 
-    epochs: int = 5
-    batch_size: int = 96
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    seed: int = 0
-    device: str = "cpu"
-    loss: str = "auto"
-    threads: int | None = None
+    epochs: int = setting(5, "training epochs")
+    batch_size: int = setting(96, "mini-batch size")
+    lr: float = setting(1e-3, "Adam learning rate")
+    weight_decay: float = setting(0.0, "Adam weight decay")
+    seed: int = setting(0, "seed of the weights, the batches and the random split")
+    device: str = setting("cpu", "torch device", choices=DEVICES)
+    loss: str = setting("auto", "loss (auto: by the data's task)", choices=LOSSES)
+    threads: int | None = setting(None, "torch threads", type=int, shown="torch's choice")
 
     def __post_init__(self) -> None:
-        _positive("train.epochs", self.epochs, allow_zero=True, integer=True)
-        _positive("train.batch_size", self.batch_size, integer=True)
-        _positive("train.lr", self.lr)
-        _positive("train.weight_decay", self.weight_decay, allow_zero=True)
-        _positive("train.seed", self.seed, allow_zero=True, integer=True)
-        _choice("train.device", self.device, DEVICES)
-        _choice("train.loss", self.loss, LOSSES)
+        _positive_int("train.epochs", self.epochs, low=0)
+        _positive_int("train.batch_size", self.batch_size)
+        check_number("train.lr", self.lr, low=0, strict_low=True, error=SpecError)
+        check_number("train.weight_decay", self.weight_decay, low=0, error=SpecError)
+        check_seed("train.seed", self.seed, error=SpecError)
+        check_choice("train.device", self.device, DEVICES, error=SpecError)
+        check_choice("train.loss", self.loss, LOSSES, error=SpecError)
         if self.threads is not None:
-            _positive("train.threads", self.threads, integer=True)
+            _positive_int("train.threads", self.threads)
 
 
 @dataclass(frozen=True)
 class RunSpec(_Spec):
-    """One trial: a dataset (by registry name and keyword arguments) and the three specs."""
+    """One trial: its data and the three specs.
+
+    The data is the dataset registered as `dataset`, built with `dataset_kwargs`; its test set
+    is one of (at most one may be set):
+
+    - `test_fraction` > 0: a stratified random part of the dataset;
+    - `test_kwargs`: an independent load of the dataset with these arguments overriding
+      `dataset_kwargs` (`{seed = 1000}`: a fresh draw, as Table 1's test set; `{split = "test"}`:
+      the set's own test split);
+    - `test_slice`: the points whose polar angle lies in `[theta0, theta1]` (radians), removed
+      from the training set (the slice-removed split of Dupont et al., Fig. 11c);
+
+    or none (`test_fraction = 0`). `train_size` keeps a random subset of the training part.
+    The random split and subset draw from `split_seed` (default: `train.seed`).
+    """
 
     section: ClassVar[str] = "run"
 
-    dataset: str = "three-spheres"
-    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
-    test_fraction: float = 0.2
-    backend: str = "torch"
-    model: ModelSpec = field(default_factory=ModelSpec)
-    solver: SolverSpec = field(default_factory=SolverSpec)
-    train: TrainSpec = field(default_factory=TrainSpec)
+    dataset: str = setting("three-spheres", "dataset name")
+    dataset_kwargs: dict[str, Any] = setting({}, "argument of the dataset function",
+                                             option="dataset-arg")  # fmt: skip
+    test_fraction: float = setting(0.2, "random held-out fraction (0: none)")
+    test_kwargs: dict[str, Any] | None = setting(
+        None, "dataset arguments of an independent test set", option="test-arg"
+    )
+    test_slice: tuple[float, float] | None = setting(
+        None, "test set: the polar-angle slice THETA0,THETA1 (radians)", type=float
+    )
+    train_size: int | None = setting(None, "random training subset of this size", type=int,
+                                     shown="all")  # fmt: skip
+    split_seed: int | None = setting(None, "seed of the random split and subset", type=int,
+                                     shown="train.seed")  # fmt: skip
+    backend: str = setting("torch", "backend", choices=BACKENDS)
+    model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
+    solver: SolverSpec = dataclasses.field(default_factory=SolverSpec)
+    train: TrainSpec = dataclasses.field(default_factory=TrainSpec)
 
     def __post_init__(self) -> None:
-        _choice("run.backend", self.backend, ("torch", "julia", "auto"))
+        check_choice("run.backend", self.backend, BACKENDS, error=SpecError)
         if not isinstance(self.dataset, str) or not self.dataset:
             raise SpecError(f"run.dataset must be a dataset name, got {self.dataset!r}")
-        if not isinstance(self.dataset_kwargs, dict):
-            raise SpecError(f"run.dataset_kwargs must be a table, got {self.dataset_kwargs!r}")
-        if not (isinstance(self.test_fraction, (int, float)) and 0 <= self.test_fraction < 1):
+        for name in ("dataset_kwargs", "test_kwargs"):
+            value = getattr(self, name)
+            if not isinstance(value, dict) and not (name == "test_kwargs" and value is None):
+                raise SpecError(f"run.{name} must be a table of arguments, got {value!r}")
+        if check_number("run.test_fraction", self.test_fraction, low=0, error=SpecError) >= 1:
             raise SpecError(f"run.test_fraction must be in [0, 1), got {self.test_fraction!r}")
+        if self.test_slice is not None:
+            self._check_slice()
+        given = [
+            name
+            for name, value in (
+                ("test_fraction", self.test_fraction or None),
+                ("test_kwargs", self.test_kwargs),
+                ("test_slice", self.test_slice),
+            )
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise SpecError(
+                f"run: {' and '.join(given)} both make a test set; set one (test_fraction = 0 "
+                "when test_kwargs or test_slice gives the test set)"
+            )
+        if self.train_size is not None:
+            _positive_int("run.train_size", self.train_size)
+        if self.split_seed is not None:
+            check_seed("run.split_seed", self.split_seed, error=SpecError)
         for name, cls in (("model", ModelSpec), ("solver", SolverSpec), ("train", TrainSpec)):
             if not isinstance(getattr(self, name), cls):
                 raise SpecError(f"run.{name} must be a {cls.__name__}, got {getattr(self, name)!r}")
 
+    def _check_slice(self) -> None:
+        value = self.test_slice
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise SpecError(f"run.test_slice must be two angles [theta0, theta1], got {value!r}")
+        angles = tuple(check_number(f"run.test_slice[{i}]", v, error=SpecError)
+                       for i, v in enumerate(value))  # fmt: skip
+        object.__setattr__(self, "test_slice", angles)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        if not isinstance(data, dict):
+            raise SpecError(f"[run] must be a table of keys, got {type(data).__name__}")
         data = dict(data)
         parts = {
             name: spec.from_dict(data.pop(name, {}))

@@ -2,15 +2,15 @@
 number of parameters, on sklearn's 8 x 8 digits (built in) or on MNIST / Fashion-MNIST /
 CIFAR-10 from a local folder in torchvision's layout.
 
-The same as `pyanode reproduce dupont-images`; `--paper` trains on MNIST (k = 64, p = 5, five
-seeds) read from $PYANODE_DATA.
+The same as `pyanode reproduce dupont-images`, with the same options (`--paper` for the paper's
+settings).
 
-    python scripts/dupont_images.py [OUT] [--paper]
+    python scripts/dupont_images.py [--out OUT] [OPTIONS]   (--help lists them)
 """
 
 import sys
 
-from pyanode.experiments.dupont import images
+from pyanode.cli import main
 
 if __name__ == "__main__":
-    sys.exit(images.EXPERIMENT.script(sys.argv[1:]))
+    sys.exit(main(["reproduce", "dupont-images", *sys.argv[1:]]))

@@ -1,14 +1,15 @@
 """Figs. 7 and 11b of Dupont et al. (2019): forward NFE per training iteration of NODE and ANODE
 on concentric spheres (d = 2), mean +- std over seeds.
 
-The same as `pyanode reproduce dupont-nfe` (add `--paper` for 20 seeds and 50 epochs).
+The same as `pyanode reproduce dupont-nfe`, with the same options (`--paper` for the paper's
+settings).
 
-    python scripts/dupont_nfe.py [OUT] [--paper]
+    python scripts/dupont_nfe.py [--out OUT] [OPTIONS]   (--help lists them)
 """
 
 import sys
 
-from pyanode.experiments.dupont import nfe
+from pyanode.cli import main
 
 if __name__ == "__main__":
-    sys.exit(nfe.EXPERIMENT.script(sys.argv[1:]))
+    sys.exit(main(["reproduce", "dupont-nfe", *sys.argv[1:]]))

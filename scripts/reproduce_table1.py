@@ -1,16 +1,15 @@
-"""Table 1 and Figs. 1-2 of "Overcoming Limitations of Neural ODEs" from Python.
+"""Table 1 and Figs. 1-2 of "Overcoming Limitations of Neural ODEs": every net of the
+survey on three spheres at ~1.3k parameters (add `--seeds 3 --epochs 50` for the
+converged table of docs/experiments.md).
 
-The same as `pyanode reproduce table1 --seeds 3`; edit the config to change any setting.
+The same as `pyanode reproduce table1`, with the same options.
 
-    python scripts/reproduce_table1.py [OUT]
+    python scripts/reproduce_table1.py [--out OUT] [OPTIONS]   (--help lists them)
 """
 
 import sys
 
-from pyanode.experiments.table1 import Table1Config, reproduce, text_table
+from pyanode.cli import main
 
 if __name__ == "__main__":
-    out = sys.argv[1] if len(sys.argv) > 1 else "results/table1"
-    result = reproduce(Table1Config(epochs=5, seeds=3), out)
-    print(text_table(result.rows))
-    print(f"\n{result.seconds:.0f} s; written to {out}/")
+    sys.exit(main(["reproduce", "table1", *sys.argv[1:]]))

@@ -3,27 +3,15 @@ time for every solver (adaptive ones at rtol = atol = 1e-3 ... 1e-8, fixed-step 
 steps), against a float64 Dopri5 reference at rtol 1e-12 (checked by halving it, by Tsit5 and by
 scipy's DOP853).
 
-The same as `pyanode study forward --problem trained-node --out OUT`.
+The same as `pyanode study forward`, with the same options; --out defaults to
+results/studies/forward.
 
-    python scripts/study_forward.py [OUT] [PROBLEM]
+    python scripts/study_forward.py [--out OUT] [OPTIONS]   (--help lists them)
 """
 
 import sys
 
-from pyanode.experiments.studies import ForwardConfig, forward_study, load_problem, text_table
-
-
-def main(out: str = "results/studies/forward", problem: str = "trained-node") -> None:
-    result = forward_study(load_problem(problem), ForwardConfig(), out)
-    print(
-        text_table(
-            result.rows, ("backend", "solver", "rtol", "dt", "nfe_forward", "seconds", "error")
-        )
-    )
-    print(result.meta["reference"])
-    print(result.meta["julia"])
-    print("written:", *result.files)
-
+from pyanode.cli import main
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    sys.exit(main(["study", "forward", "--out", "results/studies/forward", *sys.argv[1:]]))

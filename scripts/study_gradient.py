@@ -3,35 +3,15 @@ gradient of the cross-entropy loss from backprop through the solver, the backsol
 (seminorm) and the full-norm adjoint, against NFE (forward + backward), wall time and peak
 memory; the reference is backprop through float64 Dopri5 at rtol 1e-12.
 
-The same as `pyanode study gradient --problem trained-node --out OUT`.
+The same as `pyanode study gradient`, with the same options; --out defaults to
+results/studies/gradient.
 
-    python scripts/study_gradient.py [OUT] [PROBLEM]
+    python scripts/study_gradient.py [--out OUT] [OPTIONS]   (--help lists them)
 """
 
 import sys
 
-from pyanode.experiments.studies import GradientConfig, gradient_study, load_problem, text_table
-
-
-def main(out: str = "results/studies/gradient", problem: str = "trained-node") -> None:
-    result = gradient_study(load_problem(problem), GradientConfig(), out)
-    columns = (
-        "backend",
-        "solver",
-        "gradient",
-        "rtol",
-        "dt",
-        "nfe_forward",
-        "nfe_backward",
-        "seconds",
-        "peak_bytes",
-        "error",
-    )
-    print(text_table(result.rows, columns))
-    print(result.meta["reference"])
-    print(result.meta["julia"])
-    print("written:", *result.files)
-
+from pyanode.cli import main
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    sys.exit(main(["study", "gradient", "--out", "results/studies/gradient", *sys.argv[1:]]))

@@ -13,3 +13,42 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield torch.float64
     torch.set_default_dtype(before)
+
+
+_KILLED_CLI = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+from pyanode.torch._trainer import Trainer
+step, count = Trainer.step, 0
+def killing_step(self):
+    global count
+    count += 1
+    if count == {kill_at}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    step(self)
+Trainer.step = killing_step
+from pyanode.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.fixture
+def cli_killed_at():
+    """`cli_killed_at(argv, batch)`: run `pyanode argv` in a fresh interpreter that SIGKILLs
+    itself just before its `batch`-th training batch (no cleanup, no flush: as `kill -9` or the
+    OOM killer would); asserts that it was killed."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[1])
+
+    def run(argv: list[str], batch: int) -> None:
+        code = _KILLED_CLI.format(repo=repo, kill_at=batch, argv=[str(a) for a in argv])
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+    return run

@@ -16,8 +16,9 @@ from pyanode.cli import main
 from pyanode.data import Dataset, load_dataset
 from pyanode.experiments.checkpoint import load_checkpoint, save_checkpoint
 from pyanode.experiments.engines import DaskEngine, LocalPool, get_engine
+from pyanode.experiments.runner import RunOptions, run_trial
+from pyanode.experiments.store import claim, trial_id
 from pyanode.experiments.sweep import Sweep, load_sweep, run_sweep
-from pyanode.experiments.trial import run_trial
 
 X = np.zeros((5, 2), np.float32)
 LABELS = np.array([0, 1, 0, 1, 0], np.int64)
@@ -115,25 +116,25 @@ API_CASES = [
         "zero rtol",
         lambda: SolverSpec(rtol=0.0),
         SpecError,
-        r"solver\.rtol must be finite and > 0, got 0\.0",
+        r"solver\.rtol must be a finite number > 0, got 0\.0",
     ),
     (
         "negative atol",
         lambda: SolverSpec(atol=-1e-3),
         SpecError,
-        r"solver\.atol must be finite and >= 0, got -0\.001",
+        r"solver\.atol must be a finite number >= 0, got -0\.001",
     ),
     (
         "zero width",
         lambda: ModelSpec(hidden=0),
         SpecError,
-        r"model\.hidden must be finite and > 0, got 0",
+        r"model\.hidden must be an integer >= 1, got 0",
     ),
     (
         "NaN learning rate",
         lambda: TrainSpec(lr=float("nan")),
         SpecError,
-        r"train\.lr must be finite and > 0, got nan",
+        r"train\.lr must be a finite number > 0, got nan",
     ),
     (
         "fixed-step solver without dt",
@@ -178,7 +179,8 @@ API_CASES = [
         lambda: _sweep('"optimizer.lr" = [1e-3]'),
         SpecError,
         r"\[grid\] key 'optimizer\.lr' is not known; accepted: dataset, dataset_kwargs, "
-        r"test_fraction, backend, dataset_kwargs\.<argument>, run, model, model\.<field>",
+        r"test_fraction, test_kwargs, test_slice, train_size, split_seed, backend, "
+        r"dataset_kwargs\.<argument>, run, model, model\.<field>",
     ),
     (
         "grid value that is not a list",
@@ -208,13 +210,14 @@ API_CASES = [
         "grid point with a negative tolerance",
         lambda: _sweep('"solver.rtol" = [1e-3, -1e-4]'),
         SpecError,
-        r"\[grid\] point solver\.rtol=-0\.0001: solver\.rtol must be finite and > 0, got -0\.0001",
+        r"\[grid\] point solver\.rtol=-0\.0001: solver\.rtol must be a finite number > 0, "
+        r"got -0\.0001",
     ),
     (
         "grid point with a tolerance of the wrong type",
         lambda: _sweep('"solver.atol" = ["1e-6"]'),
         SpecError,
-        r"\[grid\] point solver\.atol=\"1e-6\": solver\.atol must be a number, "
+        r"\[grid\] point solver\.atol=\"1e-6\": solver\.atol must be a finite number >= 0, "
         r"got '1e-6' of type str",
     ),
     (
@@ -239,15 +242,15 @@ API_CASES = [
     # sweep and engine options
     (
         "unknown failure policy",
-        lambda: run_sweep([], "unused", on_failure="ignore"),
+        lambda: run_sweep([], "unused", options=RunOptions(on_failure="ignore")),
         SpecError,
         r"on_failure='ignore' is not known; accepted: raise, record",
     ),
     (
         "zero checkpoint interval",
-        lambda: run_trial(RunSpec(), "unused", checkpoint_every=0),
+        lambda: run_trial(RunSpec(), "unused", options=RunOptions(checkpoint_every=0)),
         SpecError,
-        r"checkpoint_every must be an integer >= 1 or None, got 0",
+        r"checkpoint_every must be an integer >= 1, got 0",
     ),
     (
         "zero workers",
@@ -297,20 +300,20 @@ def test_there_are_at_least_15_distinct_bad_inputs():
 
 
 def test_a_checkpoint_of_another_run_is_refused(tmp_path):
-    path = save_checkpoint(tmp_path / "c.pt", RunSpec(), {"epoch": 0})
+    path = save_checkpoint(tmp_path / "c.pt", trial_id(RunSpec()), {"epoch": 0})
     with pytest.raises(SpecError, match=r"c\.pt' belongs to another run .*delete it"):
-        load_checkpoint(path, RunSpec(train=TrainSpec(seed=1)))
+        load_checkpoint(path, trial_id(RunSpec(train=TrainSpec(seed=1))))
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "w.pt")
-    with pytest.raises(SpecError, match=r"w\.pt' is not a pyanode checkpoint of format 1, got"):
+    with pytest.raises(SpecError, match=r"w\.pt' is not a pyanode checkpoint of format 2, got"):
         load_checkpoint(tmp_path / "w.pt")
 
 
 def test_a_trial_folder_of_another_run_is_refused(tmp_path):
-    (tmp_path / "spec.toml").write_text(RunSpec(train=TrainSpec(seed=1)).to_toml())
-    with pytest.raises(SpecError, match=r"holds another run \(its spec\.toml differs"):
+    claim(tmp_path, RunSpec(train=TrainSpec(seed=1)), {})
+    with pytest.raises(SpecError, match=r"holds another run \(trial \w+, not \w+\); use another"):
         run_trial(RunSpec(), tmp_path)
 
 
@@ -318,7 +321,12 @@ def test_a_trial_folder_of_another_run_is_refused(tmp_path):
 CLI_CASES = [
     ("malformed TOML", "[base\n", [], r"malformed TOML: Expected '\]' .*\(at line 1, column 6\)"),
     ("unknown key", "[base.model]\nwidht = 3\n", [], r"unknown key\(s\) widht in \[model\]"),
-    ("negative tolerance", '[grid]\n"solver.rtol" = [-1.0]\n', [], r"solver\.rtol must be finite"),
+    (
+        "negative tolerance",
+        '[grid]\n"solver.rtol" = [-1.0]\n',
+        [],
+        r"solver\.rtol must be a finite",
+    ),
     ("unknown dataset", '[base]\ndataset = "nope"\n', [], r"dataset 'nope' is not known"),
     ("zero workers", "", ["--workers", "0"], r"workers must be an integer >= 1, got 0"),
     ("scheduler, local", "", ["--scheduler", "tcp://h:1"], r"needs engine 'dask'"),
@@ -360,7 +368,7 @@ def test_cli_collect_missing_folder_exits_2(tmp_path, capsys):
 
 def test_cli_train_rejects_a_zero_width(tmp_path, capsys):
     err = _cli_error(capsys, ["train", "--hidden", "0", "--epochs", "1"])
-    assert re.search(r"pyanode train: error: model\.hidden must be finite and > 0, got 0", err)
+    assert re.search(r"pyanode train: error: model\.hidden must be an integer >= 1, got 0", err)
 
 
 def test_load_sweep_names_the_file(tmp_path):

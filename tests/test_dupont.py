@@ -8,22 +8,14 @@ import pytest
 
 from pyanode import SpecError
 from pyanode.cli import main
-from pyanode.experiments.dupont import (
-    FeaturesConfig,
-    FlowsConfig,
-    GeneralisationConfig,
-    NFEConfig,
-    Toy1dConfig,
-    features,
-    flows,
-    generalisation,
-    nfe,
-    read_trials,
-    toy1d,
-)
-from pyanode.experiments.dupont._toys import toy_data
-from pyanode.experiments.dupont.features import snapshot_iterations
-from pyanode.experiments.dupont.toy1d import monotone_floor
+from pyanode.data import load_dataset
+from pyanode.experiments.dupont import features, flows, generalisation, nfe, read_trials, toy1d
+from pyanode.experiments.dupont import toy_data as toy_args
+from pyanode.experiments.dupont.features import FeaturesConfig, snapshot_iterations
+from pyanode.experiments.dupont.flows import FlowsConfig
+from pyanode.experiments.dupont.generalisation import GeneralisationConfig
+from pyanode.experiments.dupont.nfe import NFEConfig
+from pyanode.experiments.dupont.toy1d import Toy1dConfig, monotone_floor
 from pyanode.plots.dupont import (
     plot_features,
     plot_flows,
@@ -38,10 +30,16 @@ G1D = Toy1dConfig(
 )
 
 
+def toy_data(panel, **kwargs):
+    """The dataset of a toy panel."""
+    name, arguments = toy_args(panel, **kwargs)
+    return load_dataset(name, **arguments)
+
+
 @pytest.fixture(scope="module")
 def g1d_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("dupont-1d")
-    return out, toy1d.run(G1D, out)
+    return out, toy1d.EXPERIMENT.run(G1D, out).summary
 
 
 def test_monotone_floor_is_the_isotonic_closed_form():
@@ -50,7 +48,7 @@ def test_monotone_floor_is_the_isotonic_closed_form():
     y = np.array([1.0, 1.0, -1.0, 1.0, 1.0])[:, None]
     assert monotone_floor(x, y, either_direction=True) == pytest.approx(8 / 15, abs=1e-12)
     # g_1d by an increasing map: both points go to 0, the loss of the constant solution
-    g = toy_data("g1d", n_points=10)[0]
+    g = toy_data("g1d", n_points=10)
     assert monotone_floor(g.x, g.y, either_direction=False) == pytest.approx(1.0, abs=1e-12)
 
 
@@ -73,7 +71,8 @@ def test_iteration_rows_average_to_the_epoch_history(g1d_run):
         per_epoch = loss.reshape(40, 3).mean(axis=1)
         np.testing.assert_allclose(per_epoch, [r["loss"] for r in trial.history], rtol=1e-12)
         nfe_values = trial.iterations["nfe_forward"]
-        assert (nfe_values == 0).all() if trial.model == "resnet" else (nfe_values >= 14).all()
+        resnet = trial.key["model"] == "resnet"
+        assert (nfe_values == 0).all() if resnet else (nfe_values >= 14).all()
 
 
 def test_figures_are_redrawn_from_stored_results_without_training(g1d_run, monkeypatch, capsys):
@@ -83,7 +82,8 @@ def test_figures_are_redrawn_from_stored_results_without_training(g1d_run, monke
         raise AssertionError("re-plotting must not train")
 
     monkeypatch.setattr(Trainer, "run", no_training)
-    assert toy1d.run(G1D, out)["g1d"]["models"]["anode"]["final_loss_mean"] < 0.05  # skipped
+    summary = toy1d.EXPERIMENT.run(G1D, out).summary  # every trial skipped: nothing trains
+    assert summary["g1d"]["models"]["anode"]["final_loss_mean"] < 0.05
     png = out / "fig5_fig8_losses.png"
     png.unlink(missing_ok=True)
     assert main(["reproduce", "dupont-1d", "--out", str(out), "--plot-only"]) == 0
@@ -93,12 +93,12 @@ def test_figures_are_redrawn_from_stored_results_without_training(g1d_run, monke
 
 def test_anode_needs_fewer_function_evaluations_on_concentric_spheres(tmp_path):
     config = NFEConfig(dim=1, n_inner=100, n_outer=200, lr=1e-2, epochs=30, seeds=1)
-    summary = nfe.run(config, tmp_path)
+    summary = nfe.EXPERIMENT.run(config, tmp_path).summary
     node, anode = summary["node"], summary["anode"]
     assert anode["nfe_last_mean"] < node["nfe_last_mean"] - 5
     assert node["nfe_last_mean"] > node["nfe_first_mean"]  # the NODE's flow gets harder to solve
     # in 1-D the NODE cannot beat the best monotone map; the ANODE goes far below it
-    data = toy_data("spheres-1d", n_inner=100, n_outer=200)[0]
+    data = toy_data("spheres-1d", n_inner=100, n_outer=200)
     floor = monotone_floor(data.x, data.y, either_direction=True)
     assert node["final_loss_mean"] >= floor - 1e-3
     assert anode["final_loss_mean"] < floor / 4
@@ -107,8 +107,8 @@ def test_anode_needs_fewer_function_evaluations_on_concentric_spheres(tmp_path):
 
 def test_flows_store_trajectories_from_the_inputs(tmp_path):
     config = FlowsConfig(panels=("g1d",), g1d_epochs=3, g1d_points=8, n_probe=6, n_times=5)
-    flows.run(config, tmp_path)
-    trials = {t.model: t for t in read_trials(tmp_path)}
+    flows.EXPERIMENT.run(config, tmp_path)
+    trials = {t.key["model"]: t for t in read_trials(tmp_path)}
     anode, resnet = trials["anode"].arrays, trials["resnet"].arrays
     x = anode["probe_x"]
     assert anode["trajectories"].shape == (5, 6, 2)  # times, points, x and one augmented dim
@@ -123,11 +123,11 @@ def test_flows_store_trajectories_from_the_inputs(tmp_path):
 def test_features_are_snapshotted_before_and_after_training(tmp_path):
     assert snapshot_iterations(100, 5) == [0, 25, 50, 75, 100]
     config = FeaturesConfig(epochs=2, n_inner=40, n_outer=80, n_probe=30, snapshots=3)
-    features.run(config, tmp_path)
+    features.EXPERIMENT.run(config, tmp_path)
     for trial in read_trials(tmp_path):
         a = trial.arrays
         np.testing.assert_array_equal(a["snapshot_iterations"], [0, 2, 4])  # 2 batches / epoch
-        assert a["snapshots"].shape == (3, 30, 2 if trial.model == "node" else 3)
+        assert a["snapshots"].shape == (3, 30, 2 if trial.key["model"] == "node" else 3)
         assert not np.allclose(a["snapshots"][0], a["snapshots"][-1])
     assert len(plot_features(tmp_path)) == 2
 
@@ -136,15 +136,15 @@ def test_generalisation_validates_on_exactly_the_removed_slice(tmp_path):
     config = GeneralisationConfig(
         seeds=1, epochs=1, map_epochs=1, n_inner=60, n_outer=120, grid=11, eval_every=1
     )
-    summary = generalisation.run(config, tmp_path)
-    data = toy_data("spheres-2d", n_inner=60, n_outer=120)[0]
+    summary = generalisation.EXPERIMENT.run(config, tmp_path).summary
+    data = toy_data("spheres-2d", n_inner=60, n_outer=120)
     angle = np.mod(np.arctan2(data.x[:, 1], data.x[:, 0]), 2 * math.pi)
     n_slice = int((angle <= math.pi / 5).sum())
     assert summary["node"]["n_validation"] == n_slice
     for trial in read_trials(tmp_path, panel="slice-removed"):
-        val = trial.iterations["val_loss"]
+        val = trial.iterations["test_loss"]  # the test set is the removed slice
         assert len(val) == 4 and np.isfinite(val).all()  # iterations 0..3 (177 / 64 batches)
-        assert trial.result["n_validation"] == n_slice
+        assert trial.result["n_test"] == n_slice
     for trial in read_trials(tmp_path, panel="spheres-2d"):
         assert trial.arrays["grid_prediction"].shape == (11, 11)
     assert len(plot_generalisation(tmp_path)) == 2
@@ -158,7 +158,7 @@ def test_configs_and_plots_reject_bad_input(tmp_path):
         NFEConfig(seeds=0)
     with pytest.raises(ValueError, match="panel='g3' is not known; accepted: g1d, identity"):
         toy_data("g3")
-    with pytest.raises(FileNotFoundError, match="no finished trial for any panel under"):
+    with pytest.raises(FileNotFoundError, match="no trials.json in .*: run the command into"):
         plot_losses(tmp_path)
 
 

@@ -9,7 +9,8 @@ import torch
 from pyanode import ModelSpec, SolverSpec, SpecError, TrainSpec
 from pyanode.backends import TorchBackend
 from pyanode.data import digits
-from pyanode.experiments.dupont import ImagesConfig, images, read_trials
+from pyanode.experiments.dupont import read_trials
+from pyanode.experiments.dupont.images import EXPERIMENT, ImagesConfig
 from pyanode.plots.dupont import plot_images
 from pyanode.torch import ConvField, build_image_model, image_parameter_count, matched_filters
 
@@ -105,11 +106,11 @@ def test_image_builder_errors_name_the_argument():
 
 def test_digits_trains_one_epoch_and_its_loss_decreases(tmp_path):
     config = ImagesConfig(filters=8, epochs=1, train_size=256, batch_size=32, lr=1e-2, threads=1)
-    summary = images.run(config, tmp_path)
-    trials = {t.model: t for t in read_trials(tmp_path)}
+    summary = EXPERIMENT.run(config, tmp_path).summary
+    trials = {t.key["model"]: t for t in read_trials(tmp_path)}
     assert set(trials) == {"node", "anode"}
     for model, trial in trials.items():
-        initial = trial.iterations["val_loss"][0]  # test cross-entropy before training
+        initial = trial.iterations["test_loss"][0]  # test cross-entropy before training
         assert abs(initial - math.log(10)) < 0.2  # an untrained 10-way classifier
         assert trial.result["test_loss"] < initial - 0.05, model
         assert trial.result["iterations"] == 8 and len(trial.history) == 1

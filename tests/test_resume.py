@@ -1,6 +1,7 @@
 """Checkpoint/resume: a trial SIGKILLed mid-epoch and resumed ends bit-identical to one that never
-stopped, and identity breaks when any part of the saved state (RNG, optimiser, batch position)
-is missing: so the identity test can fail."""
+stopped (also what it records per iteration, and through `pyanode train`), and identity breaks
+when any part of the saved state (RNG, optimiser, batch position) is missing: so the identity test
+can fail."""
 
 from __future__ import annotations
 
@@ -11,18 +12,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from pyanode import ModelSpec, RunSpec, SolverSpec, TrainSpec
-from pyanode.experiments.checkpoint import (
+from pyanode.experiments.checkpoint import capture_rng_states, load_checkpoint, seeded_rng_states
+from pyanode.experiments.runner import Record, RunOptions, Trial, run_trial
+from pyanode.experiments.store import (
+    ARRAYS,
     CHECKPOINT,
-    capture_rng_states,
-    load_checkpoint,
-    seeded_rng_states,
+    HISTORY,
+    ITERATIONS,
+    RESULT,
+    TRIAL,
+    WEIGHTS,
 )
-from pyanode.experiments.trial import HISTORY, RESULT, run_trial
+from pyanode.experiments.store import SPEC as SPEC_FILE
 from pyanode.torch._models import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +47,10 @@ SPEC = RunSpec(
 # registered by a user may: resuming it needs the RNG state of the checkpoint.
 DROPOUT_SPEC = SPEC.replace(model=ModelSpec(kind="resnet", hidden=16))
 KILL_AFTER = 8  # batches: epoch 2, batch 3 done; the last checkpoint (every 2) is after batch 2
+EVERY_2 = RunOptions(checkpoint_every=2)
+# what a Dupont reproduction records: per-iteration rows, the test loss every 3 iterations, and
+# feature snapshots of 10 probe points before, during and after training
+RECORD = Record(iterations=True, eval_every=3, probe=10, snapshot_at=(0, 7, 15))
 
 
 class _DropoutNet(nn.Module):
@@ -59,7 +70,9 @@ def _dropout_builder(spec, solver, in_dim, out_dim):
     return _DropoutNet(in_dim, out_dim, spec.hidden)
 
 
-def child_main(folder: str, spec_json: str, kill_after: int, dropout: bool) -> None:
+def child_main(
+    folder: str, spec_json: str, kill_after: int, dropout: bool, record: bool = False
+) -> None:
     """Run in a fresh interpreter: train with a checkpoint every 2 batches, SIGKILL itself after
     `kill_after` batches (no cleanup, no flush: as `kill -9` or the OOM killer would)."""
     if dropout:
@@ -72,14 +85,17 @@ def child_main(folder: str, spec_json: str, kill_after: int, dropout: bool) -> N
         if count == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    run_trial(RunSpec.from_json(spec_json), folder, checkpoint_every=2, threads=1, on_batch=killer)
+    spec = RunSpec.from_json(spec_json)
+    trial = Trial(spec, record=RECORD) if record else spec
+    run_trial(trial, folder, options=EVERY_2, threads=1, on_batch=killer)
     sys.exit(3)  # not reached if the kill happened
 
 
-def _run_and_kill(folder: Path, spec: RunSpec, dropout: bool) -> None:
+def _run_and_kill(folder: Path, spec: RunSpec, dropout: bool, record: bool = False) -> None:
     code = (
         f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(REPO)!r}]; import test_resume; "
-        f"test_resume.child_main({str(folder)!r}, {spec.to_json()!r}, {KILL_AFTER}, {dropout})"
+        f"test_resume.child_main({str(folder)!r}, {spec.to_json()!r}, {KILL_AFTER}, {dropout}, "
+        f"{record})"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
@@ -97,7 +113,7 @@ def _interrupt_in_process(folder: Path, spec: RunSpec) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_trial(spec, folder, checkpoint_every=2, threads=1, on_batch=interrupt)
+        run_trial(spec, folder, options=EVERY_2, threads=1, on_batch=interrupt)
 
 
 def _final_state(folder: Path) -> dict:
@@ -134,7 +150,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, monkeypatch, d
     assert (position["epoch"], position["batch"]) == (1, 2)  # mid-epoch, one batch behind the kill
     assert len(_losses(killed)) == 1  # the first epoch's row survived the kill
 
-    resumed = run_trial(spec, killed, checkpoint_every=2, threads=1)
+    resumed = run_trial(spec, killed, options=EVERY_2, threads=1)
     assert (resumed["resumed_epoch"], resumed["resumed_batch"]) == (1, 2)
     assert reference["resumed_epoch"] is None
 
@@ -158,7 +174,7 @@ def test_resume_without_its_full_state_is_not_identical(tmp_path, monkeypatch, m
     _interrupt_in_process(folder, DROPOUT_SPEC)
     honest = tmp_path / "honest"
     honest.mkdir()
-    for name in ("spec.toml", CHECKPOINT, HISTORY):
+    for name in (SPEC_FILE, TRIAL, CHECKPOINT, HISTORY):
         (honest / name).write_bytes((folder / name).read_bytes())
     assert run_trial(DROPOUT_SPEC, honest, threads=1)["params_sha256"] == reference["params_sha256"]
 
@@ -216,6 +232,56 @@ def test_a_finished_trial_is_returned_not_run_again(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished trial was trained again")
 
-    monkeypatch.setattr("pyanode.backends.TorchBackend.fit", no_training)
+    monkeypatch.setattr("pyanode.torch._trainer.Trainer.run", no_training)
     assert run_trial(SPEC, folder, threads=1) == done
     assert (folder / RESULT).stat().st_mtime_ns == stamp
+
+
+def test_a_recording_trial_killed_mid_epoch_resumes_its_records_bit_identically(tmp_path):
+    """The per-iteration rows, test losses and feature snapshots of a Dupont-style trial survive
+    a SIGKILL: the resumed trial stores exactly the files of one that never stopped."""
+    trial = Trial(SPEC, record=RECORD)
+    reference = run_trial(trial, tmp_path / "reference", threads=1)
+    killed = tmp_path / "killed"
+    _run_and_kill(killed, SPEC, dropout=False, record=True)
+    assert not (killed / RESULT).exists()
+    resumed = run_trial(trial, killed, options=EVERY_2, threads=1)
+    assert (resumed["resumed_epoch"], resumed["resumed_batch"]) == (1, 2)
+    assert resumed["params_sha256"] == reference["params_sha256"]
+    ref_rows = (tmp_path / "reference" / ITERATIONS).read_text().splitlines()
+    rows = (killed / ITERATIONS).read_text().splitlines()
+    assert rows == ref_rows and len(rows) == 16  # iteration 0 (test loss only) and 15 batches
+    assert "test_loss" in json.loads(rows[3]) and "test_loss" not in json.loads(rows[2])
+    with np.load(killed / ARRAYS) as got, np.load(tmp_path / "reference" / ARRAYS) as want:
+        assert sorted(got.files) == sorted(want.files)
+        for name in want.files:
+            assert np.array_equal(got[name], want[name]), name
+        assert list(got["snapshot_iterations"]) == [0, 7, 15]
+
+
+TRAIN_ARGS = [
+    "train", "--dataset", "concentric-spheres", "--dataset-arg", "n_inner=30",
+    "--dataset-arg", "n_outer=60", "--hidden", "8", "--rtol", "1e-3", "--atol", "1e-4",
+    "--epochs", "3", "--batch-size", "16", "--lr", "1e-2", "--seed", "3", "--threads", "1",
+    "--checkpoint-every", "2", "--no-progress",
+]  # fmt: skip
+
+
+def test_cli_train_killed_mid_run_resumes_to_bit_identical_weights(tmp_path, capsys, cli_killed_at):
+    """`pyanode train --out DIR` SIGKILLed in its second epoch, then run again: it resumes from
+    the checkpoint and stores the weights of a run that never stopped; a third run trains
+    nothing and returns the stored trial."""
+    from pyanode.cli import main
+
+    assert main([*TRAIN_ARGS, "--out", str(tmp_path / "reference")]) == 0
+    killed = tmp_path / "killed"
+    argv = [*TRAIN_ARGS, "--out", str(killed)]
+    cli_killed_at(argv, KILL_AFTER + 1)
+    assert not (killed / WEIGHTS).exists() and (killed / CHECKPOINT).exists()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "resumed at epoch 2" in capsys.readouterr().out
+    want = np.load(tmp_path / "reference" / WEIGHTS)
+    assert np.array_equal(np.load(killed / WEIGHTS), want)
+    stamp = (killed / RESULT).stat().st_mtime_ns
+    assert main(argv) == 0 and (killed / RESULT).stat().st_mtime_ns == stamp

@@ -32,21 +32,43 @@ def test_toml_leaves_out_unset_optionals():
             r"model.kind='nodee' is not known; accepted: resnet, node",
         ),
         (lambda: ModelSpec(activation="gelu"), r"model.activation='gelu' is not known"),
-        (lambda: ModelSpec(hidden=0), r"model.hidden must be finite and > 0, got 0"),
-        (lambda: ModelSpec(hidden=3.5), r"model.hidden must be an integer, got 3.5"),
+        (lambda: ModelSpec(hidden=0), r"model.hidden must be an integer >= 1, got 0"),
+        (
+            lambda: ModelSpec(hidden=3.5),
+            r"model.hidden must be an integer >= 1, got 3.5 of type float",
+        ),
         (lambda: ModelSpec(kind="anode"), r"augment_dim must be > 0 for kind 'anode'"),
         (lambda: SolverSpec(solver="dopri"), r"solver.solver='dopri' is not known; accepted:"),
-        (lambda: SolverSpec(rtol=-1e-3), r"solver.rtol must be finite and > 0, got -0.001"),
+        (lambda: SolverSpec(rtol=-1e-3), r"solver.rtol must be a finite number > 0, got -0.001"),
         (lambda: SolverSpec(rtol=1e-20), r"below machine precision"),
-        (lambda: SolverSpec(atol=float("nan")), r"solver.atol must be finite"),
+        (
+            lambda: SolverSpec(atol=float("nan")),
+            r"solver.atol must be a finite number >= 0, got nan",
+        ),
         (lambda: SolverSpec(gradient="adjoin"), r"solver.gradient='adjoin' is not known"),
         (lambda: SolverSpec(solver="rk4"), r"'rk4' has no error estimate.*set solver.dt"),
-        (lambda: SolverSpec(max_steps=0), r"solver.max_steps must be finite and > 0"),
-        (lambda: TrainSpec(batch_size=-1), r"train.batch_size must be finite and > 0, got -1"),
-        (lambda: TrainSpec(lr=0), r"train.lr must be finite and > 0, got 0"),
+        (lambda: SolverSpec(max_steps=0), r"solver.max_steps must be an integer >= 1, got 0"),
+        (lambda: TrainSpec(batch_size=-1), r"train.batch_size must be an integer >= 1, got -1"),
+        (lambda: TrainSpec(lr=0), r"train.lr must be a finite number > 0, got 0"),
         (lambda: TrainSpec(device="tpu"), r"train.device='tpu' is not known; accepted: cpu, cuda"),
         (lambda: RunSpec(backend="jax"), r"run.backend='jax' is not known"),
         (lambda: RunSpec(test_fraction=1.0), r"run.test_fraction must be in \[0, 1\)"),
+        (lambda: ModelSpec(readout="none"), r"model.readout='none' is not known; accepted: linear"),
+        (
+            lambda: TrainSpec(seed=2**32),
+            r"train.seed must be an integer >= 0 and <= 4.29497e\+09, got 4294967296",
+        ),
+        (
+            lambda: RunSpec(test_kwargs={"seed": 1}),
+            r"run: test_fraction and test_kwargs both make a test set; set one",
+        ),
+        (
+            lambda: RunSpec(test_fraction=0, test_kwargs={"seed": 1}, test_slice=(0, 1)),
+            r"test_kwargs and test_slice both make a test set",
+        ),
+        (lambda: RunSpec(test_fraction=0, test_slice=(0,)), r"run.test_slice must be two angles"),
+        (lambda: RunSpec(train_size=0), r"run.train_size must be an integer >= 1, got 0"),
+        (lambda: RunSpec(split_seed=-1), r"run.split_seed must be an integer >= 0"),
     ],
 )
 def test_impossible_values_name_the_field(make, match):
@@ -71,3 +93,26 @@ def test_malformed_toml_is_a_spec_error():
 def test_fixed_step_solver_with_dt_is_accepted():
     assert not SolverSpec(solver="rk4", dt=0.05).adaptive
     assert SolverSpec(solver="tsit5").adaptive
+
+
+def test_solver_aliases_are_stored_by_their_canonical_name():
+    """`dopri5` (torchdiffeq's name) is `dp5`: the same spec, the same trial."""
+    assert SolverSpec(solver="dopri5") == SolverSpec(solver="dp5")
+    assert RunSpec.from_dict({"solver": {"solver": "dopri5"}}).solver.solver == "dp5"
+
+
+def test_the_data_fields_round_trip():
+    """The independent draw of Table 1, the slice-removed split of Dupont Fig. 11c, a subset."""
+    spec = RunSpec(
+        dataset="concentric-spheres",
+        test_fraction=0,
+        test_slice=[0, 0.5],
+        train_size=100,
+        split_seed=3,
+        model=ModelSpec(readout="flow"),
+    )
+    assert spec.test_slice == (0.0, 0.5)  # stored as a tuple of floats
+    assert RunSpec.from_toml(spec.to_toml()) == spec
+    assert RunSpec.from_json(spec.to_json()) == spec
+    draw = RunSpec(test_fraction=0, test_kwargs={"seed": 1000})
+    assert RunSpec.from_toml(draw.to_toml()) == draw

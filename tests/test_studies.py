@@ -12,11 +12,13 @@ import torch
 
 from pyanode._errors import JuliaUnavailable, SpecError
 from pyanode.cli import main
+from pyanode.experiments.store import read_batch
 from pyanode.experiments.studies import (
     BatchCouplingConfig,
     CrossSolverConfig,
     ForwardConfig,
     GradientConfig,
+    LinearField,
     PeakMemory,
     ReferenceNotConverged,
     Setting,
@@ -33,7 +35,6 @@ from pyanode.experiments.studies import (
     problem_from_run,
 )
 from pyanode.experiments.studies.cross_solver import evaluate
-from pyanode.experiments.studies.problems import LinearField
 from pyanode.experiments.studies.work_precision import measure_forward
 from pyanode.plots.studies import plot_forward, read_table
 from pyanode.specs import SolverSpec
@@ -262,8 +263,9 @@ def cross(tmp_path_factory):
 def test_cross_solver_diagonal_reproduces_training_accuracy(cross):
     result, out = cross
     assert len(result.rows) == 2 * 3  # 2 trained models x (2 settings + exact)
-    for label, folder in (("euler:dt=1", "euler_dt1"), ("dp5:0.001", "dp5_0.001")):
-        history = [json.loads(line) for line in (out / "runs" / folder / "history.jsonl").open()]
+    for label in ("euler:dt=1", "dp5:0.001"):
+        (trial,) = read_batch(out / "runs", trained_with=label)
+        history = trial.history
         diag = next(
             r for r in result.rows if r["trained_with"] == label and r["evaluated_with"] == label
         )
@@ -276,21 +278,42 @@ def test_cross_solver_diagonal_reproduces_training_accuracy(cross):
     assert (out / "cross_solver.png").exists()
 
 
-def test_cross_solver_on_a_stored_run_loads_its_checkpoint(cross):
+def test_cross_solver_on_a_stored_run_loads_its_weights(cross):
     result, out = cross
+    (trial,) = read_batch(out / "runs", trained_with="dp5:0.001")
     stored = cross_solver_study(
-        CrossSolverConfig(train_settings=("dp5:1e-3",), julia="off"),
-        run=out / "runs" / "dp5_0.001",
+        CrossSolverConfig(train_settings=("dp5:1e-3",), julia="off"), run=trial.folder
     )
-    # the stored run has no test split, so its 96 training points are the test set
+    # the stored trial tests on an independent draw of 96 points: the same test set
     assert [r["evaluated_with"] for r in stored.rows] == ["dp5:0.001", "exact"]
-    assert 0.0 <= stored.rows[0]["test_acc"] <= 1.0
+    assert stored.rows[0]["test_acc"] == next(
+        r["test_acc"] for r in result.rows
+        if (r["trained_with"], r["evaluated_with"]) == ("dp5:0.001", "dp5:0.001")
+    )  # fmt: skip
     assert stored.meta["problems"][0]["batch"] == 96
-    assert "checkpoint" in stored.meta["problems"][0]["description"]
+    assert "stored weights" in stored.meta["problems"][0]["description"]
 
 
-def test_problem_from_run_retrains_without_checkpoint(tmp_path):
+def test_a_study_run_again_loads_its_trained_models(cross, monkeypatch):
+    """The models of the cross-solver study are trials: a second run loads them, trains none."""
+    from pyanode.torch import Trainer
+
+    result, out = cross
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a stored model was trained again")
+
+    monkeypatch.setattr(Trainer, "run", no_training)
+    config = CrossSolverConfig(
+        train_settings=("euler:dt=1", "dp5:1e-3"), hidden=8, epochs=1, n_points=96, julia="off"
+    )
+    again = cross_solver_study(config, out, figures=False)
+    assert [r["test_acc"] for r in again.rows] == [r["test_acc"] for r in result.rows]
+
+
+def test_problem_from_run_loads_the_stored_weights(tmp_path, monkeypatch):
     from pyanode import ModelSpec, RunSpec, TrainSpec, run
+    from pyanode.torch import Trainer
 
     spec = RunSpec(
         dataset_kwargs={"n": 60, "seed": 3},
@@ -298,6 +321,7 @@ def test_problem_from_run_retrains_without_checkpoint(tmp_path):
         train=TrainSpec(epochs=1, batch_size=24, seed=3),
     )
     result = run(spec, tmp_path, progress=False)
+    monkeypatch.setattr(Trainer, "run", lambda *a, **k: pytest.fail("trained again"))
     problem = problem_from_run(tmp_path, batch=8)
     model = result.fitted.model
     assert torch.equal(problem.field.net[0].weight, model.block.field.net[0].weight)
@@ -384,12 +408,16 @@ def test_julia_required_but_unavailable(linear, tiny_node):
     [
         (lambda: load_problem("nope"), SpecError, "problem 'nope' is not known; accepted: linear"),
         (lambda: load_problem("linear", foo=1), SpecError, "unknown keyword argument.*foo"),
-        (lambda: load_problem("linear", batch=0), SpecError, "batch must be an int >= 1"),
+        (lambda: load_problem("linear", batch=0), SpecError, "batch must be an integer >= 1"),
         (lambda: ForwardConfig(solvers=("rk5",)), SpecError, "solver 'rk5' is not accepted"),
-        (lambda: ForwardConfig(tolerances=(2.0,)), SpecError, r"tolerance 2.0 must lie in"),
-        (lambda: ForwardConfig(steps=(0,)), SpecError, "steps must be ints >= 1"),
+        (
+            lambda: ForwardConfig(tolerances=(2.0,)),
+            SpecError,
+            r"tolerances must lie in \[1e-14, 1\), got 2.0",
+        ),
+        (lambda: ForwardConfig(steps=(0,)), SpecError, "steps must be an integer >= 1"),
         (lambda: ForwardConfig(dtype="float16"), SpecError, "dtype='float16' is not known"),
-        (lambda: ForwardConfig(repeats=0), SpecError, "repeats must be an int >= 1"),
+        (lambda: ForwardConfig(repeats=0), SpecError, "repeats must be an integer >= 1"),
         (lambda: ForwardConfig(julia="maybe"), SpecError, "julia='maybe' is not known"),
         (lambda: ForwardConfig(reference_rtol=1e-6), SpecError, "reference_rtol must be"),
         (lambda: GradientConfig(gradients=("magic",)), SpecError, "must be a non-empty list of"),
@@ -398,14 +426,18 @@ def test_julia_required_but_unavailable(linear, tiny_node):
             SpecError,
             "batch coupling needs adaptive solvers .* got 'rk4'",
         ),
-        (lambda: BatchCouplingConfig(samples=0), SpecError, "samples must be an int >= 1"),
+        (lambda: BatchCouplingConfig(samples=0), SpecError, "samples must be an integer >= 1"),
         (lambda: CrossSolverConfig(train_settings=()), SpecError, "must not be empty"),
         (lambda: parse_setting("dp5"), SpecError, "must be SOLVER:TOL or SOLVER:dt=STEP"),
         (lambda: parse_setting("dp5:fast"), SpecError, "must be SOLVER:TOL"),
         (lambda: Setting("euler", tol=1e-3), SpecError, "has no error estimate"),
         (lambda: Setting("dp5"), SpecError, "needs exactly one of tol"),
-        (lambda: Setting("dp5", tol=-1.0), SpecError, "tol must be > 0"),
-        (lambda: problem_from_run("/nonexistent"), FileNotFoundError, "has no spec.toml"),
+        (lambda: Setting("dp5", tol=-1.0), SpecError, "tol must be a finite number > 0"),
+        (
+            lambda: problem_from_run("/nonexistent"),
+            FileNotFoundError,
+            "nonexistent holds no finished trial",
+        ),
     ],
 )
 def test_errors_name_the_value_and_the_accepted_ones(make, error, match):

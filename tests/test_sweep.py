@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,12 +12,12 @@ import pytest
 from pyanode import ModelSpec, RunSpec, SolverSpec, TrainSpec
 from pyanode._errors import SOLVER_FAILURES
 from pyanode.cli import main
-from pyanode.experiments.checkpoint import CHECKPOINT, load_checkpoint
+from pyanode.experiments.checkpoint import load_checkpoint
 from pyanode.experiments.collect import collect, read_csv, write_csv
 from pyanode.experiments.engines import InProcess
-from pyanode.experiments.store import read_history, read_result
-from pyanode.experiments.sweep import Sweep, TrialFailed, load_sweep, run_sweep
-from pyanode.experiments.trial import RESULT, trial_id
+from pyanode.experiments.runner import RunOptions, TrialFailed, run_trial
+from pyanode.experiments.store import CHECKPOINT, RESULT, read_history, read_result, trial_id
+from pyanode.experiments.sweep import Sweep, load_sweep, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,19 +64,19 @@ def _write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
 
 
 class _CountFits:
-    """Wraps TorchBackend.fit to count the trials that were actually trained."""
+    """Wraps Trainer.run to count the trials that were actually trained."""
 
     def __init__(self, monkeypatch):
-        from pyanode.backends import TorchBackend
+        from pyanode.torch import Trainer
 
         self.calls = 0
-        original = TorchBackend.fit
+        original = Trainer.run
 
-        def fit(backend, *args, **kwargs):
+        def run(trainer, *args, **kwargs):
             self.calls += 1
-            return original(backend, *args, **kwargs)
+            return original(trainer, *args, **kwargs)
 
-        monkeypatch.setattr(TorchBackend, "fit", fit)
+        monkeypatch.setattr(Trainer, "run", run)
 
 
 # -- the grid ------------------------------------------------------------------------------------
@@ -152,7 +149,7 @@ def test_the_same_trial_twice_runs_once(tmp_path, monkeypatch):
 def test_an_exploding_trial_is_recorded_and_the_others_finish(tmp_path):
     sweep = Sweep.from_toml(EXPLODING)
     ids = [trial_id(s) for s in sweep.trials()]
-    report = run_sweep(sweep, tmp_path, engine=InProcess(), checkpoint_every=1)
+    report = run_sweep(sweep, tmp_path, engine=InProcess(), options=RunOptions(checkpoint_every=1))
 
     assert report.failed == [ids[1]]
     assert report.ok == [ids[0], ids[2]]
@@ -199,7 +196,7 @@ def test_on_failure_raise_stops_at_the_first_failure(tmp_path, monkeypatch):
     with pytest.raises(
         TrialFailed, match=rf"trial {ids[1]} failed: (SolverError|TrainingDiverged)"
     ):
-        run_sweep(sweep, tmp_path, engine=InProcess(), on_failure="raise")
+        run_sweep(sweep, tmp_path, engine=InProcess(), options=RunOptions(on_failure="raise"))
     assert read_result(tmp_path / ids[0])["status"] == "ok"
     assert read_result(tmp_path / ids[1])["status"] == "failed"  # recorded before raising
     assert not (tmp_path / ids[2] / RESULT).exists()  # never started
@@ -209,7 +206,7 @@ def test_on_failure_raise_stops_at_the_first_failure(tmp_path, monkeypatch):
     report = run_sweep(sweep, tmp_path, engine=InProcess())
     assert fits.calls == 1 and report.skipped == ids[:2] and report.failed == [ids[1]]
     # --retry-failed runs the failed trial again (it fails again: the failure is deterministic)
-    report = run_sweep(sweep, tmp_path, engine=InProcess(), retry_failed=True)
+    report = run_sweep(sweep, tmp_path, engine=InProcess(), options=RunOptions(retry_failed=True))
     assert fits.calls == 2 and report.failed == [ids[1]] and report.skipped == [ids[0], ids[2]]
 
 
@@ -221,33 +218,16 @@ def test_cli_on_failure_raise_exits_1(tmp_path, capsys):
 
 
 # -- interruption ------------------------------------------------------------------------------
-CHILD = """
-import os, signal, sys
-sys.path.insert(0, {repo!r})
-from pyanode.torch._trainer import Trainer
-step, count = Trainer.step, 0
-def killing_step(self):
-    global count
-    count += 1
-    if count == {kill_at}:
-        os.kill(os.getpid(), signal.SIGKILL)
-    step(self)
-Trainer.step = killing_step
-from pyanode.cli import main
-sys.exit(main(["sweep", {config!r}, "--out", {out!r}, "--engine", "inline",
-               "--checkpoint-every", "2"]))
-"""
-
-
-def test_an_interrupted_sweep_completes_on_rerun_without_repeating_trials(tmp_path, monkeypatch):
+def test_an_interrupted_sweep_completes_on_rerun_without_repeating_trials(
+    tmp_path, monkeypatch, cli_killed_at
+):
     config = _write(tmp_path, GRID)
     ids = [trial_id(s) for s in load_sweep(config).trials()]
     out = tmp_path / "out"
     # 4 trials x 2 epochs x 5 batches; SIGKILL before the 24th batch: two trials done, the third
     # 3 batches into its first epoch (checkpointed after 2), the fourth not started
-    code = CHILD.format(repo=str(REPO), kill_at=24, config=str(config), out=str(out))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    argv = ["sweep", config, "--out", out, "--engine", "inline", "--checkpoint-every", "2"]
+    cli_killed_at(argv, 24)
     assert [r["status"] for r in collect(out)] == ["ok", "ok", "interrupted", "pending"]
     stamps = {i: (out / i / RESULT).stat().st_mtime_ns for i in ids[:2]}
 
@@ -304,11 +284,11 @@ def test_collect_orders_folders_outside_the_manifest_by_name(tmp_path):
         solver=SolverSpec(solver="euler", dt=0.5),
         train=TrainSpec(epochs=1, batch_size=32),
     )
-    from pyanode.experiments.trial import run_trial
-
-    run_trial(spec, tmp_path / "b-trial")
-    run_trial(spec.replace(train=TrainSpec(epochs=1, batch_size=32, seed=1)), tmp_path / "a-trial")
+    b = run_trial(spec, tmp_path / "b-trial")
+    seed_1 = spec.replace(train=TrainSpec(epochs=1, batch_size=32, seed=1))
+    a = run_trial(seed_1, tmp_path / "a-trial")
     rows = collect(tmp_path)
-    assert [r["trial_id"] for r in rows] == ["a-trial", "b-trial"]
+    assert [r["folder"] for r in rows] == ["a-trial", "b-trial"]
+    assert [r["trial_id"] for r in rows] == [a["trial_id"], b["trial_id"]]
     path = write_csv(rows, tmp_path / "t.csv")
     assert [r["status"] for r in read_csv(path)] == ["ok", "ok"]

@@ -9,9 +9,8 @@ import pytest
 
 from pyanode.experiments.collect import collect
 from pyanode.experiments.engines import DaskEngine, InProcess, LocalPool, get_engine
-from pyanode.experiments.store import read_history
+from pyanode.experiments.store import read_history, trial_id
 from pyanode.experiments.sweep import Sweep, run_sweep
-from pyanode.experiments.trial import trial_id
 
 CONFIG = """
 [base]

@@ -4,7 +4,6 @@ parameter matching of every net of the paper's table; the table's format."""
 from __future__ import annotations
 
 import csv
-import json
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from matplotlib.image import imread
 from pyanode import SpecError
 from pyanode.cli import main as cli_main
 from pyanode.experiments import table1
+from pyanode.experiments.store import read_batch
 from pyanode.experiments.table1 import (
     CSV_FIELDS,
     HEADER,
@@ -58,8 +58,11 @@ def test_reduced_run_writes_table_and_figures(tmp_path, capsys):
         assert (out / f"{name}.pdf").read_bytes().startswith(b"%PDF")
     with np.load(out / "boundaries.npz") as npz:
         assert npz["resnet"].shape == (24, 24) and set(np.unique(npz["resnet"])) <= {0, 1, 2}
-    result = json.loads((out / "runs" / "resnet" / "seed-0" / "result.json").read_text())
-    assert result["test_data"] == {"dataset": "three-spheres", "n": 96, "seed": 1000}
+    (resnet,) = read_batch(out, net="resnet")
+    # seed 0 trains on one draw and tests on an independent one (seed + 1000)
+    assert resnet.spec.dataset_kwargs == {"n": 96, "seed": 0}
+    assert resnet.spec.test_kwargs == {"seed": 1000} and resnet.spec.test_fraction == 0
+    assert resnet.result["n_test"] == 96 and resnet.arrays["boundary"].shape == (24, 24)
 
 
 def test_every_net_of_table1_is_matched_to_the_budget():
@@ -101,7 +104,7 @@ def test_table_format():
         ({"nets": ("node", "cnn")}, "nets='node,cnn' must be a non-empty subset of: resnet"),
         ({"seeds": 0}, "seeds must be an integer >= 1, got 0"),
         ({"gradient": "forward"}, "solver.gradient='forward' is not known"),
-        ({"epochs": -1}, "train.epochs must be finite and >= 0, got -1"),
+        ({"epochs": -1}, "train.epochs must be an integer >= 0, got -1"),
     ],
 )
 def test_config_errors(kwargs, match):

@@ -57,7 +57,7 @@ def test_cli_rejects_bad_values_with_exit_code_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--rtol", "-1", "--epochs", "1"])
     assert exit_info.value.code == 2
-    assert "solver.rtol must be finite and > 0, got -1.0" in capsys.readouterr().err
+    assert "solver.rtol must be a finite number > 0, got -1.0" in capsys.readouterr().err
 
 
 def test_cli_info_reports_julia_status_quickly(capsys):

@@ -1,4 +1,9 @@
-"""The `pyanode` command: one subcommand per module, each with `add_parser(subparsers)`."""
+"""The `pyanode` command: one subcommand per entry of `COMMANDS`.
+
+A command's module is imported only when that command runs (or its own --help is asked for), so
+`pyanode --help` loads no torch: the list of commands and their one-line help live here.
+Options come from the specs' and configs' dataclasses (`pyanode.cli._options`).
+"""
 
 from __future__ import annotations
 
@@ -9,33 +14,47 @@ import sys
 
 from pyanode._errors import DataError, JuliaUnavailable, SolverError, SpecError, TrainingDiverged
 
-# subcommand name -> module defining add_parser(subparsers) and run(args) -> int
+# command -> (module, the function of the module that adds the command's arguments, help)
 COMMANDS = {
-    "train": "pyanode.cli._train",
-    "info": "pyanode.cli._info",
-    "reproduce": "pyanode.cli._reproduce",
-    "study": "pyanode.cli._study",
-    "sweep": "pyanode.cli._sweep",
-    "collect": "pyanode.cli._collect",
-    "julia": "pyanode.cli._julia",
-}
+    "train": ("pyanode.cli._train", "add_arguments", "train one model on one dataset"),
+    "reproduce": ("pyanode.cli._reproduce", "add_arguments",
+                  "reproduce a table or figures of the papers"),
+    "study": ("pyanode.cli._study", "add_arguments",
+              "solver-accuracy studies (work-precision, gradients, cross-solver, batch coupling)"),
+    "sweep": ("pyanode.cli._sweep", "add_sweep", "run a grid of trials from a sweep config"),
+    "collect": ("pyanode.cli._sweep", "add_collect",
+                "collect the trials under a results folder into one CSV"),
+    "info": ("pyanode.cli._julia", "add_info", "versions, devices and Julia status"),
+    "julia": ("pyanode.cli._julia", "add_julia", "status and installation of the Julia backend"),
+}  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _positionals(argv: list[str]) -> list[str]:
+    """The words of `argv` that are not options (the command, then a subcommand)."""
+    return [word for word in argv if not word.startswith("-")]
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the command named in `argv` gets its arguments (and its imports)."""
+    words = _positionals(argv or [])
     parser = argparse.ArgumentParser(
         prog="pyanode",
+        allow_abbrev=False,  # an option is spelled out: --epoch is not --epochs
         description="Neural ODEs, their limits and the ways around them (ANODE, IL-NODE, "
         "data-controlled, depth-variant, adaptive-depth), with torch and Julia backends.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in COMMANDS.items():
-        importlib.import_module(module).add_parser(sub, name)
+    for name, (module, adder, text) in COMMANDS.items():
+        command = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
+        if words[:1] == [name]:
+            getattr(importlib.import_module(module), adder)(command, words[1:])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="pyanode: %(message)s"

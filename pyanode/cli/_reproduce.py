@@ -1,26 +1,123 @@
-"""`pyanode reproduce NAME`: one paper table or figure set, end to end."""
+"""`pyanode reproduce NAME`: one paper table or figure set, end to end.
+
+Every reproduction is a `pyanode.experiments.reproduce.Reproduction`; its options are generated
+from its config dataclass, and its module is imported only when it runs.
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
+from pathlib import Path
 
-from pyanode.experiments.dupont import EXPERIMENTS as DUPONT
+from pyanode.cli._options import add_options, build, given
 
-# experiment name -> module with `describe` (one line), `add_arguments(parser)` and `main(args)`
-REPRODUCTIONS = {"table1": "pyanode.experiments.table1", **DUPONT}
+# name -> (module with EXPERIMENT, one line for --help)
+REPRODUCTIONS = {
+    "table1": (
+        "pyanode.experiments.table1",
+        "Table 1 and Figs. 1-2 of 'Overcoming Limitations of Neural ODEs': ResNet, NODE, ANODE, "
+        "IL-NODE, data-controlled, Chebyshev, Fourier, stacked (and adaptive-depth) nets on "
+        "three spheres at ~1.3k parameters each",
+    ),
+    "dupont-1d": (
+        "pyanode.experiments.dupont.toy1d",
+        "Dupont et al. Figs. 5 and 8: loss curves of NODE, ANODE and ResNet on g_1d and on "
+        "concentric spheres in d = 1 and d = 2 (mean +- std over seeds)",
+    ),
+    "dupont-flows": (
+        "pyanode.experiments.dupont.flows",
+        "Dupont et al. Figs. 2 and 9: trajectories of the flows learned by NODE, ANODE (in its "
+        "augmented space) and ResNet on the identity, g_1d and concentric spheres (d = 1, 2)",
+    ),
+    "dupont-features": (
+        "pyanode.experiments.dupont.features",
+        "Dupont et al. Figs. 6 and 10: the features of NODE and ANODE at several iterations of "
+        "training on concentric spheres (d = 2) and on a separable control set",
+    ),
+    "dupont-nfe": (
+        "pyanode.experiments.dupont.nfe",
+        "Dupont et al. Figs. 7 and 11b: forward NFE per iteration of NODE and ANODE trained on "
+        "concentric spheres (d = 2), mean +- std over seeds",
+    ),
+    "dupont-generalisation": (
+        "pyanode.experiments.dupont.generalisation",
+        "Dupont et al. Fig. 11a/c: the predictions of NODE and ANODE over the input plane, and "
+        "their validation loss on a slice-removed split of concentric spheres (d = 2)",
+    ),
+    "dupont-images": (
+        "pyanode.experiments.dupont.images",
+        "Dupont et al. §5.2, Figs. 13-14: convolutional NODE vs ANODE at matched parameter "
+        "counts on digits (built in), MNIST, Fashion-MNIST or CIFAR-10 (local files): loss and "
+        "NFE curves",
+    ),
+}
 
 
-def add_parser(sub, name: str) -> None:
-    parser = sub.add_parser(
-        name,
-        help="reproduce a table or figures of the papers",
-        description="Reproduce one of the papers' tables or figure sets; results and figures "
-        "are written under --out. Run `pyanode reproduce NAME --help` for its options.",
+def add_arguments(parser: argparse.ArgumentParser, words: list[str]) -> None:
+    parser.description = (
+        "Reproduce one of the papers' tables or figure sets into --out: every trial is stored "
+        "as it finishes, so running the same command again skips the finished trials and "
+        "resumes an interrupted one. Run `pyanode reproduce NAME --help` for its options."
     )
     experiments = parser.add_subparsers(dest="experiment", metavar="NAME", required=True)
-    for exp_name, module_name in REPRODUCTIONS.items():
-        module = importlib.import_module(module_name)
-        exp = experiments.add_parser(exp_name, help=module.describe, description=module.describe)
-        module.add_arguments(exp)
-        exp.set_defaults(run=module.main)
+    for name, (module, text) in REPRODUCTIONS.items():
+        sub = experiments.add_parser(name, help=text, description=text, allow_abbrev=False)
+        if words[:1] == [name]:
+            add_experiment_arguments(sub, importlib.import_module(module).EXPERIMENT)
 
+
+def add_experiment_arguments(parser: argparse.ArgumentParser, experiment) -> None:
+    """--out, --paper, --plot-only, --figures, the run options and one option per field of
+    the experiment's config."""
+    from pyanode.experiments.runner import RunOptions
+
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results", experiment.name),
+        help=f"folder for results and figures (default: results/{experiment.name})",
+    )
+    paper = experiment.config.PAPER
+    if paper:
+        shown = ", ".join(f"{k}={v}" for k, v in paper.items())
+        parser.add_argument(
+            "--paper",
+            action="store_true",
+            help=f"use the paper's settings ({shown}); options given explicitly still override",
+        )
+    parser.add_argument(
+        "--plot-only", action="store_true", help="summarise and redraw from stored results"
+    )
+    parser.add_argument(
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw the figures (default: yes)",
+    )
+    add_options(parser, RunOptions, prefix="options.", title="running")
+    add_options(parser, experiment.config, prefix="config.", title="settings")
+    parser.set_defaults(run=lambda args: run(args, experiment))
+
+
+def config_from_args(cls: type, args: argparse.Namespace):
+    """The config: defaults (or the paper's settings with --paper), overridden by every option
+    given on the command line."""
+    values = dict(cls.PAPER) if getattr(args, "paper", False) else {}
+    return cls(**{**values, **given(args, cls, prefix="config.")})
+
+
+def run(args: argparse.Namespace, experiment) -> int:
+    from pyanode.experiments.reproduce import reproduce
+    from pyanode.experiments.runner import RunOptions
+
+    config = None if args.plot_only else config_from_args(experiment.config, args)
+    options = build(RunOptions, args, prefix="options.")
+    return reproduce(
+        experiment,
+        config,
+        args.out,
+        plot_only=args.plot_only,
+        figures=args.figures,
+        options=options,
+    )

@@ -1,10 +1,13 @@
-"""Named experiments, trials from specs, and the results store."""
+"""Trials and what is made of them.
 
-from pyanode.experiments._run import RunResult as RunResult
-from pyanode.experiments._run import load_split as load_split
-from pyanode.experiments._run import run as run
-from pyanode.experiments.collect import collect as collect
-from pyanode.experiments.sweep import Sweep as Sweep
-from pyanode.experiments.sweep import load_sweep as load_sweep
-from pyanode.experiments.sweep import run_sweep as run_sweep
-from pyanode.experiments.trial import run_trial as run_trial
+- `runner`: the one trial runner (`Trial`, `Record`, `run_trial`, `run_trials`, `run`);
+- `store`: the one on-disk trial format, written whole or not at all, read with ids checked;
+- `checkpoint`: the trainer's position and RNG states, for bit-identical resume;
+- `engines`: where a batch runs (this process, a local pool, Dask);
+- `sweep`: a grid of trials from a TOML config; `collect`: any results folder as one CSV;
+- `reproduce`: a named reproduction as a description of its trials, summary and figures;
+- `table1`, `dupont`: the papers' reproductions; `studies`: the solver-accuracy studies.
+
+The public names are re-exported by `pyanode` itself; this package's `__init__` imports
+nothing, so reading stored results and the command line's help never load torch.
+"""

@@ -25,10 +25,8 @@ import torch
 
 from pyanode._errors import SpecError
 from pyanode.experiments.store import atomic_write
-from pyanode.specs import RunSpec
 
-CHECKPOINT = "checkpoint.pt"
-FORMAT = 1
+FORMAT = 2
 
 
 def capture_rng_states() -> dict[str, Any]:
@@ -87,41 +85,48 @@ def rng_scope(states: dict[str, Any] | None) -> Iterator[None]:
         restore_rng_states(saved)
 
 
-def save_checkpoint(path: str | Path, spec: RunSpec, trainer_state: dict[str, Any]) -> Path:
-    """Write a checkpoint of the run `spec` atomically to `path`.
+def save_checkpoint(
+    path: str | Path,
+    trial: str,
+    trainer_state: dict[str, Any],
+    record_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint of trial `trial` atomically to `path`.
 
     Arguments:
         path: the file, usually `<trial folder>/checkpoint.pt`.
-        spec: the run it belongs to (stored as JSON, checked on load).
+        trial: the id of the trial it belongs to (checked on load).
         trainer_state: `Trainer.state_dict()`: weights, optimiser, epoch, batch, history and the
             partial sums of the running epoch. The global RNG states are captured here.
+        record_state: what the trial's recorder kept so far (iteration rows, snapshots).
 
     Returns:
         `path` as a `Path`.
     """
     payload = {
         "format": FORMAT,
-        "spec": spec.to_json(),
+        "trial_id": trial,
         "trainer": trainer_state,
+        "record": record_state or {},
         "rng": capture_rng_states(),
     }
     return atomic_write(path, lambda f: torch.save(payload, f))
 
 
-def load_checkpoint(path: str | Path, spec: RunSpec | None = None) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, trial: str | None = None) -> dict[str, Any]:
     """Read a checkpoint with `torch.load(weights_only=True)` onto the CPU.
 
     Arguments:
         path: the checkpoint file.
-        spec: if given, the checkpoint must belong to this run.
+        trial: if given, the checkpoint must belong to the trial of this id.
 
     Returns:
-        A dict with `format`, `spec` (JSON text), `trainer` (for `Trainer.load_state_dict`) and
-        `rng` (for `restore_rng_states`).
+        A dict with `format`, `trial_id`, `trainer` (for `Trainer.load_state_dict`), `record`
+        (the recorder's state) and `rng` (for `restore_rng_states`).
 
     Raises:
         SpecError: if the file is not a pyanode checkpoint of a known format, or belongs to
-            another run than `spec`.
+            another trial than `trial`.
     """
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -133,9 +138,9 @@ def load_checkpoint(path: str | Path, spec: RunSpec | None = None) -> dict[str, 
             f"checkpoint {str(path)!r} is not a pyanode checkpoint of format {FORMAT}, "
             f"got format {found!r}"
         )
-    if spec is not None and payload["spec"] != spec.to_json():
+    if trial is not None and payload["trial_id"] != trial:
         raise SpecError(
-            f"checkpoint {str(path)!r} belongs to another run (its spec differs from the one "
-            "given); delete it to start this run afresh"
+            f"checkpoint {str(path)!r} belongs to another run (trial {payload['trial_id']}, not "
+            f"{trial}); delete it to start this run afresh"
         )
     return payload

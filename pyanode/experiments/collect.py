@@ -1,11 +1,13 @@
-"""Collect a sweep's trial folders into one table (a CSV that the plots read).
+"""Collect the trials under any results folder into one table (a CSV that plots can read).
 
-One row per trial folder (a folder holding `spec.toml`): `trial_id`, `label` (the grid point),
-`status` (`ok`, `failed`, `interrupted`: a checkpoint but no result yet, or `pending`), the spec's
-fields flattened with dots (`dataset`, `dataset_kwargs.dim`, `model.kind`, `solver.rtol`,
-`train.seed`, ...), then the fields of `result.json` (final metrics for finished trials; `error`,
-`reason`, `t`, `dt`, `nfe`, ... for failed ones). Rows follow the sweep's grid order (its
-`sweep.json`), then the other folders by name.
+`collect(out)` finds every trial folder at or below `out`: a single trial (`pyanode train
+--out`), a batch (a sweep, a reproduction, a study's trained models), or a folder of several.
+One row per trial: `trial_id`, `label` (what its batch calls it), `status` (`ok`, `failed`,
+`interrupted`: a checkpoint but no result yet, `pending`: not started, `damaged`: its files
+cannot be read or belong to another trial, with the reason in `message`), `folder` (relative to
+`out`), the spec's fields flattened with dots (`dataset`, `dataset_kwargs.dim`, `model.kind`,
+`solver.rtol`, `train.seed`, ...), then the fields of result.json. Within a batch the rows follow
+its manifest (the order of its last run), then its other trial folders by name.
 """
 
 from __future__ import annotations
@@ -13,21 +15,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from pyanode.experiments.checkpoint import CHECKPOINT
-from pyanode.experiments.store import atomic_write_text
-from pyanode.experiments.sweep import MANIFEST
-from pyanode.experiments.trial import SPEC, finished_result
+from pyanode._errors import SpecError
+from pyanode.experiments import store
 from pyanode.specs import RunSpec
 
-LEADING = ("trial_id", "label", "status")
+log = logging.getLogger("pyanode")
+
+LEADING = ("trial_id", "label", "status", "folder")
 
 
 def collect(out: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of every trial folder under `out` (see the module docstring).
+    """The rows of every trial folder at or below `out` (see the module docstring).
 
     Raises:
         FileNotFoundError: if `out` is not a folder.
@@ -35,24 +38,46 @@ def collect(out: str | os.PathLike) -> list[dict[str, Any]]:
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"no results folder {str(out)!r}")
-    labels: dict[str, str] = {}
-    if (out / MANIFEST).exists():
-        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        labels = {t["id"]: t["label"] for t in manifest["trials"]}
-    folders = {p.parent.name: p.parent for p in out.glob(f"*/{SPEC}")}
-    names = [i for i in labels if i in folders] + sorted(set(folders) - set(labels))
-    return [_row(folders[name], labels.get(name, "")) for name in names]
+    rows: list[dict[str, Any]] = []
+    for folder, label in _trial_folders(out):
+        rows.append(_row(folder, label, folder.relative_to(out).as_posix() or "."))
+    return rows
 
 
-def _row(folder: Path, label: str) -> dict[str, Any]:
-    spec = RunSpec.from_toml((folder / SPEC).read_text(encoding="utf-8"))
-    result = finished_result(folder)
+def _trial_folders(root: Path) -> list[tuple[Path, str]]:
+    """(trial folder, label) at or below `root`: batches in manifest order, the rest by path."""
+    if (root / store.SPEC).exists() or (root / store.TRIAL).exists():
+        return [(root, "")]
+    found: list[tuple[Path, str]] = []
+    listed: set[str] = set()
+    try:
+        entries = store.read_manifest(root)
+    except SpecError as err:  # the trial folders are still found, by name
+        log.warning("%s; its trials are listed by folder name", err)
+        entries = []
+    for entry in entries:
+        if (root / entry["id"]).is_dir():
+            found.append((root / entry["id"], entry["label"]))
+            listed.add(entry["id"])
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in listed):
+        found += _trial_folders(child)
+    return found
+
+
+def _row(folder: Path, label: str, where: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"trial_id": "", "label": label, "status": "damaged", "folder": where}
+    try:
+        row["trial_id"] = store.stored_id(folder) or ""
+        spec = RunSpec.from_toml((folder / store.SPEC).read_text(encoding="utf-8"))
+        result = store.read_result(folder)
+    except (SpecError, OSError, UnicodeDecodeError) as err:
+        row["message"] = str(err)
+        return row
     if result is not None:
-        status = result.get("status", "ok")
+        row["status"] = result["status"]
     else:
-        status = "interrupted" if (folder / CHECKPOINT).exists() else "pending"
+        row["status"] = "interrupted" if (folder / store.CHECKPOINT).exists() else "pending"
         result = {}
-    row: dict[str, Any] = {"trial_id": folder.name, "label": label, "status": status}
     row.update(_flatten(spec.to_dict()))
     row.update({k: v for k, v in sorted(result.items()) if k not in LEADING})
     return row
@@ -83,7 +108,7 @@ def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in row.items()})
-    return atomic_write_text(path, buffer.getvalue())
+    return store.atomic_write_text(path, buffer.getvalue())
 
 
 def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:

@@ -1,6 +1,6 @@
 """Where the trials of a sweep run: a local process pool, Dask distributed, or this process.
 
-Every engine runs the same task (`pyanode.experiments.trial.execute_trial`) with the same
+Every engine runs the same task (`pyanode.experiments.runner.execute_trial`) with the same
 arguments, and each trial pins its own torch thread count and seeds its own generators, so a trial
 gives the same result whatever the engine, the number of workers or the order of the trials.
 
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyanode._errors import SpecError
+from pyanode._validate import check_choice, check_int
+from pyanode.specs import setting
 
 ENGINES = ("local", "dask", "inline")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -46,11 +48,6 @@ def pin_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-
-
-def _check_count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 class AbstractEngine(abc.ABC):
@@ -84,9 +81,9 @@ class LocalPool(AbstractEngine):
     threads: int = 1
 
     def __post_init__(self) -> None:
-        _check_count("threads", self.threads)
+        check_int("threads", self.threads, low=1, error=SpecError)
         if self.workers is not None:
-            _check_count("workers", self.workers)
+            check_int("workers", self.workers, low=1, error=SpecError)
 
     @property
     def n_workers(self) -> int:
@@ -135,9 +132,9 @@ class DaskEngine(AbstractEngine):
     threads: int = 1
 
     def __post_init__(self) -> None:
-        _check_count("threads", self.threads)
+        check_int("threads", self.threads, low=1, error=SpecError)
         if self.workers is not None:
-            _check_count("workers", self.workers)
+            check_int("workers", self.workers, low=1, error=SpecError)
         if self.scheduler is not None and self.workers is not None:
             raise SpecError(
                 f"workers={self.workers!r} sizes a LocalCluster; with scheduler="
@@ -193,7 +190,7 @@ class InProcess(AbstractEngine):
     threads: int = 1
 
     def __post_init__(self) -> None:
-        _check_count("threads", self.threads)
+        check_int("threads", self.threads, low=1, error=SpecError)
 
     def describe(self) -> str:
         return f"this process, {self.threads} thread(s)"
@@ -235,16 +232,31 @@ def get_engine(
     Raises:
         SpecError: for an unknown name, impossible counts, or a scheduler without `dask`.
     """
-    if name == "local":
-        engine: AbstractEngine = LocalPool(workers=workers, threads=threads)
-    elif name == "dask":
+    check_choice("engine", name, ENGINES, error=SpecError)
+    if name == "dask":
         return DaskEngine(scheduler=scheduler, workers=workers, threads=threads)
-    elif name == "inline":
-        engine = InProcess(threads=threads)
-        if workers not in (None, 1):
-            raise SpecError(f"engine 'inline' runs one trial at a time, got workers={workers!r}")
-    else:
-        raise SpecError(f"engine={name!r} is not known; accepted: {', '.join(ENGINES)}")
     if scheduler is not None:
         raise SpecError(f"scheduler={scheduler!r} needs engine 'dask', got engine {name!r}")
-    return engine
+    if name == "inline":
+        if workers not in (None, 1):
+            raise SpecError(f"engine 'inline' runs one trial at a time, got workers={workers!r}")
+        return InProcess(threads=threads)
+    return LocalPool(workers=workers, threads=threads)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Where a batch of trials runs (the options of `pyanode sweep`)."""
+
+    engine: str = setting("local", "local: a process pool; dask: Dask distributed; inline: "
+                          "this process", choices=ENGINES)  # fmt: skip
+    workers: int | None = setting(None, "worker processes", type=int, shown="CPUs // threads")
+    threads: int = setting(1, "torch threads per trial")
+    scheduler: str | None = setting(None, "Dask scheduler address, e.g. tcp://host:8786",
+                                    type=str, shown="a LocalCluster")  # fmt: skip
+
+    def build(self) -> AbstractEngine:
+        """The engine (see `get_engine`)."""
+        return get_engine(
+            self.engine, workers=self.workers, threads=self.threads, scheduler=self.scheduler
+        )

@@ -19,7 +19,7 @@ A grid key is a RunSpec field (`dataset`, `test_fraction`, `backend`), a field o
 (`model.kind`, `solver.rtol`, `train.lr`, ...), a dataset argument (`dataset_kwargs.dim`), or a
 whole table (`model`, `solver`, `train`, `dataset_kwargs`, or `run` for the top level) whose
 values are tables of fields set together; a `dataset_kwargs` table replaces the base's. Unknown
-keys raise. Each trial is stored under `<out>/<trial_id>/` (see `pyanode.experiments.trial`).
+keys raise. Each trial is stored under `<out>/<trial_id>/` (see `pyanode.experiments.store`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -41,33 +40,15 @@ else:  # pragma: no cover
 
 from pyanode._errors import DataError, SpecError
 from pyanode._registry import check_registered
-from pyanode.backends import check_torch_gradient
+from pyanode.backends import check_supported
 from pyanode.data import DATASETS
 from pyanode.experiments.engines import AbstractEngine, LocalPool
-from pyanode.experiments.store import atomic_write_text, to_json
-from pyanode.experiments.trial import (
-    check_options,
-    claim,
-    execute_trial,
-    finished_result,
-    reset_trial,
-    trial_id,
-)
+from pyanode.experiments.runner import BatchReport, RunOptions, Trial, run_trials
+from pyanode.experiments.store import label_of
 from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
 
-log = logging.getLogger("pyanode")
-
-MANIFEST = "sweep.json"
 SECTIONS = {"model": ModelSpec, "solver": SolverSpec, "train": TrainSpec}
-TOP_FIELDS = ("dataset", "dataset_kwargs", "test_fraction", "backend")
-
-
-class TrialFailed(RuntimeError):
-    """A trial of a sweep run with `on_failure="raise"` failed (its result is stored)."""
-
-    def __init__(self, trial: str, result: dict[str, Any]):
-        self.trial, self.result = trial, result
-        super().__init__(f"trial {trial} failed: {result.get('error')}: {result.get('message')}")
+TOP_FIELDS = tuple(f.name for f in fields(RunSpec) if f.name not in SECTIONS)
 
 
 @dataclass(frozen=True)
@@ -131,7 +112,7 @@ class Sweep:
 
     def labels(self) -> list[str]:
         """One short text per grid point, e.g. `model.kind="anode" train.seed=2`."""
-        return [_label(point) for point in self.points()]
+        return [label_of(point) for point in self.points()]
 
     def trials(self) -> list[RunSpec]:
         """The resolved spec of each grid point, in the order of `points()`."""
@@ -145,7 +126,7 @@ class Sweep:
                 spec = RunSpec.from_dict(data)
                 check_runnable(spec)
             except (SpecError, DataError) as err:
-                where = f"[grid] point {_label(point)}" if point else "[base]"
+                where = f"[grid] point {label_of(point)}" if point else "[base]"
                 raise type(err)(f"{where}: {err}") from None
             specs.append(spec)
         return specs
@@ -159,52 +140,14 @@ def load_sweep(path: str | Path) -> Sweep:
 
 def check_runnable(spec: RunSpec) -> None:
     """Check what a RunSpec cannot check alone: the dataset name and its keyword arguments, and
-    the gradient method against the torch backend's.
+    what the backend supports.
 
     Raises:
         DataError: for an unknown dataset or dataset argument.
-        SpecError: for a gradient method the torch backend lacks.
+        SpecError: for a gradient method or readout the backend lacks.
     """
     check_registered(DATASETS, "dataset", spec.dataset, spec.dataset_kwargs, DataError)
-    if spec.backend == "torch":
-        check_torch_gradient(spec.solver)
-
-
-@dataclass
-class SweepReport:
-    """What a sweep did: every trial's stored result, which were skipped as already done."""
-
-    out: Path
-    ids: list[str]
-    results: dict[str, dict[str, Any]]
-    labels: dict[str, str]
-    skipped: list[str]
-
-    @property
-    def failed(self) -> list[str]:
-        return [i for i in self.ids if self.results.get(i, {}).get("status") == "failed"]
-
-    @property
-    def ok(self) -> list[str]:
-        return [i for i in self.ids if self.results.get(i, {}).get("status") == "ok"]
-
-    def summary(self) -> str:
-        """A few lines: counts, then one line per failed trial with its reason."""
-        lines = [
-            f"{len(self.ids)} trial(s): {len(self.ok)} ok, {len(self.failed)} failed "
-            f"({len(self.skipped)} already done, skipped); results in {self.out}"
-        ]
-        for i in self.failed:
-            r = self.results[i]
-            where = f"epoch {r.get('failed_epoch')}, batch {r.get('failed_batch')}"
-            solver = (
-                f" t={r['t']:.4g} dt={r['dt']:.3g} nfe={r['nfe']}" if r.get("t") is not None else ""
-            )
-            lines.append(
-                f"  FAILED {i} [{self.labels.get(i, '')}] {r.get('error')} ({r.get('reason')}) "
-                f"at {where}:{solver} {_first_line(r.get('message', ''))}"
-            )
-        return "\n".join(lines)
+    check_supported(spec)
 
 
 def run_sweep(
@@ -212,10 +155,8 @@ def run_sweep(
     out: str | Path,
     *,
     engine: AbstractEngine | None = None,
-    on_failure: str = "record",
-    checkpoint_every: int | None = None,
-    retry_failed: bool = False,
-) -> SweepReport:
+    options: RunOptions | None = None,
+) -> BatchReport:
     """Run every trial of `sweep` (or the given specs, in that order) into `out`.
 
     Finished trials (a `result.json` in their folder) are skipped, interrupted ones resume from
@@ -223,71 +164,26 @@ def run_sweep(
 
     Arguments:
         sweep: a `Sweep`, or RunSpecs (duplicates, by trial id, run once).
-        out: the results folder: `<out>/<trial_id>/` per trial and the manifest `sweep.json`.
+        out: the results folder: `<out>/<trial_id>/` per trial and the manifest `trials.json`.
         engine: where the trials run (default: `LocalPool()`).
-        on_failure: `record` (go on, report the failures) or `raise` (stop submitting trials at
-            the first failure and raise `TrialFailed`; the running ones finish and are stored).
-        checkpoint_every: checkpoint every this many batches too (None: every epoch only).
-        retry_failed: run again the trials whose stored result says they failed.
+        options: failure policy, checkpoints, retry, overwrite (see `RunOptions`; default:
+            record failures, checkpoint every epoch).
 
     Returns:
-        A `SweepReport` (`summary()` for a text summary, `failed` for the failed ids).
+        A `BatchReport` (`summary()` for a text summary, `failed` for the failed ids).
 
     Raises:
-        TrialFailed: with `on_failure="raise"`.
+        TrialFailed: with `options.on_failure="raise"`.
         SpecError: on an impossible option.
     """
-    engine = engine or LocalPool()
-    check_options(on_failure, checkpoint_every, engine.threads)
     if isinstance(sweep, Sweep):
-        specs, labels = sweep.trials(), sweep.labels()
+        trials = [Trial(spec, point) for spec, point in zip(sweep.trials(), sweep.points(),
+                                                              strict=True)]  # fmt: skip
     else:
-        specs = list(sweep)
-        for spec in specs:
-            check_runnable(spec)
-        labels = [""] * len(specs)
-    out = Path(out)
-    ids, label_of, unique = [], {}, {}
-    for spec, label in zip(specs, labels, strict=True):
-        i = trial_id(spec)
-        if i not in unique:
-            ids.append(i)
-            unique[i], label_of[i] = spec, label
-    _write_manifest(out, ids, label_of)
-
-    results, skipped, tasks, todo = {}, [], [], []
-    for i in ids:
-        stored = finished_result(out / i)
-        if stored is not None and retry_failed and stored.get("status") == "failed":
-            reset_trial(out / i)
-            stored = None
-        if stored is not None:
-            results[i] = stored
-            skipped.append(i)
-        else:
-            claim(out / i, unique[i])  # pending trials show in `collect` from now on
-            todo.append(i)
-            # an absolute path: remote workers do not share our working directory
-            folder = str((out / i).resolve())
-            tasks.append((unique[i].to_json(), folder, checkpoint_every, engine.threads))
-    log.info(
-        "sweep: %d trial(s), %d to run on %s, %d already done",
-        len(ids),
-        len(todo),
-        engine.describe(),
-        len(skipped),
-    )
-    iterator = engine.imap_unordered(execute_trial, tasks)
-    try:
-        for done, (index, result) in enumerate(iterator, start=1):
-            i = todo[index]
-            results[i] = result
-            log.info("[%d/%d] %s %s %s", done, len(todo), i, label_of[i], _brief(result))
-            if on_failure == "raise" and result.get("status") == "failed":
-                raise TrialFailed(i, result)
-    finally:
-        iterator.close()
-    return SweepReport(out, ids, results, label_of, skipped)
+        trials = [Trial(spec) for spec in sweep]
+        for trial in trials:
+            check_runnable(trial.spec)
+    return run_trials(trials, out, engine=engine or LocalPool(), options=options)
 
 
 def _check_key(key: Any) -> None:
@@ -340,29 +236,3 @@ def _assign(data: dict[str, Any], key: str, value: Any) -> None:
         data[head].update(value)  # unknown fields raise in RunSpec.from_dict
     else:
         data[head] = copy.deepcopy(value)
-
-
-def _write_manifest(out: Path, ids: list[str], labels: dict[str, str]) -> None:
-    """`sweep.json`: the trial ids in grid order with their grid labels (collect's row order)."""
-    path = out / MANIFEST
-    known: dict[str, str] = {}
-    if path.exists():
-        known = {t["id"]: t["label"] for t in json.loads(path.read_text())["trials"]}
-    merged = {**known, **{i: labels[i] for i in ids}}
-    trials = [{"id": i, "label": label} for i, label in merged.items()]
-    atomic_write_text(path, to_json({"trials": trials}, indent=1))
-
-
-def _label(point: dict[str, Any]) -> str:
-    return " ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in point.items())
-
-
-def _first_line(text: str) -> str:
-    return text.splitlines()[0] if text else ""
-
-
-def _brief(result: dict[str, Any]) -> str:
-    if result.get("status") == "failed":
-        return f"FAILED {result.get('error')} ({result.get('reason')})"
-    keys = ("test_acc", "test_loss", "loss", "nfe_forward")
-    return "ok " + " ".join(f"{k}={result[k]:.4g}" for k in keys if result.get(k) is not None)

@@ -13,46 +13,39 @@ one CPU core) shows the paper's picture: ANODE, IL-NODE, data-controlled and Res
 classes, vanilla and depth-variant NODEs do not.
 
 Test set: the paper does not say how it tested. Here seed s trains on `three_spheres(n, seed=s)`
-and tests on an independent draw of the same size, `three_spheres(n, seed=s + TEST_SEED_OFFSET)`;
-the model's initialisation and the batch order use seed s too.
+and tests on an independent draw of the same size, `three_spheres(n, seed=s + 1000)` (the
+spec's `test_kwargs`); the model's initialisation and the batch order use seed s too.
 
 `pyanode reproduce table1` prints the table with the paper's numbers beside ours and writes, under
 --out: table1.csv, table1.md, fig1_dataset.{png,pdf}, fig2_decision_boundaries.{png,pdf},
-boundaries.npz (the data of Fig. 2) and runs/<kind>/seed-<s>/ (spec, history, result per trial).
+boundaries.npz (the data of Fig. 2) and one trial folder per net and seed (see `store`), each
+with the net's decision classes on the grid of Fig. 2 in its arrays.npz.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
+import functools
 import io
-import logging
 import math
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from pyanode._errors import SpecError
-from pyanode.backends import TorchBackend
+from pyanode._names import SOLVERS, gradients_of
+from pyanode.backends import TorchFitted
 from pyanode.data import Dataset, three_spheres
-from pyanode.experiments.store import atomic_write, atomic_write_text, write_run
-from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
+from pyanode.experiments.reproduce import Reproduction, check_positive, check_subset
+from pyanode.experiments.runner import TEST_SEED_OFFSET, Record, Trial
+from pyanode.experiments.store import StoredTrial, atomic_write, atomic_write_text, read_batch
+from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec, setting
 from pyanode.torch import match_width
 
-log = logging.getLogger("pyanode")
-
-describe = (
-    "Table 1 and Figs. 1-2 of 'Overcoming Limitations of Neural ODEs': ResNet, NODE, ANODE, "
-    "IL-NODE, data-controlled, Chebyshev, Fourier, stacked (and adaptive-depth) nets on three "
-    "spheres at ~1.3k parameters each"
-)
-
-TEST_SEED_OFFSET = 1000
 IN_DIM, N_CLASSES = 2, 3
+_match_width = functools.lru_cache(match_width)  # builds models to count: once per process
+GRID_EXTENT = 2.0  # Fig. 2 covers [-2, 2]^2
 
 
 @dataclass(frozen=True)
@@ -116,38 +109,30 @@ class Table1Config:
         budget, tolerance: every net's parameter count must lie within budget * (1 +- tolerance).
         solver, rtol, atol, gradient: the ODE solver of every NODE (see `SolverSpec`).
         grid_size: resolution of the decision-boundary grid of Fig. 2 (per axis).
-        threads: torch threads during training (None keeps the process setting); these nets are
-            so small that one thread is fastest (up to 15x faster than two on a busy 2-core CPU).
-        figures: draw Figs. 1 and 2.
+        threads: torch threads per trial; these nets are so small that one thread is fastest
+            (up to 15x faster than two on a busy 2-core CPU).
     """
 
-    epochs: int = 5
-    seeds: int = 1
-    nets: tuple[str, ...] = NET_KINDS
-    n_points: int = 1024
-    batch_size: int = 96
-    lr: float = 1e-3
-    budget: int = 1300
-    tolerance: float = 0.05
-    solver: str = "dp5"
-    rtol: float = 1e-3
-    atol: float = 1e-3
-    gradient: str = "backprop"
-    grid_size: int = 150
-    threads: int | None = 1
-    figures: bool = True
+    PAPER: ClassVar[dict[str, Any]] = {}  # the defaults are the paper's
+
+    epochs: int = setting(5, "training epochs")
+    seeds: int = setting(1, "seeds 0..n-1")
+    nets: tuple[str, ...] = setting(NET_KINDS, "which nets, by model kind")
+    n_points: int = setting(1024, "training and test points each")
+    batch_size: int = setting(96, "mini-batch size")
+    lr: float = setting(1e-3, "Adam learning rate")
+    budget: int = setting(1300, "parameters per net")
+    tolerance: float = setting(0.05, "relative tolerance of the budget")
+    solver: str = setting("dp5", "ODE solver", choices=tuple(SOLVERS))
+    rtol: float = setting(1e-3, "relative tolerance")
+    atol: float = setting(1e-3, "absolute tolerance")
+    gradient: str = setting("backprop", "gradient method", choices=gradients_of("torch"))
+    grid_size: int = setting(150, "points per axis of Fig. 2's grid")
+    threads: int = setting(1, "torch threads per trial")
 
     def __post_init__(self) -> None:
-        unknown = [k for k in self.nets if k not in NET_KINDS]
-        if unknown or not self.nets:
-            raise SpecError(
-                f"nets={','.join(self.nets)!r} must be a non-empty subset of: "
-                f"{', '.join(NET_KINDS)}"
-            )
-        for name in ("seeds", "n_points", "grid_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpecError(f"{name} must be an integer >= 1, got {value!r}")
+        check_subset(self, "nets", NET_KINDS)
+        check_positive(self, ("seeds", "n_points", "grid_size", "threads"))
         self.solver_spec()  # validates solver, tolerances and gradient
         self.train_spec(0)  # validates epochs, batch size and learning rate
 
@@ -167,6 +152,47 @@ class Table1Config:
 
     def selected(self) -> list[Net]:
         return [net for net in NETS if net.spec.kind in self.nets]
+
+
+def grid_points(grid_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The axis coordinates (G,) and the points (G * G, 2) of Fig. 2's grid, row by row."""
+    xs = np.linspace(-GRID_EXTENT, GRID_EXTENT, grid_size)
+    gx, gy = np.meshgrid(xs, xs)
+    return xs, np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+
+
+def boundary_arrays(
+    fitted: TorchFitted, train: Dataset, test: Dataset | None, *, grid_size: int
+) -> dict[str, np.ndarray]:
+    """The class the trained net predicts at each point of Fig. 2's grid (`boundary`, (G, G))."""
+    xs, points = grid_points(grid_size)
+    return {"boundary": fitted.predict(points).argmax(axis=1).reshape(len(xs), len(xs))}
+
+
+def trials(config: Table1Config) -> list[Trial]:
+    """Every selected net (its width matched to the budget) x seed; each keeps its decision
+    classes on Fig. 2's grid.
+
+    Raises:
+        SpecError: if a net cannot be matched to the parameter budget.
+    """
+    record = Record(arrays=functools.partial(boundary_arrays, grid_size=config.grid_size))
+    out = []
+    for net in config.selected():
+        width, _ = _match_width(net.spec, IN_DIM, N_CLASSES, config.budget, config.tolerance)
+        model = net.spec.replace(hidden=width)
+        for seed in range(config.seeds):
+            spec = RunSpec(
+                dataset="three-spheres",
+                dataset_kwargs={"n": config.n_points, "seed": seed},
+                test_fraction=0.0,
+                test_kwargs={"seed": seed + TEST_SEED_OFFSET},
+                model=model,
+                solver=config.solver_spec(),
+                train=config.train_spec(seed),
+            )
+            out.append(Trial(spec, {"net": net.spec.kind, "seed": seed}, record))
+    return out
 
 
 @dataclass
@@ -189,27 +215,77 @@ class Row:
         return paper[self.kind]
 
 
-@dataclass
-class Table1Result:
-    """The rows, the files written and the wall time of the whole experiment."""
+def summarise(config: Table1Config, stored: list[StoredTrial]) -> dict[str, Any]:
+    """One row per net (its seeds' final accuracies, seconds per epoch, NFE per batch), in the
+    paper's order, and the settings of the caption."""
+    rows = []
+    for net in config.selected():
+        runs = sorted((t for t in stored if t.key["net"] == net.spec.kind),
+                      key=lambda t: t.key["seed"])  # fmt: skip
+        if not runs:
+            continue
+        spec = runs[0].spec.model
+        row = Row(net.name, spec.kind, spec.activation, spec.hidden,
+                  runs[0].result["n_parameters"])  # fmt: skip
+        for t in runs:
+            row.train_acc.append(t.result["train_acc"])
+            row.test_acc.append(t.result["test_acc"])
+            row.seconds_per_epoch.append(_mean([h["seconds"] for h in t.history]))
+            row.nfe_forward.append(_mean([h["nfe_forward"] for h in t.history]))
+            row.nfe_backward.append(_mean([h["nfe_backward"] for h in t.history]))
+        rows.append(row)
+    return {"rows": [vars(r) for r in rows], "caption": caption(config, rows)}
 
-    rows: list[Row]
-    files: list[Path]
-    seconds: float
+
+def rows_of(summary: dict[str, Any]) -> list[Row]:
+    return [Row(**r) for r in summary["rows"]]
 
 
-def datasets(n_points: int, seed: int) -> tuple[Dataset, Dataset]:
-    """The training set and the independent test set of seed `seed`."""
-    return (
-        three_spheres(n=n_points, seed=seed),
-        three_spheres(n=n_points, seed=seed + TEST_SEED_OFFSET),
-    )
+def report(summary: dict[str, Any]) -> str:
+    """The table as printed by `pyanode reproduce table1`, with its caption."""
+    return text_table(rows_of(summary)) + "\n\n" + summary["caption"]
 
 
-def _grid(grid_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    xs = np.linspace(-2.0, 2.0, grid_size)
-    gx, gy = np.meshgrid(xs, xs)
-    return xs, xs, np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+def write_tables(out: Path, config: Table1Config, summary: dict[str, Any]) -> list[Path]:
+    """table1.csv and table1.md under `out`."""
+    rows = rows_of(summary)
+    return [
+        atomic_write_text(out / "table1.csv", csv_table(rows)),
+        atomic_write_text(
+            out / "table1.md", summary["caption"] + "\n\n" + markdown_table(rows) + "\n"
+        ),  # fmt: skip
+    ]
+
+
+def draw_figures(out: str | Path) -> list[Path]:
+    """Figs. 1 and 2 from the trials stored in `out` (seed 0 of each net), and boundaries.npz,
+    the data of Fig. 2."""
+    from pyanode.plots.table1 import DecisionBoundary, plot_dataset, plot_decision_boundaries
+
+    out = Path(out)
+    config = EXPERIMENT.load_config(out)
+    stored = [t for t in read_batch(out, seed=0) if t.result["status"] == "ok"]
+    by_kind = {t.key["net"]: t for t in stored}
+    xs, _ = grid_points(config.grid_size)
+    arrays = {"xs": xs, "ys": xs, **{k: t.arrays["boundary"] for k, t in by_kind.items()}}
+    files = [atomic_write(out / "boundaries.npz", lambda f: np.savez_compressed(f, **arrays))]
+    train = three_spheres(n=config.n_points, seed=0)
+    test = three_spheres(n=config.n_points, seed=TEST_SEED_OFFSET)
+    files += plot_dataset(train.x, train.y, out / "fig1_dataset")
+    panels = [
+        DecisionBoundary(
+            net.name,
+            net.spec.kind,
+            xs,
+            xs,
+            by_kind[net.spec.kind].arrays["boundary"],
+            by_kind[net.spec.kind].result["test_acc"],
+        )  # fmt: skip
+        for net in config.selected()
+        if net.spec.kind in by_kind
+    ]
+    files += plot_decision_boundaries(panels, test.x, test.y, out / "fig2_decision_boundaries")
+    return files
 
 
 def _mean(values: list[float]) -> float:
@@ -220,103 +296,15 @@ def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def reproduce(config: Table1Config, out: str | os.PathLike) -> Table1Result:
-    """Train every net of `config` for every seed, write the table and figures under `out`.
-
-    Returns:
-        The `Table1Result`.
-
-    Raises:
-        SpecError: if a net cannot be matched to the parameter budget.
-        SolverError, TrainingDiverged: from a trial (the experiment stops there).
-    """
-    start = time.perf_counter()
-    out = Path(out)
-    solver = config.solver_spec()
-    backend = TorchBackend()
-    rows = []
-    for net in config.selected():
-        width, n_params = match_width(net.spec, IN_DIM, N_CLASSES, config.budget, config.tolerance)
-        rows.append(Row(net.name, net.spec.kind, net.spec.activation, width, n_params))
-    xs, ys, grid = _grid(config.grid_size)
-    boundaries: dict[str, np.ndarray] = {}
-    for seed in range(config.seeds):
-        train_data, test_data = datasets(config.n_points, seed)
-        train = config.train_spec(seed)
-        for row in rows:
-            spec = next(n.spec for n in NETS if n.spec.kind == row.kind).replace(hidden=row.hidden)
-            tic = time.perf_counter()
-            fitted = backend.fit(spec, solver, train, train_data, test_data, progress=False)
-            history = fitted.history
-            last = history[-1]
-            row.train_acc.append(last["train_acc"])
-            row.test_acc.append(last["test_acc"])
-            row.seconds_per_epoch.append(_mean([h["seconds"] for h in history]))
-            row.nfe_forward.append(_mean([h["nfe_forward"] for h in history]))
-            row.nfe_backward.append(_mean([h["nfe_backward"] for h in history]))
-            if seed == 0 and config.figures:
-                boundaries[row.kind] = fitted.predict(grid).argmax(axis=1).reshape(len(ys), len(xs))
-            run_spec = RunSpec(
-                dataset="three-spheres",
-                dataset_kwargs={"n": config.n_points, "seed": seed},
-                test_fraction=0.0,
-                model=spec,
-                solver=solver,
-                train=train,
-            )
-            result = {
-                "name": row.name,
-                "n_parameters": row.parameters,
-                "train_acc": last["train_acc"],
-                "test_acc": last["test_acc"],
-                "seconds_per_epoch": row.seconds_per_epoch[-1],
-                "nfe_forward": row.nfe_forward[-1],
-                "nfe_backward": row.nfe_backward[-1],
-                "test_data": {
-                    "dataset": "three-spheres",
-                    "n": config.n_points,
-                    "seed": seed + TEST_SEED_OFFSET,
-                },
-            }
-            write_run(out / "runs" / row.kind / f"seed-{seed}", run_spec, history, result)
-            log.info(
-                "table1: %s, seed %d: test acc %.1f%%, %.1f s",
-                row.name,
-                seed,
-                100 * last["test_acc"],
-                time.perf_counter() - tic,
-            )
-    files = [
-        atomic_write_text(out / "table1.csv", csv_table(rows)),
-        atomic_write_text(out / "table1.md", markdown_table(rows, config) + "\n"),
-    ]
-    if config.figures:
-        files += _figures(rows, boundaries, xs, ys, config.n_points, out)
-    return Table1Result(rows, files, time.perf_counter() - start)
-
-
-def _figures(
-    rows: list[Row],
-    boundaries: dict[str, np.ndarray],
-    xs: np.ndarray,
-    ys: np.ndarray,
-    n_points: int,
-    out: Path,
-) -> list[Path]:
-    from pyanode.plots.table1 import DecisionBoundary, plot_dataset, plot_decision_boundaries
-
-    train_data, test_data = datasets(n_points, 0)
-    arrays = {"xs": xs, "ys": ys, **boundaries}
-    files = [atomic_write(out / "boundaries.npz", lambda f: np.savez_compressed(f, **arrays))]
-    files += plot_dataset(train_data.x, train_data.y, out / "fig1_dataset")
-    panels = [
-        DecisionBoundary(row.name, row.kind, xs, ys, boundaries[row.kind], row.test_acc[0])
-        for row in rows
-    ]
-    files += plot_decision_boundaries(
-        panels, test_data.x, test_data.y, out / "fig2_decision_boundaries"
+def caption(config: Table1Config, rows: list[Row]) -> str:
+    """What the table was trained with."""
+    seeds = len(rows[0].test_acc) if rows else 0
+    return (
+        f"Three spheres, {config.n_points} training and {config.n_points} test points, "
+        f"batch {config.batch_size}, Adam lr {config.lr:g}, {config.epochs} epochs, "
+        f"{config.solver} ({config.gradient}), budget {config.budget} ± "
+        f"{config.tolerance:.0%} parameters; mean ± std over {seeds} seed(s)."
     )
-    return files
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -382,22 +370,13 @@ def text_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(rows: list[Row], config: Table1Config | None = None) -> str:
-    """The table in Markdown, each 'paper' column right of ours; with `config`, a caption line."""
+def markdown_table(rows: list[Row]) -> str:
+    """The table in Markdown, each 'paper' column right of ours."""
     lines = [
         "| " + " | ".join(HEADER) + " |",
         "|" + "|".join([":---"] + ["---:"] * (len(HEADER) - 1)) + "|",
     ]
     lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
-    if config is not None:
-        seeds = len(rows[0].test_acc) if rows else 0
-        lines.insert(
-            0,
-            f"Three spheres, {config.n_points} training and {config.n_points} test points, "
-            f"batch {config.batch_size}, Adam lr {config.lr:g}, {config.epochs} epochs, "
-            f"{config.solver} ({config.gradient}), budget {config.budget} ± "
-            f"{config.tolerance:.0%} parameters; mean ± std over {seeds} seed(s).\n",
-        )
     return "\n".join(lines)
 
 
@@ -459,54 +438,12 @@ def csv_table(rows: list[Row]) -> str:
     return buffer.getvalue()
 
 
-# -- the command line --------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Table1Config()
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("results/table1"),
-        help="output folder (default: %(default)s)",
-    )
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="default: %(default)s")
-    parser.add_argument(
-        "--seeds", type=int, default=defaults.seeds, help="number of seeds (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--nets",
-        default=",".join(NET_KINDS),
-        help="comma-separated kinds to train (default: all: %(default)s)",
-    )
-    parser.add_argument(
-        "--n-points", type=int, default=defaults.n_points, help="train and test points each"
-    )
-    parser.add_argument("--budget", type=int, default=defaults.budget, help="parameters per net")
-    parser.add_argument("--tolerance", type=float, default=defaults.tolerance)
-    parser.add_argument("--gradient", choices=("backprop", "adjoint"), default=defaults.gradient)
-    parser.add_argument("--grid-size", type=int, default=defaults.grid_size, help="Fig. 2 grid")
-    parser.add_argument(
-        "--threads", type=int, default=defaults.threads, help="torch threads (default: %(default)s)"
-    )
-    parser.add_argument("--no-figures", action="store_true", help="skip Figs. 1 and 2")
-
-
-def main(args: argparse.Namespace) -> int:
-    config = Table1Config(
-        epochs=args.epochs,
-        seeds=args.seeds,
-        nets=tuple(k.strip() for k in args.nets.split(",") if k.strip()),
-        n_points=args.n_points,
-        budget=args.budget,
-        tolerance=args.tolerance,
-        gradient=args.gradient,
-        grid_size=args.grid_size,
-        threads=args.threads,
-        figures=not args.no_figures,
-    )
-    result = reproduce(config, args.out)
-    print(text_table(result.rows))
-    print(
-        f"\n{len(result.rows)} nets x {config.seeds} seed(s), {config.epochs} epochs: "
-        f"{result.seconds:.0f} s wall time; written to {args.out}/"
-    )
-    return 0
+EXPERIMENT = Reproduction(
+    name="table1",
+    config=Table1Config,
+    trials=trials,
+    report=report,
+    summarise=summarise,
+    figures="pyanode.experiments.table1:draw_figures",
+    tables=write_tables,
+)

@@ -94,6 +94,11 @@ class Trainer:
     def n_batches(self) -> int:
         return math.ceil(len(self._train[0]) / self.spec.batch_size)
 
+    @property
+    def iteration(self) -> int:
+        """Batches trained so far (over all epochs)."""
+        return self.epoch * self.n_batches + self.batch
+
     # -- one step --------------------------------------------------------------------------
     def _criterion(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss == "cross-entropy":
@@ -135,6 +140,10 @@ class Trainer:
         self.epoch += 1
         self.batch = 0
         self._partial = _EpochSums()
+
+    def test_metrics(self) -> dict[str, float]:
+        """`test_loss` (and `test_acc`) of the model on the test data now; empty without any."""
+        return {} if self._test is None else self.evaluate(self._test, "test")
 
     @torch.no_grad()
     def evaluate(self, data: tuple[torch.Tensor, torch.Tensor], prefix: str) -> dict[str, float]:

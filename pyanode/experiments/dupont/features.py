@@ -14,17 +14,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
-
-from pyanode.backends import TorchFitted
-from pyanode.experiments.dupont._common import Plan
-from pyanode.experiments.dupont._experiment import (
-    DupontExperiment,
-    check_config,
-    setting,
-    shared_setting,
-)
-from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
+from pyanode._errors import SpecError
+from pyanode._validate import check_int
+from pyanode.experiments.dupont import shared_setting, toy_data, toy_model, toy_trial
+from pyanode.experiments.reproduce import Reproduction, check_positive, check_subset
+from pyanode.experiments.runner import Record, Trial
+from pyanode.specs import setting
 
 PANELS = ("spheres-2d", "separable")
 MODELS = ("node", "anode")
@@ -32,7 +27,7 @@ MODELS = ("node", "anode")
 
 @dataclass(frozen=True)
 class FeaturesConfig:
-    """The settings of `run`; `PAPER` holds the paper's values where they differ."""
+    """The settings of `dupont-features`; `PAPER` holds the paper's values where they differ."""
 
     PAPER: ClassVar[dict[str, Any]] = {"epochs": 50}
 
@@ -49,16 +44,14 @@ class FeaturesConfig:
     augment_dim: int = setting(1, "ANODE's zeros (1: drawable in 3-D)")
     n_probe: int = setting(600, "training points whose features are kept")
     data_seed: int = setting(0, "seed of the datasets")
-    threads: int | None = shared_setting("threads")
+    threads: int = shared_setting("threads")
 
     def __post_init__(self) -> None:
-        check_config(
-            self,
-            ("epochs", "n_inner", "n_outer", "batch_size", "n_probe"),
-            {"panels": PANELS, "models": MODELS},
-        )
-        if self.snapshots < 2:
-            raise ValueError(f"snapshots must be an integer >= 2, got {self.snapshots!r}")
+        check_positive(self, ("epochs", "n_inner", "n_outer", "batch_size", "n_probe"))
+        check_subset(self, "panels", PANELS)
+        check_subset(self, "models", MODELS)
+        check_int("snapshots", self.snapshots, low=2, error=SpecError)
+        trials(self)  # building the specs validates the training settings
 
 
 def snapshot_iterations(n_iterations: int, snapshots: int) -> list[int]:
@@ -66,56 +59,39 @@ def snapshot_iterations(n_iterations: int, snapshots: int) -> list[int]:
     return sorted({round(i * n_iterations / (snapshots - 1)) for i in range(snapshots)})
 
 
-def plans(config: FeaturesConfig) -> list[Plan]:
+def trials(config: FeaturesConfig) -> list[Trial]:
+    """Every panel x model, with feature snapshots of the first `n_probe` training points."""
+    # both panels hold n_inner + n_outer points
+    n_iterations = config.epochs * math.ceil((config.n_inner + config.n_outer) / config.batch_size)
+    record = Record(
+        iterations=True,
+        probe=config.n_probe,
+        snapshot_at=tuple(snapshot_iterations(n_iterations, config.snapshots)),
+    )
     out = []
     for panel in config.panels:
         data = toy_data(
             panel, n_inner=config.n_inner, n_outer=config.n_outer, seed=config.data_seed
         )
-        dataset = data[0]
-        n_iterations = config.epochs * math.ceil(len(dataset) / config.batch_size)
-        probe_x, probe_y = dataset.x[: config.n_probe], dataset.y[: config.n_probe]
-        train = toy_train(config, config.seed, config.epochs)
-
-        def arrays(fitted: TorchFitted, x=probe_x, y=probe_y) -> dict[str, np.ndarray]:
-            return {"probe_x": x, "probe_y": y}
-
         for model in config.models:
             spec = toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim)
-            log_kwargs = {
-                "probe": probe_x,
-                "snapshot_at": snapshot_iterations(n_iterations, config.snapshots),
-            }
             out.append(
-                toy_plan(
-                    panel,
-                    model,
-                    config.seed,
-                    data,
-                    spec,
-                    train,
-                    log_kwargs=log_kwargs,
-                    arrays=arrays,
-                )  # fmt: skip
+                toy_trial(panel, model, config.seed, data, spec, config, config.epochs, record)
             )
     return out
 
 
-def report(results: dict[str, dict[str, Any]]) -> str:
+def report(summary: dict[str, dict[str, Any]]) -> str:
     """One line per trial: its final training MSE."""
     return "\n".join(
-        f"{key}: final training MSE {r['train_loss']:.4f}" for key, r in results.items()
+        f"{key}: final training MSE {r['train_loss']:.4f}" for key, r in summary.items()
     )
 
 
-EXPERIMENT = DupontExperiment(
+EXPERIMENT = Reproduction(
     name="dupont-features",
-    describe="Dupont et al. Figs. 6 and 10: the features of NODE and ANODE at several "
-    "iterations of training on concentric spheres (d = 2) and on a separable control set",
     config=FeaturesConfig,
-    plans=plans,
-    figures="plot_features",
+    trials=trials,
     report=report,
+    figures="pyanode.plots.dupont:plot_features",
 )
-describe, run = EXPERIMENT.describe, EXPERIMENT.run
-add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

@@ -13,23 +13,21 @@ ResNet `layer_states` (depth + 1, N, d) instead of continuous trajectories.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from pyanode._errors import SpecError
+from pyanode._validate import check_int
 from pyanode.backends import TorchFitted
 from pyanode.data import Dataset
-from pyanode.experiments.dupont._common import Plan
-from pyanode.experiments.dupont._experiment import (
-    DupontExperiment,
-    check_config,
-    setting,
-    shared_setting,
-)
-from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
+from pyanode.experiments.dupont import shared_setting, toy_data, toy_model, toy_trial
+from pyanode.experiments.reproduce import Reproduction, check_positive, check_subset
+from pyanode.experiments.runner import Record, Trial
+from pyanode.specs import setting
 from pyanode.torch import ResNet
 
 # panel -> the models drawn for it
@@ -44,7 +42,7 @@ PANELS = tuple(PANEL_MODELS)
 
 @dataclass(frozen=True)
 class FlowsConfig:
-    """The settings of `run`; `PAPER` holds the paper's values where they differ."""
+    """The settings of `dupont-flows`; `PAPER` holds the paper's values where they differ."""
 
     PAPER: ClassVar[dict[str, Any]] = {"epochs": 50}
 
@@ -63,42 +61,40 @@ class FlowsConfig:
     n_probe: int = setting(150, "training points whose paths are drawn")
     n_times: int = setting(50, "times at which the paths are stored")
     data_seed: int = setting(0, "seed of the datasets")
-    threads: int | None = shared_setting("threads")
+    threads: int = shared_setting("threads")
 
     def __post_init__(self) -> None:
-        check_config(
+        check_positive(
             self,
             ("epochs", "g1d_epochs", "g1d_points", "n_inner", "n_outer", "batch_size", "n_probe"),
-            {"panels": PANELS},
         )
-        if self.n_times < 2:
-            raise ValueError(f"n_times must be an integer >= 2, got {self.n_times!r}")
+        check_subset(self, "panels", PANELS)
+        check_int("n_times", self.n_times, low=2, error=SpecError)
+        trials(self)  # building the specs validates the training settings
 
 
 def flow_arrays(
-    data: Dataset, n_probe: int, n_times: int
-) -> Callable[[TorchFitted], dict[str, np.ndarray]]:
-    """The `arrays` hook of a flows trial: paths of probe points and, in 1-D, of grid starts."""
-    probe_x, probe_y = data.x[:n_probe], data.y[:n_probe]
+    fitted: TorchFitted, train: Dataset, test: Dataset | None, *, n_probe: int, n_times: int
+) -> dict[str, np.ndarray]:
+    """The arrays of a flows trial: paths of the first `n_probe` training points (`ts`,
+    `trajectories`) and, in 1-D, of evenly spaced starts (`grid_x`, `grid_trajectories`); for
+    the ResNet the hidden state after each block (`layer_states`, `grid_layer_states`)."""
+    probe_x = train.x[:n_probe]
     grid = np.linspace(-1.6, 1.6, 33, dtype=np.float32)[:, None]
-    ts = np.linspace(0.0, 1.0, n_times)
-
-    def arrays(fitted: TorchFitted) -> dict[str, np.ndarray]:
-        out = {"probe_x": probe_x, "probe_y": probe_y}
-        if data.n_features == 1:
-            out["grid_x"] = grid
-        if isinstance(fitted.model, ResNet):  # discrete: the hidden state after each block
-            out["layer_states"] = _layer_states(fitted.model, probe_x)
-            if data.n_features == 1:
-                out["grid_layer_states"] = _layer_states(fitted.model, grid)
-            return out
-        out["ts"] = ts
-        out["trajectories"] = fitted.trajectories(probe_x, ts)
-        if data.n_features == 1:
-            out["grid_trajectories"] = fitted.trajectories(grid, ts)
+    out: dict[str, np.ndarray] = {}
+    if train.n_features == 1:
+        out["grid_x"] = grid
+    if isinstance(fitted.model, ResNet):  # discrete: the hidden state after each block
+        out["layer_states"] = _layer_states(fitted.model, probe_x)
+        if train.n_features == 1:
+            out["grid_layer_states"] = _layer_states(fitted.model, grid)
         return out
-
-    return arrays
+    ts = np.linspace(0.0, 1.0, n_times)
+    out["ts"] = ts
+    out["trajectories"] = fitted.trajectories(probe_x, ts)
+    if train.n_features == 1:
+        out["grid_trajectories"] = fitted.trajectories(grid, ts)
+    return out
 
 
 @torch.no_grad()
@@ -112,7 +108,10 @@ def _layer_states(model: ResNet, x: np.ndarray) -> np.ndarray:
     return torch.stack(states).numpy()
 
 
-def plans(config: FlowsConfig) -> list[Plan]:
+def trials(config: FlowsConfig) -> list[Trial]:
+    """One trial per panel and model drawn for it, at one seed."""
+    arrays = functools.partial(flow_arrays, n_probe=config.n_probe, n_times=config.n_times)
+    record = Record(iterations=True, probe=config.n_probe, arrays=arrays)
     out = []
     for panel in config.panels:
         data = toy_data(
@@ -123,36 +122,27 @@ def plans(config: FlowsConfig) -> list[Plan]:
             seed=config.data_seed,
         )
         epochs = config.g1d_epochs if panel in ("g1d", "identity") else config.epochs
-        train = toy_train(config, config.seed, epochs)
         for model in PANEL_MODELS[panel]:
             spec = toy_model(
-                model,
-                hidden=config.hidden,
-                augment_dim=config.augment_dim,
+                model, hidden=config.hidden, augment_dim=config.augment_dim,
                 depth=config.resnet_depth,
-            )
-            arrays = flow_arrays(data[0], config.n_probe, config.n_times)
-            out.append(toy_plan(panel, model, config.seed, data, spec, train, arrays=arrays))
+            )  # fmt: skip
+            out.append(toy_trial(panel, model, config.seed, data, spec, config, epochs, record))
     return out
 
 
-def report(results: dict[str, dict[str, Any]]) -> str:
+def report(summary: dict[str, dict[str, Any]]) -> str:
     """One line per trial: its final training MSE and forward NFE."""
     return "\n".join(
         f"{key}: final training MSE {r['train_loss']:.4f}, NFE {r['nfe_forward']:.0f}"
-        for key, r in results.items()
+        for key, r in summary.items()
     )
 
 
-EXPERIMENT = DupontExperiment(
+EXPERIMENT = Reproduction(
     name="dupont-flows",
-    describe="Dupont et al. Figs. 2 and 9: trajectories of the flows learned by NODE, ANODE "
-    "(in its augmented space) and ResNet on the identity, g_1d and concentric spheres "
-    "(d = 1, 2)",
     config=FlowsConfig,
-    plans=plans,
-    figures="plot_flows",
+    trials=trials,
     report=report,
+    figures="pyanode.plots.dupont:plot_flows",
 )
-describe, run = EXPERIMENT.describe, EXPERIMENT.run
-add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

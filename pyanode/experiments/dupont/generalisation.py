@@ -12,32 +12,28 @@ loss when a slice of the input space is held out).
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from pyanode.backends import TorchFitted
-from pyanode.data import Dataset, slice_removed_split
-from pyanode.experiments.dupont._common import Plan
-from pyanode.experiments.dupont._experiment import (
-    DupontExperiment,
-    check_config,
-    setting,
-    shared_setting,
-)
-from pyanode.experiments.dupont._results import group, read_trials, stack
-from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
+from pyanode.data import Dataset
+from pyanode.experiments.dupont import group, shared_setting, stack, toy_data, toy_model, toy_trial
+from pyanode.experiments.reproduce import Reproduction, check_positive, check_subset
+from pyanode.experiments.runner import Record, Trial
+from pyanode.experiments.store import StoredTrial
+from pyanode.specs import setting
 
 MODELS = ("node", "anode")
 
 
 @dataclass(frozen=True)
 class GeneralisationConfig:
-    """The settings of `run`; `PAPER` holds the paper's values where they differ."""
+    """The settings of `dupont-generalisation`; `PAPER` holds the paper's values where they
+    differ."""
 
     PAPER: ClassVar[dict[str, Any]] = {"seeds": 20, "epochs": 50, "map_epochs": 50}
 
@@ -57,77 +53,69 @@ class GeneralisationConfig:
     grid: int = setting(120, "points per axis of the prediction map")
     extent: float = setting(2.0, "the map covers [-extent, extent]^2")
     data_seed: int = setting(0, "seed of the dataset")
-    threads: int | None = shared_setting("threads")
+    threads: int = shared_setting("threads")
 
     def __post_init__(self) -> None:
-        check_config(
-            self,
-            ("seeds", "epochs", "map_epochs", "eval_every", "n_inner", "n_outer", "grid"),
-            {"models": MODELS},
+        check_positive(
+            self, ("seeds", "epochs", "map_epochs", "eval_every", "n_inner", "n_outer", "grid")
         )
+        check_subset(self, "models", MODELS)
+        trials(self)  # building the specs validates the training and split settings
 
 
 def map_arrays(
-    data: Dataset, grid: int, extent: float
-) -> Callable[[TorchFitted], dict[str, np.ndarray]]:
-    """The `arrays` hook of a map trial: predictions on the lattice and some training points."""
+    fitted: TorchFitted, train: Dataset, test: Dataset | None, *, grid: int, extent: float
+) -> dict[str, np.ndarray]:
+    """The arrays of a map trial: predictions on a `grid` x `grid` lattice of
+    [-extent, extent]^2 (`grid_u`, `grid_v`, `grid_prediction`)."""
     u = np.linspace(-extent, extent, grid, dtype=np.float32)
     uu, vv = np.meshgrid(u, u)
     points = np.stack([uu.ravel(), vv.ravel()], axis=1)
-
-    def arrays(fitted: TorchFitted) -> dict[str, np.ndarray]:
-        prediction = fitted.predict(points)[:, 0].reshape(grid, grid)
-        return {
-            "grid_u": u,
-            "grid_v": u,
-            "grid_prediction": prediction,
-            "train_x": data.x[:600],
-            "train_y": data.y[:600],
-        }
-
-    return arrays
+    prediction = fitted.predict(points)[:, 0].reshape(grid, grid)
+    return {"grid_u": u, "grid_v": u, "grid_prediction": prediction}
 
 
-def plans(config: GeneralisationConfig) -> list[Plan]:
-    full = toy_data(
+def trials(config: GeneralisationConfig) -> list[Trial]:
+    """Per model: one map trial on all of the data, and the slice-removed trials per seed,
+    whose test set is the removed slice (its loss every `eval_every` iterations)."""
+    data = toy_data(
         "spheres-2d", n_inner=config.n_inner, n_outer=config.n_outer, seed=config.data_seed
     )
+    arrays = functools.partial(map_arrays, grid=config.grid, extent=config.extent)
+    map_record = Record(iterations=True, probe=600, arrays=arrays)
+    slice_record = Record(iterations=True, eval_every=config.eval_every)
     angles = (config.angle_lo, config.angle_hi)
-    train, validation = slice_removed_split(full[0], angle_range=angles)
-    sliced = (train, full[1], full[2])
     out = []
     for model in config.models:
         spec = toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim)
-        fit = toy_train(config, 0, config.map_epochs)
-        arrays = map_arrays(full[0], config.grid, config.extent)
-        out.append(toy_plan("spheres-2d", model, 0, full, spec, fit, arrays=arrays))
-        for seed in range(config.seeds):
-            fit = toy_train(config, seed, config.epochs)
-            out.append(
-                toy_plan(
-                    "slice-removed",
-                    model,
-                    seed,
-                    sliced,
-                    spec,
-                    fit,
-                    validation=validation,
-                    log_kwargs={"validation": validation, "eval_every": config.eval_every},
-                    extra={"angle_range": list(angles), "n_validation": len(validation)},
-                )  # fmt: skip
-            )
+        out.append(toy_trial("spheres-2d", model, 0, data, spec, config, config.map_epochs,
+                             map_record))  # fmt: skip
+        out += [
+            toy_trial(
+                "slice-removed",
+                model,
+                seed,
+                data,
+                spec,
+                config,
+                config.epochs,
+                slice_record,
+                test_slice=angles,
+            )  # fmt: skip
+            for seed in range(config.seeds)
+        ]
     return out
 
 
-def summarise(out: Path) -> dict[str, Any]:
+def summarise(config: GeneralisationConfig, stored: list[StoredTrial]) -> dict[str, Any]:
     """Per model: final training and validation MSE of the slice-removed runs (mean, std over
     seeds), and the training MSE of the map run."""
     summary: dict[str, Any] = {}
-    for (panel, model), trials in group(read_trials(out), MODELS).items():
+    for (panel, model), trials in group(stored, MODELS).items():
         entry = summary.setdefault(model, {})
         train = np.array([t.result["train_loss"] for t in trials])
         if panel == "slice-removed":
-            val = stack(trials, "val_loss")
+            val = stack(trials, "test_loss")
             val = val[:, ~np.isnan(val).any(axis=0)]
             entry.update(
                 slice_train_loss_mean=float(train.mean()),
@@ -136,7 +124,7 @@ def summarise(out: Path) -> dict[str, Any]:
                 val_loss_std=float(val[:, -1].std()),
                 val_loss_min_mean=float(val.min(axis=1).mean()),
                 seeds=len(trials),
-                n_validation=trials[0].result["n_validation"],
+                n_validation=trials[0].result["n_test"],
             )
         else:
             entry["map_train_loss"] = float(train.mean())
@@ -154,15 +142,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-EXPERIMENT = DupontExperiment(
+EXPERIMENT = Reproduction(
     name="dupont-generalisation",
-    describe="Dupont et al. Fig. 11a/c: the predictions of NODE and ANODE over the input "
-    "plane, and their validation loss on a slice-removed split of concentric spheres (d = 2)",
     config=GeneralisationConfig,
-    plans=plans,
-    figures="plot_generalisation",
+    trials=trials,
     report=format_summary,
     summarise=summarise,
+    figures="pyanode.plots.dupont:plot_generalisation",
 )
-describe, run = EXPERIMENT.describe, EXPERIMENT.run
-add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

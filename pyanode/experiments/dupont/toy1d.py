@@ -19,23 +19,16 @@ bounded below by the isotonic regression of the targets (increasing only for the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from pyanode.data import Dataset
-from pyanode.experiments.dupont._common import Plan
-from pyanode.experiments.dupont._experiment import (
-    DupontExperiment,
-    check_config,
-    load_config,
-    setting,
-    shared_setting,
-)
-from pyanode.experiments.dupont._results import group, read_trials
-from pyanode.experiments.dupont._toys import toy_data, toy_model, toy_plan, toy_train
-from pyanode.specs import ModelSpec, TrainSpec
+from pyanode.data import Dataset, load_dataset
+from pyanode.experiments.dupont import group, shared_setting, toy_data, toy_model, toy_trial
+from pyanode.experiments.reproduce import Reproduction, check_positive, check_subset
+from pyanode.experiments.runner import Trial
+from pyanode.experiments.store import StoredTrial
+from pyanode.specs import ModelSpec, setting
 
 PANELS = ("g1d", "spheres-1d", "spheres-2d")
 MODELS = ("node", "anode", "resnet")
@@ -43,7 +36,7 @@ MODELS = ("node", "anode", "resnet")
 
 @dataclass(frozen=True)
 class Toy1dConfig:
-    """The settings of `run`; `PAPER` holds the paper's values where they differ."""
+    """The settings of `dupont-1d`; `PAPER` holds the paper's values where they differ."""
 
     PAPER: ClassVar[dict[str, Any]] = {"seeds": 20, "epochs": 50}
 
@@ -61,28 +54,25 @@ class Toy1dConfig:
     augment_dim: int = setting(5, "zeros appended by ANODE")
     resnet_depth: int = setting(5, "residual blocks of the ResNet")
     data_seed: int = setting(0, "seed of the datasets")
-    threads: int | None = shared_setting("threads")
+    threads: int = shared_setting("threads")
 
     def __post_init__(self) -> None:
-        check_config(
+        check_positive(
             self,
             ("seeds", "epochs", "g1d_epochs", "g1d_points", "n_inner", "n_outer", "batch_size"),
-            {"panels": PANELS, "models": MODELS},
         )
+        check_subset(self, "panels", PANELS)
+        check_subset(self, "models", MODELS)
         self.model_spec("anode")
-        self.train_spec(0, "spheres-1d")
+        trials(self)  # building the specs validates the training settings
 
     def model_spec(self, model: str) -> ModelSpec:
         return toy_model(
             model, hidden=self.hidden, augment_dim=self.augment_dim, depth=self.resnet_depth
         )
 
-    def train_spec(self, seed: int, panel: str) -> TrainSpec:
-        epochs = self.g1d_epochs if panel == "g1d" else self.epochs
-        return toy_train(self, seed, epochs)
-
-    def dataset(self, panel: str) -> tuple[Dataset, str, dict[str, Any]]:
-        """The panel's data, with its registry name and keyword arguments."""
+    def data(self, panel: str) -> tuple[str, dict[str, Any]]:
+        """The panel's data: registry name and keyword arguments."""
         return toy_data(
             panel,
             n_inner=self.n_inner,
@@ -117,16 +107,17 @@ def references(panel: str, data: Dataset) -> dict[str, float]:
     return out
 
 
-def plans(config: Toy1dConfig) -> list[Plan]:
-    """The trials of `run`: every panel x model x seed."""
+def trials(config: Toy1dConfig) -> list[Trial]:
+    """Every panel x model x seed."""
     return [
-        toy_plan(
+        toy_trial(
             panel,
             model,
             seed,
-            config.dataset(panel),
+            config.data(panel),
             config.model_spec(model),
-            config.train_spec(seed, panel),
+            config,
+            config.g1d_epochs if panel == "g1d" else config.epochs,
         )
         for panel in config.panels
         for model in config.models
@@ -134,17 +125,17 @@ def plans(config: Toy1dConfig) -> list[Plan]:
     ]
 
 
-def summarise(out: Path) -> dict[str, Any]:
+def summarise(config: Toy1dConfig, stored: list[StoredTrial]) -> dict[str, Any]:
     """Final full-data training loss per panel and model (mean, std over seeds) beside the
-    closed-form references (of the data of the config stored in `out`)."""
-    config = load_config(Toy1dConfig, out)
-    trials = group(read_trials(out))
+    closed-form references."""
+    groups = group(stored)
     summary: dict[str, Any] = {}
     for panel in config.panels:
-        data, _, _ = config.dataset(panel)
+        name, kwargs = config.data(panel)
+        data = load_dataset(name, **kwargs)
         entry: dict[str, Any] = {"references": references(panel, data), "models": {}}
         for model in config.models:
-            runs = trials.get((panel, model), [])
+            runs = groups.get((panel, model), [])
             if not runs:
                 continue
             final = np.array([t.result["train_loss"] for t in runs])
@@ -154,7 +145,7 @@ def summarise(out: Path) -> dict[str, Any]:
                 "final_loss": final.tolist(),
                 "n_parameters": runs[0].result["n_parameters"],
                 "iterations": runs[0].result["iterations"],
-                "seconds_mean": float(np.mean([t.result["wall_seconds"] for t in runs])),
+                "seconds_mean": float(np.mean([t.result["seconds_total"] for t in runs])),
             }
         summary[panel] = entry
     return summary
@@ -171,15 +162,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-EXPERIMENT = DupontExperiment(
+EXPERIMENT = Reproduction(
     name="dupont-1d",
-    describe="Dupont et al. Figs. 5 and 8: loss curves of NODE, ANODE and ResNet on g_1d and "
-    "on concentric spheres in d = 1 and d = 2 (mean +- std over seeds)",
     config=Toy1dConfig,
-    plans=plans,
-    figures="plot_losses",
+    trials=trials,
     report=format_summary,
     summarise=summarise,
+    figures="pyanode.plots.dupont:plot_losses",
 )
-describe, run = EXPERIMENT.describe, EXPERIMENT.run
-add_arguments, main = EXPERIMENT.add_arguments, EXPERIMENT.main

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pyanode._errors import JuliaUnavailable, SolverError, SpecError
+from pyanode._validate import check_choice
 from pyanode.experiments.studies._measure import (
     coupling_measures,
     failed_row,
@@ -24,8 +25,8 @@ from pyanode.experiments.studies._measure import (
     relative_error,
     timed,
 )
+from pyanode.experiments.studies._problem import OutputLoss, StudyProblem
 from pyanode.experiments.studies._settings import Setting
-from pyanode.experiments.studies.problems import OutputLoss, StudyProblem
 from pyanode.julia.weights import JULIA_KINDS
 from pyanode.specs import TrainSpec
 
@@ -43,8 +44,7 @@ _CPU = torch.device("cpu")
 
 
 def check_mode(mode: str) -> None:
-    if mode not in JULIA_MODES:
-        raise SpecError(f"julia={mode!r} is not known; accepted: {', '.join(JULIA_MODES)}")
+    check_choice("julia", mode, JULIA_MODES, error=SpecError)
 
 
 def julia_backend(mode: str, problem: StudyProblem | None, backend: Any = None):

@@ -3,11 +3,8 @@ the model of a stored run."""
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -15,8 +12,6 @@ from torch import nn
 from pyanode._errors import SpecError
 from pyanode.experiments.studies._problem import OutputLoss, StudyProblem, check_batch
 from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
-
-log = logging.getLogger("pyanode")
 
 
 def problem_from_model(
@@ -61,9 +56,6 @@ def problem_from_model(
     )
 
 
-TEST_SEED_OFFSET = 1000  # the test inputs are an independent draw, as in table1
-
-
 def trained_node(
     *,
     kind: str = "node",
@@ -87,15 +79,19 @@ def trained_node(
     Raises:
         SpecError: for a model kind without a single ODE solve, or an invalid spec value.
     """
-    from pyanode.backends import TorchBackend
     from pyanode.data import three_spheres
+    from pyanode.experiments.runner import TEST_SEED_OFFSET, run
 
     check_batch(batch)
-    model_spec = ModelSpec(kind=kind, hidden=hidden, activation=activation, augment_dim=augment_dim)
-    solver_spec = SolverSpec(solver=solver, rtol=rtol, atol=rtol)
-    train_spec = TrainSpec(epochs=epochs, lr=lr, seed=seed)
-    data = three_spheres(n=n, seed=seed)
-    fitted = TorchBackend().fit(model_spec, solver_spec, train_spec, data, progress=False)
+    spec = RunSpec(
+        dataset="three-spheres",
+        dataset_kwargs={"n": n, "seed": seed},
+        test_fraction=0.0,
+        model=ModelSpec(kind=kind, hidden=hidden, activation=activation, augment_dim=augment_dim),
+        solver=SolverSpec(solver=solver, rtol=rtol, atol=rtol),
+        train=TrainSpec(epochs=epochs, lr=lr, seed=seed),
+    )
+    fitted = run(spec, progress=False).fitted
     test = three_spheres(n=batch, seed=seed + TEST_SEED_OFFSET)
     acc = fitted.history[-1]["train_acc"] if fitted.history else math.nan
     return problem_from_model(
@@ -106,74 +102,38 @@ def trained_node(
         description=f"{kind} (hidden {hidden}) trained {epochs} epochs on three spheres "
         f"(n={n}, seed {seed}, {solver} rtol {rtol:g}, train acc {acc:.3f}); "
         f"flow of {batch} test points",
-        model_spec=model_spec,
-    )
-
-
-def problem_from_run(folder: str | Path, *, batch: int = 256) -> StudyProblem:
-    """The Neural ODE of a stored run folder (`spec.toml`, `result.json`), on up to `batch`
-    points of its test split (its training data when it has none).
-
-    The weights come from the folder's `checkpoint.pt` when there is one; otherwise the run is
-    trained again from its spec (training is deterministic on the CPU for a given seed) and the
-    final training loss is checked against the stored `result.json`.
-
-    Raises:
-        FileNotFoundError: if `folder` has no `spec.toml`.
-        SpecError: if the run's model has no single ODE solve, its backend is not torch, or the
-            retrained model does not reproduce the stored loss.
-    """
-    from pyanode.backends import TorchBackend
-    from pyanode.experiments._run import load_split
-    from pyanode.experiments.checkpoint import CHECKPOINT, load_checkpoint
-
-    check_batch(batch)
-    folder = Path(folder)
-    spec_file = folder / "spec.toml"
-    if not spec_file.is_file():
-        raise FileNotFoundError(
-            f"run folder {str(folder)!r} has no spec.toml; pass a folder written by "
-            "`pyanode train --out` or `pyanode.run(spec, out)`"
-        )
-    spec = RunSpec.from_toml(spec_file.read_text(encoding="utf-8"))
-    train_data, test_data = load_split(spec)
-    backend = TorchBackend()
-    checkpoint = folder / CHECKPOINT
-    if checkpoint.is_file():
-        model = backend.build(spec.model, spec.solver, spec.train, train_data)
-        model.load_state_dict(load_checkpoint(checkpoint, spec)["trainer"]["model"])
-        source = "checkpoint"
-    else:
-        log.info("study: %s has no %s; training it again from spec.toml", folder, CHECKPOINT)
-        fitted = backend.fit(
-            spec.model, spec.solver, spec.train, train_data, test_data, progress=False
-        )
-        _check_retrained(folder, fitted.history)
-        model = fitted.model
-        source = "retrained from spec.toml"
-    data = test_data if test_data is not None else train_data
-    x = torch.as_tensor(data.x[:batch])
-    y = torch.as_tensor(data.y[:batch])
-    return problem_from_model(
-        model.cpu(),
-        x,
-        y,
-        name=f"run:{folder.name}",
-        description=f"{spec.model.kind} of run {str(folder)!r} ({source}) on "
-        f"{len(x)} {'test' if test_data is not None else 'training'} points of {spec.dataset}",
         model_spec=spec.model,
     )
 
 
-def _check_retrained(folder: Path, history: list[dict[str, Any]]) -> None:
-    result_file = folder / "result.json"
-    if not result_file.is_file() or not history:
-        return
-    stored = json.loads(result_file.read_text(encoding="utf-8")).get("train_loss")
-    ours = history[-1].get("train_loss")
-    if stored is not None and ours is not None and not math.isclose(ours, stored, rel_tol=1e-5):
-        raise SpecError(
-            f"run {str(folder)!r} retrained from spec.toml ends with train_loss={ours!r}, but "
-            f"result.json has {stored!r}: the run cannot be reproduced here; store a "
-            "checkpoint.pt with the weights"
-        )
+def problem_from_run(folder: str | Path, *, batch: int = 256) -> StudyProblem:
+    """The Neural ODE of a finished trial folder (`pyanode train --out`, `pyanode.run(spec,
+    out)`, a sweep's or a reproduction's trial), on up to `batch` points of its test set (its
+    training data when it has none). The model is rebuilt from its spec and stored weights:
+    nothing is trained again.
+
+    Raises:
+        FileNotFoundError: if `folder` holds no finished trial.
+        SpecError: if the trial failed, its model has no single ODE solve, or its backend is
+            not torch.
+    """
+    from pyanode.experiments.runner import load_data, load_fitted
+    from pyanode.experiments.store import read_trial
+
+    check_batch(batch)
+    folder = Path(folder)
+    fitted = load_fitted(folder)
+    spec = read_trial(folder).spec
+    train_data, test_data = load_data(spec)
+    data = test_data if test_data is not None else train_data
+    x = torch.as_tensor(data.x[:batch])
+    y = torch.as_tensor(data.y[:batch])
+    return problem_from_model(
+        fitted.model.cpu(),
+        x,
+        y,
+        name=f"run:{folder.name}",
+        description=f"{spec.model.kind} of run {str(folder)!r} (stored weights) on "
+        f"{len(x)} {'test' if test_data is not None else 'training'} points of {spec.dataset}",
+        model_spec=spec.model,
+    )

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from pyanode._errors import SpecError
+from pyanode._validate import check_int
 from pyanode.solvers import (
     AbstractGradientMethod,
     AbstractSolver,
@@ -206,5 +207,4 @@ class StudyProblem(nn.Module):
 
 
 def check_batch(batch: Any) -> None:
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise SpecError(f"batch must be an int >= 1, got {batch!r}")
+    check_int("batch", batch, low=1, error=SpecError)

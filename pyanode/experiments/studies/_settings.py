@@ -9,8 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pyanode._errors import SpecError
+from pyanode._names import ADAPTIVE_SOLVERS, DEVICES
+from pyanode._names import SOLVERS as SOLVER_NAMES
+from pyanode._validate import check_choice, check_int, check_number
 from pyanode.solvers import (
     SOLVERS,
     AbstractSolver,
@@ -20,10 +24,33 @@ from pyanode.solvers import (
     solver_from_name,
 )
 from pyanode.specs import SolverSpec
+from pyanode.specs import setting as option
 
-ADAPTIVE = tuple(name for name, cls in SOLVERS.items() if cls.tableau.b_err is not None)
-FIXED_STEP = tuple(name for name in SOLVERS if name not in ADAPTIVE)
-ALL_SOLVERS = tuple(SOLVERS)
+ADAPTIVE = ADAPTIVE_SOLVERS
+ALL_SOLVERS = tuple(SOLVER_NAMES)
+FIXED_STEP = tuple(name for name in ALL_SOLVERS if name not in ADAPTIVE)
+TOLERANCES = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
+STEPS = (4, 8, 16, 32, 64, 128)
+
+# settings that mean the same in several studies: name -> (default, --help text, metadata)
+STUDY_SETTINGS: dict[str, tuple[Any, str, dict[str, Any]]] = {
+    "solvers": (ALL_SOLVERS, "solver names", {}),
+    "tolerances": (TOLERANCES, "rtol = atol of the adaptive solvers", {}),
+    "steps": (STEPS, "steps per solve of the fixed-step solvers", {}),
+    "dtype": ("float64", "dtype of the solves", {"choices": ("float32", "float64")}),
+    "device": ("cpu", "torch device", {"choices": DEVICES}),
+    "repeats": (3, "solves per setting (the fastest is timed)", {}),
+    "max_steps": (100_000, "step budget of one solve", {}),
+    "reference_rtol": (1e-12, "tolerance of the float64 reference", {}),
+    "julia": ("auto", "rows from the Julia backend too: when usable, never, or required",
+              {"choices": ("auto", "off", "require")}),
+}  # fmt: skip
+
+
+def study_setting(name: str, default: Any = None) -> Any:
+    """The config field of the setting `name` of `STUDY_SETTINGS` (with another default)."""
+    value, text, metadata = STUDY_SETTINGS[name]
+    return option(value if default is None else default, text, **metadata)
 
 
 @dataclass(frozen=True)
@@ -47,17 +74,15 @@ class Setting:
     max_steps: int = 100_000
 
     def __post_init__(self) -> None:
-        if self.solver not in SOLVERS:
-            raise SpecError(f"solver {self.solver!r} is not known; accepted: {', '.join(SOLVERS)}")
+        check_choice("solver", self.solver, ALL_SOLVERS, error=SpecError)
         if (self.tol is None) == (self.dt is None):
             raise SpecError(
                 f"setting of {self.solver!r} needs exactly one of tol (adaptive) and dt (fixed "
                 f"step), got tol={self.tol!r}, dt={self.dt!r}"
             )
-        value = self.tol if self.dt is None else self.dt
-        if not _positive(value):
-            what = "tol" if self.dt is None else "dt"
-            raise SpecError(f"setting of {self.solver!r}: {what} must be > 0, got {value!r}")
+        what = "tol" if self.dt is None else "dt"
+        check_number(f"setting of {self.solver!r}: {what}", getattr(self, what), low=0,
+                     strict_low=True, error=SpecError)  # fmt: skip
         if self.tol is not None and self.solver not in ADAPTIVE:
             raise SpecError(
                 f"solver {self.solver!r} has no error estimate, so it takes a fixed step dt, not "
@@ -108,15 +133,6 @@ class Setting:
         }
 
 
-def _positive(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
-
 def parse_setting(text: str, *, max_steps: int = 100_000) -> Setting:
     """`"dp5:1e-3"` (adaptive, rtol = atol = 1e-3) or `"rk4:dt=0.25"` / `"rk4:0.25"` (fixed
     step 0.25) as a `Setting`.
@@ -163,13 +179,12 @@ def check_grid(
     if any(s in ADAPTIVE for s in solvers) and not tolerances:
         raise SpecError("tolerances must not be empty when an adaptive solver is studied")
     for tol in tolerances:
-        if not _positive(tol) or tol >= 1 or tol < 1e-14:
-            raise SpecError(f"tolerance {tol!r} must lie in [1e-14, 1)")
+        if check_number("tolerances", tol, low=1e-14, error=SpecError) >= 1:
+            raise SpecError(f"tolerances must lie in [1e-14, 1), got {tol!r}")
     if any(s in FIXED_STEP for s in solvers) and not steps:
         raise SpecError("steps must not be empty when a fixed-step solver is studied")
     for n in steps:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise SpecError(f"steps must be ints >= 1 (steps per solve), got {n!r}")
+        check_int("steps", n, low=1, error=SpecError)
 
 
 def grid(

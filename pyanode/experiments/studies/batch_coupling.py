@@ -19,14 +19,22 @@ from typing import Any
 import torch
 
 from pyanode._errors import SolverError, SpecError
+from pyanode._validate import check_int
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
 from pyanode.experiments.studies._julia import julia_coupling_row
 from pyanode.experiments.studies._measure import coupling_measures, failed_row, timed
+from pyanode.experiments.studies._problem import StudyProblem
 from pyanode.experiments.studies._reference import REFERENCE_RTOL, forward_reference
-from pyanode.experiments.studies._settings import ADAPTIVE, FIXED_STEP, Setting, check_grid
+from pyanode.experiments.studies._settings import (
+    ADAPTIVE,
+    FIXED_STEP,
+    Setting,
+    check_grid,
+    study_setting,
+)
 from pyanode.experiments.studies._tables import StudyResult, save_study, study_meta
-from pyanode.experiments.studies.problems import StudyProblem
 from pyanode.experiments.studies.work_precision import DTYPES, check_config
+from pyanode.specs import setting as option
 
 log = logging.getLogger("pyanode")
 
@@ -65,15 +73,15 @@ class BatchCouplingConfig:
         SpecError: for a fixed-step or unknown solver, an invalid tolerance, or samples < 1.
     """
 
-    solvers: tuple[str, ...] = ADAPTIVE
-    tolerances: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
-    samples: int = 64
-    dtype: str = "float64"
-    device: str = "cpu"
-    repeats: int = 1
-    max_steps: int = 100_000
-    reference_rtol: float = REFERENCE_RTOL
-    julia: str = "auto"
+    solvers: tuple[str, ...] = study_setting("solvers", ADAPTIVE)
+    tolerances: tuple[float, ...] = study_setting("tolerances")
+    samples: int = option(64, "first samples of the batch")
+    dtype: str = study_setting("dtype")
+    device: str = study_setting("device")
+    repeats: int = study_setting("repeats", 1)
+    max_steps: int = study_setting("max_steps")
+    reference_rtol: float = study_setting("reference_rtol", REFERENCE_RTOL)
+    julia: str = study_setting("julia")
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -84,8 +92,7 @@ class BatchCouplingConfig:
                 f"couple), got {', '.join(map(repr, fixed))}; accepted: {', '.join(ADAPTIVE)}"
             )
         check_grid(self.solvers, self.tolerances, (), accepted=ADAPTIVE)
-        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
-            raise SpecError(f"samples must be an int >= 1, got {self.samples!r}")
+        check_int("samples", self.samples, low=1, error=SpecError)
 
 
 def _batch_solve(problem: StudyProblem, setting: Setting) -> tuple[torch.Tensor, list[int]]:

@@ -21,25 +21,32 @@ from typing import Any
 import torch
 
 from pyanode._errors import SolverError, SpecError
+from pyanode._names import ACTIVATIONS, MODEL_KINDS
+from pyanode.experiments.runner import (
+    TEST_SEED_OFFSET,
+    Trial,
+    load_data,
+    load_fitted,
+    run,
+    run_trials,
+)
+from pyanode.experiments.store import read_trial
 from pyanode.experiments.studies._julia import check_mode, julia_evaluate
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
 from pyanode.experiments.studies._measure import failed_row
+from pyanode.experiments.studies._neural_odes import problem_from_model, problem_from_run
+from pyanode.experiments.studies._problem import OutputLoss, StudyProblem
 from pyanode.experiments.studies._reference import end_state
-from pyanode.experiments.studies._settings import Setting, parse_setting
+from pyanode.experiments.studies._settings import Setting, parse_setting, study_setting
 from pyanode.experiments.studies._tables import StudyResult, save_study
-from pyanode.experiments.studies.problems import (
-    TEST_SEED_OFFSET,
-    OutputLoss,
-    StudyProblem,
-    problem_from_model,
-    problem_from_run,
-)
 from pyanode.solvers import Dopri5, PIController
 from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
+from pyanode.specs import setting as option
 
 log = logging.getLogger("pyanode")
 
 EXACT = "exact"
+RUNS = "runs"  # the batch folder of the trained models under the study's out
 COLUMNS = (
     "backend",
     "trained_with",
@@ -77,20 +84,23 @@ class CrossSolverConfig:
             julia mode.
     """
 
-    train_settings: tuple[str, ...] = ("euler:dt=1", "euler:dt=0.25", "rk4:dt=0.5", "dp5:1e-3")
-    eval_settings: tuple[str, ...] = ()
-    kind: str = "node"
-    hidden: int = 32
-    activation: str = "tanh"
-    augment_dim: int = 0
-    epochs: int = 10
-    lr: float = 1e-2
-    batch_size: int = 96
-    seed: int = 0
-    n_points: int = 1024
-    reference_rtol: float = 1e-10
-    max_steps: int = 100_000
-    julia: str = "auto"
+    train_settings: tuple[str, ...] = option(
+        ("euler:dt=1", "euler:dt=0.25", "rk4:dt=0.5", "dp5:1e-3"),
+        "training settings SOLVER:TOL or SOLVER:dt=STEP", option="settings",
+    )  # fmt: skip
+    eval_settings: tuple[str, ...] = option((), "evaluation settings", shown="the training's")
+    kind: str = option("node", "model kind", choices=MODEL_KINDS)
+    hidden: int = option(32, "hidden width of the vector field")
+    activation: str = option("tanh", "activation of the vector field", choices=ACTIVATIONS)
+    augment_dim: int = option(0, "zeros appended (anode)")
+    epochs: int = option(10, "training epochs per model")
+    lr: float = option(1e-2, "Adam learning rate")
+    batch_size: int = option(96, "mini-batch size")
+    seed: int = option(0, "seed of the data, weights and batches")
+    n_points: int = option(1024, "training and test points each")
+    reference_rtol: float = study_setting("reference_rtol", 1e-10)
+    max_steps: int = study_setting("max_steps")
+    julia: str = study_setting("julia")
 
     def __post_init__(self) -> None:
         check_mode(self.julia)
@@ -153,38 +163,45 @@ def evaluate(problem: StudyProblem, setting: Setting | None, reference_rtol: flo
     }
 
 
-def _train(config: CrossSolverConfig, setting: Setting, out: Path | None) -> StudyProblem:
-    from pyanode.backends import TorchBackend
-    from pyanode.data import three_spheres
-    from pyanode.experiments.checkpoint import CHECKPOINT, save_checkpoint
-    from pyanode.experiments.store import write_run
+def _trial(config: CrossSolverConfig, setting: Setting) -> Trial:
+    """The training trial of one setting: three spheres, tested on an independent draw."""
+    spec = RunSpec(
+        dataset="three-spheres",
+        dataset_kwargs={"n": config.n_points, "seed": config.seed},
+        test_fraction=0.0,
+        test_kwargs={"seed": config.seed + TEST_SEED_OFFSET},
+        model=config.model_spec(),
+        solver=setting.solver_spec(),
+        train=config.train_spec(),
+    )
+    return Trial(spec, {"trained_with": setting.label})
 
-    solver = setting.solver_spec()
-    train_data = three_spheres(n=config.n_points, seed=config.seed)
-    test_data = three_spheres(n=config.n_points, seed=config.seed + TEST_SEED_OFFSET)
-    fitted = TorchBackend().fit(
-        config.model_spec(), solver, config.train_spec(), train_data, test_data, progress=False
-    )
-    if out is not None:
-        spec = RunSpec(
-            dataset="three-spheres",
-            dataset_kwargs={"n": config.n_points, "seed": config.seed},
-            test_fraction=0.0,
-            model=config.model_spec(),
-            solver=solver,
-            train=config.train_spec(),
+
+def _train(config: CrossSolverConfig, settings: list[Setting], out: Path | None) -> list:
+    """(label, problem) of a model trained per setting: through the runner into
+    `out/runs/` (a finished model is loaded, not trained again), or in memory for None."""
+    trials = [_trial(config, s) for s in settings]
+    if out is None:
+        fits = [run(t, progress=False).fitted for t in trials]
+    else:
+        report = run_trials(trials, out / RUNS)
+        fits = [load_fitted(out / RUNS / i) for i in report.ids]
+    _, test = load_data(trials[0].spec)
+    assert test is not None
+    return [
+        (
+            s.label,
+            problem_from_model(
+                fitted.model,
+                torch.as_tensor(test.x),
+                torch.as_tensor(test.y),
+                name="trained-node",
+                description=f"{config.kind} trained with {s.label}",
+                model_spec=config.model_spec(),
+            ),
         )
-        folder = out / "runs" / setting.label.replace(":", "_").replace("=", "")
-        save_checkpoint(folder / CHECKPOINT, spec, fitted.trainer.state_dict())
-        write_run(folder, spec, fitted.history, dict(fitted.history[-1]))
-    return problem_from_model(
-        fitted.model,
-        torch.as_tensor(test_data.x),
-        torch.as_tensor(test_data.y),
-        name="trained-node",
-        description=f"{config.kind} trained with {setting.label}",
-        model_spec=config.model_spec(),
-    )
+        for s, fitted in zip(settings, fits, strict=True)
+    ]
 
 
 def _cross_row(backend, label, setting, train_acc, exact, measure) -> dict[str, Any]:
@@ -229,8 +246,9 @@ def cross_solver_study(
     Arguments:
         config: settings, model and training.
         out: folder for `cross_solver.csv`, `study.json`, the heatmap `cross_solver.{png,pdf}`
-            and the trained runs under `runs/<setting>/` (spec, history, checkpoint); nothing
-            is written when None.
+            and the trained models as a batch of trials under `runs/` (keyed `trained_with`;
+            a model trained before is loaded from there, not trained again); nothing is
+            written when None.
         run: a stored run folder; its model is evaluated instead of training new ones (its
             test split, up to 1024 points, is the test set).
         figures: draw the heatmap (needs `out`).
@@ -247,10 +265,10 @@ def cross_solver_study(
     train_settings, eval_settings = config.settings()
     if run is not None:
         problem = problem_from_run(run, batch=1024)
-        stored = RunSpec.from_toml((Path(run) / "spec.toml").read_text(encoding="utf-8"))
+        stored = read_trial(run).spec
         trained = [(_run_setting(stored.solver).label, problem)]
     else:
-        trained = [(s.label, _train(config, s, out_path)) for s in train_settings]
+        trained = _train(config, train_settings, out_path)
     julia, note = resolve_julia(config.julia, trained[0][1], julia_backend)
     rows = []
     for label, problem in trained:

@@ -21,17 +21,18 @@ from pyanode._errors import SolverError, SpecError
 from pyanode.experiments.studies._julia import JULIA_GRADIENTS, julia_gradient_row
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
 from pyanode.experiments.studies._measure import PeakMemory, failed_row, relative_error, timed
+from pyanode.experiments.studies._problem import StudyProblem
 from pyanode.experiments.studies._reference import (
     REFERENCE_RTOL,
     GradientReference,
     gradient_reference,
     loss_and_gradient,
 )
-from pyanode.experiments.studies._settings import ALL_SOLVERS, Setting, check_grid, grid
+from pyanode.experiments.studies._settings import Setting, check_grid, grid, study_setting
 from pyanode.experiments.studies._tables import StudyResult, save_study, study_meta
-from pyanode.experiments.studies.problems import StudyProblem
 from pyanode.experiments.studies.work_precision import DTYPES, check_config
 from pyanode.solvers import AbstractGradientMethod, Adjoint, Backprop
+from pyanode.specs import setting as option
 
 log = logging.getLogger("pyanode")
 
@@ -81,16 +82,16 @@ class GradientConfig:
             grid.
     """
 
-    solvers: tuple[str, ...] = ALL_SOLVERS
-    tolerances: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
-    steps: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
-    gradients: tuple[str, ...] = tuple(GRADIENT_METHODS)
-    dtype: str = "float64"
-    device: str = "cpu"
-    repeats: int = 3
-    max_steps: int = 100_000
-    reference_rtol: float = REFERENCE_RTOL
-    julia: str = "auto"
+    solvers: tuple[str, ...] = study_setting("solvers")
+    tolerances: tuple[float, ...] = study_setting("tolerances")
+    steps: tuple[int, ...] = study_setting("steps")
+    gradients: tuple[str, ...] = option(tuple(GRADIENT_METHODS), "gradient methods")
+    dtype: str = study_setting("dtype")
+    device: str = study_setting("device")
+    repeats: int = study_setting("repeats")
+    max_steps: int = study_setting("max_steps")
+    reference_rtol: float = study_setting("reference_rtol", REFERENCE_RTOL)
+    julia: str = study_setting("julia")
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -165,7 +166,7 @@ def gradient_study(
     """Run the gradient work-precision study of `problem`.
 
     Arguments:
-        problem: the initial-value problem with its loss (see `problems`).
+        problem: the initial-value problem with its loss (see `PROBLEMS`).
         config: solvers, tolerances, steps, gradient methods, dtype, repeats.
         out: folder for `gradient.csv`, `study.json` and the figure `gradient.{png,pdf}`;
             nothing is written when None.

@@ -18,18 +18,26 @@ import numpy as np
 import torch
 
 from pyanode._errors import SolverError, SpecError
+from pyanode._names import DEVICES
+from pyanode._validate import check_choice, check_int, check_number
 from pyanode.experiments.studies._julia import check_mode, julia_forward_row
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
 from pyanode.experiments.studies._measure import failed_row, max_abs_error, relative_error, timed
+from pyanode.experiments.studies._problem import StudyProblem
 from pyanode.experiments.studies._reference import (
     REFERENCE_RTOL,
     ForwardReference,
     end_state,
     forward_reference,
 )
-from pyanode.experiments.studies._settings import ALL_SOLVERS, FIXED_STEP, Setting, check_grid, grid
+from pyanode.experiments.studies._settings import (
+    FIXED_STEP,
+    Setting,
+    check_grid,
+    grid,
+    study_setting,
+)
 from pyanode.experiments.studies._tables import StudyResult, save_study, study_meta
-from pyanode.experiments.studies.problems import StudyProblem
 
 log = logging.getLogger("pyanode")
 
@@ -76,15 +84,15 @@ class ForwardConfig:
         SpecError: for an unknown solver, dtype or julia mode, an invalid grid, or repeats < 1.
     """
 
-    solvers: tuple[str, ...] = ALL_SOLVERS
-    tolerances: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
-    steps: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
-    dtype: str = "float64"
-    device: str = "cpu"
-    repeats: int = 3
-    max_steps: int = 100_000
-    reference_rtol: float = REFERENCE_RTOL
-    julia: str = "auto"
+    solvers: tuple[str, ...] = study_setting("solvers")
+    tolerances: tuple[float, ...] = study_setting("tolerances")
+    steps: tuple[int, ...] = study_setting("steps")
+    dtype: str = study_setting("dtype")
+    device: str = study_setting("device")
+    repeats: int = study_setting("repeats")
+    max_steps: int = study_setting("max_steps")
+    reference_rtol: float = study_setting("reference_rtol", REFERENCE_RTOL)
+    julia: str = study_setting("julia")
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -93,17 +101,11 @@ class ForwardConfig:
 
 def check_config(config: Any) -> None:
     """The checks every study config shares: dtype, device, repeats, max_steps."""
-    if config.dtype not in DTYPES:
-        raise SpecError(f"dtype={config.dtype!r} is not known; accepted: {', '.join(DTYPES)}")
-    if config.device not in ("cpu", "cuda"):
-        raise SpecError(f"device={config.device!r} is not known; accepted: cpu, cuda")
+    check_choice("dtype", config.dtype, DTYPES, error=SpecError)
+    check_choice("device", config.device, DEVICES, error=SpecError)
     for name in ("repeats", "max_steps"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SpecError(f"{name} must be an int >= 1, got {value!r}")
-    rtol = config.reference_rtol
-    if not isinstance(rtol, float) or not 1e-14 <= rtol <= 1e-8:
-        raise SpecError(f"reference_rtol must be a float in [1e-14, 1e-8], got {rtol!r}")
+        check_int(name, getattr(config, name), low=1, error=SpecError)
+    check_number("reference_rtol", config.reference_rtol, low=1e-14, high=1e-8, error=SpecError)
     check_mode(config.julia)
 
 
@@ -187,7 +189,7 @@ def forward_study(
     """Run the forward work-precision study of `problem`.
 
     Arguments:
-        problem: the initial-value problem (see `problems`).
+        problem: the initial-value problem (see `PROBLEMS`).
         config: solvers, tolerances, steps, dtype, repeats.
         out: folder for `forward.csv`, `orders.csv`, `study.json` and the figure
             `forward.{png,pdf}`; nothing is written when None.

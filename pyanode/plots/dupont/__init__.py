@@ -1,7 +1,7 @@
 """Figures of Dupont et al., "Augmented Neural ODEs" (2019), drawn from stored results only.
 
 Each function takes the output folder of one `pyanode reproduce dupont-*` experiment, reads its
-stored trials (see `pyanode.experiments.dupont._results`) and writes PNG files next to them.
+stored trials (see `pyanode.experiments.store`) and writes PNG files next to them.
 """
 
 from pyanode.plots.dupont.features import plot_features as plot_features

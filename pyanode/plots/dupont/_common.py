@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 
-from pyanode.experiments.dupont._results import StoredTrial, stack
+from pyanode.experiments.dupont import stack
+from pyanode.experiments.store import StoredTrial
 from pyanode.plots._style import MODEL_COLORS
 
 MODEL_ORDER = ("node", "node-matched", "anode", "resnet")  # legend order

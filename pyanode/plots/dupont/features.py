@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyanode.experiments.dupont._results import group, read_config, require_trials
+from pyanode.experiments.dupont import group, read_config, read_trials
 from pyanode.plots._style import new_figure, save_figure
 from pyanode.plots.dupont._common import PANEL_TITLES, TARGET_COLORS, model_label
 
@@ -24,7 +24,7 @@ def plot_features(out: str | os.PathLike, formats: tuple[str, ...] = ("png",)) -
         FileNotFoundError: if `out` holds no finished trial.
     """
     out = Path(out)
-    groups = group(require_trials(out))
+    groups = group(read_trials(out))
     order = read_config(out).get("panels", [])  # rows in the experiment's order
     files = []
     for model, name in (("node", "fig6_features_node"), ("anode", "fig10_features_anode")):

@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
-from pyanode.experiments.dupont._results import StoredTrial, read_trials
+from pyanode.experiments.dupont import read_trials
+from pyanode.experiments.store import StoredTrial
 from pyanode.plots._style import new_figure, save_figure
 from pyanode.plots.dupont._common import PANEL_TITLES, TARGET_COLORS, model_label
 
@@ -33,7 +34,8 @@ def _target_legend(ax: Axes, grid: bool) -> None:
 def _title(trial: StoredTrial) -> str:
     loss = trial.result.get("train_loss")
     tail = f"\nfinal MSE {loss:.3f}" if loss is not None else ""
-    return f"{model_label(trial.model)}: {PANEL_TITLES.get(trial.panel, trial.panel)}{tail}"
+    panel = trial.key["panel"]
+    return f"{model_label(trial.key['model'])}: {PANEL_TITLES.get(panel, panel)}{tail}"
 
 
 def _time_paths(ax: Axes, trial: StoredTrial) -> None:
@@ -112,7 +114,8 @@ def plot_flows(out: str | os.PathLike, formats: tuple[str, ...] = ("png",)) -> l
         FileNotFoundError: if `out` holds no finished trial.
     """
     out = Path(out)
-    trials = {(t.panel, t.model): t for t in reversed(read_trials(out))}  # smallest seed wins
+    # the smallest seed wins
+    trials = {(t.key["panel"], t.key["model"]): t for t in reversed(read_trials(out))}
     if not trials:
         raise FileNotFoundError(f"no finished dupont-flows trial under {out}; run it first")
     files = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.patches import Circle, Wedge
 
-from pyanode.experiments.dupont._results import group, read_config, require_trials
+from pyanode.experiments.dupont import group, read_config, read_trials
 from pyanode.plots._style import new_figure, save_figure
 from pyanode.plots.dupont._common import (
     MODEL_ORDER,
@@ -40,7 +40,7 @@ def plot_generalisation(out: str | os.PathLike, formats: tuple[str, ...] = ("png
         FileNotFoundError: if `out` holds no finished trial.
     """
     out = Path(out)
-    groups = group(require_trials(out), MODEL_ORDER)
+    groups = group(read_trials(out), MODEL_ORDER)
     config = read_config(out)
     files = []
     maps = [(m, ts[0]) for (p, m), ts in groups.items() if p == "spheres-2d"]
@@ -54,8 +54,8 @@ def plot_generalisation(out: str | os.PathLike, formats: tuple[str, ...] = ("png
                 np.clip(a["grid_prediction"], -1, 1), origin="lower", cmap=TARGET_CMAP,
                 extent=(u[0], u[-1], v[0], v[-1]), vmin=-1, vmax=1,
             )  # fmt: skip
-            colors = np.where(a["train_y"].reshape(-1) > 0, TARGET_COLORS[1], TARGET_COLORS[-1])
-            ax.scatter(*a["train_x"].T, c=colors, s=2, edgecolors="white", linewidths=0.2)
+            colors = np.where(a["probe_y"].reshape(-1) > 0, TARGET_COLORS[1], TARGET_COLORS[-1])
+            ax.scatter(*a["probe_x"].T, c=colors, s=2, edgecolors="white", linewidths=0.2)
             for r in RADII:
                 ax.add_patch(Circle((0, 0), r, fill=False, color="k", linewidth=0.6, ls="--"))
             loss = trial.result["train_loss"]
@@ -70,7 +70,7 @@ def plot_generalisation(out: str | os.PathLike, formats: tuple[str, ...] = ("png
         ax_val, ax_data = fig.subplots(1, 2, width_ratios=(2, 1))
         for model, trials in sliced:
             color = model_color(model)
-            its, val = curve(trials, "val_loss")
+            its, val = curve(trials, "test_loss")
             band(ax_val, its, val, color=color, label=f"{model_label(model)} validation")
             its, loss = curve(trials, "loss")
             window = max(1, len(its) // 50)
@@ -88,8 +88,8 @@ def plot_generalisation(out: str | os.PathLike, formats: tuple[str, ...] = ("png
         maps_trial = maps[0][1] if maps else None
         if maps_trial is not None:
             a = maps_trial.arrays
-            colors = np.where(a["train_y"].reshape(-1) > 0, TARGET_COLORS[1], TARGET_COLORS[-1])
-            ax_data.scatter(*a["train_x"].T, c=colors, s=2)
+            colors = np.where(a["probe_y"].reshape(-1) > 0, TARGET_COLORS[1], TARGET_COLORS[-1])
+            ax_data.scatter(*a["probe_x"].T, c=colors, s=2)
         ax_data.add_patch(
             Wedge((0, 0), 1.6, np.degrees(lo), np.degrees(hi), color="0.6", alpha=0.5,
                   label="removed (validation)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyanode.experiments.dupont._results import group, read_config, require_trials
+from pyanode.experiments.dupont import group, read_config, read_trials
 from pyanode.plots._style import new_figure, save_figure
 from pyanode.plots.dupont._common import (
     MODEL_ORDER,
@@ -40,15 +40,15 @@ def plot_images(out: str | os.PathLike, formats: tuple[str, ...] = ("png",)) -> 
         FileNotFoundError: if `out` holds no finished trial.
     """
     out = Path(out)
-    groups = group(require_trials(out), MODEL_ORDER)
+    groups = group(read_trials(out), MODEL_ORDER)
     config = read_config(out)
     fig = new_figure(13.0, 3.7)
     ax_loss, ax_nfe, ax_both = fig.subplots(1, 3)
     for (_, model), trials in groups.items():
-        r = trials[0].result
-        aug = f", p={r['augment_dim']}" if r["augment_dim"] else ""
+        r, spec = trials[0].result, trials[0].spec.model
+        aug = f", p={spec.augment_dim}" if spec.augment_dim else ""
         acc = np.mean([t.result["test_acc"] for t in trials])
-        label = f"{model_label(model)} (k={r['filters']}{aug}, {r['n_parameters']} params)"
+        label = f"{model_label(model)} (k={spec.hidden}{aug}, {r['n_parameters']} params)"
         color = model_color(model)
         its, loss = curve(trials, "loss")
         window = default_window(len(its))

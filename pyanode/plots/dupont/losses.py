@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pyanode.experiments.dupont._results import group, read_json, require_trials
+from pyanode.experiments.dupont import group, read_trials
+from pyanode.experiments.store import read_json
 from pyanode.plots._style import new_figure, save_figure
 from pyanode.plots.dupont._common import (
     MODEL_ORDER,
@@ -34,7 +35,7 @@ def plot_losses(out: str | os.PathLike, formats: tuple[str, ...] = ("png",)) -> 
         FileNotFoundError: if `out` holds no finished trial.
     """
     out = Path(out)
-    groups = group(require_trials(out), MODEL_ORDER)
+    groups = group(read_trials(out), MODEL_ORDER)
     groups = dict(sorted(groups.items(), key=lambda kv: kv[0][0]))  # panels, then models
     summary = read_json(out / "summary.json") if (out / "summary.json").exists() else {}
     panels = list(dict.fromkeys(panel for panel, _ in groups))

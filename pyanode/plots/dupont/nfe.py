@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyanode.experiments.dupont._results import group, require_trials
+from pyanode.experiments.dupont import group, read_trials
 from pyanode.plots._style import new_figure, save_figure
 from pyanode.plots.dupont._common import (
     MODEL_ORDER,
@@ -30,7 +30,7 @@ def plot_nfe(out: str | os.PathLike, formats: tuple[str, ...] = ("png",)) -> lis
         FileNotFoundError: if `out` holds no finished trial.
     """
     out = Path(out)
-    groups = group(require_trials(out), MODEL_ORDER)
+    groups = group(read_trials(out), MODEL_ORDER)
     fig = new_figure(9.0, 3.5)
     ax_nfe, ax_loss = fig.subplots(1, 2)
     for (panel, model), trials in groups.items():

@@ -1,0 +1,696 @@
+"""The one trial runner: every command that trains (`train`, `reproduce`, `sweep`, the studies)
+describes its trials and hands them here.
+
+A `Trial` is what to train: a `RunSpec` (data, model, solver, training), the key a batch calls it
+by, and a `Record` of what to keep besides the history, the final metrics and the weights
+(per-iteration rows, the test metrics every k iterations, feature snapshots of probe points,
+arrays computed from the trained model). `run_trial` trains one into its folder (see `store`
+for the format): a finished trial is returned, not trained again; an interrupted one resumes
+from its checkpoint and ends bit-identical to a run that never stopped (CPU, same thread count);
+a failure is recorded as data. `run_trials` runs a batch into one folder on an engine, with
+`[k/N]` progress, elapsed time and ETA. `run` is the in-memory face of the same path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import pyanode
+from pyanode._errors import SolverError, SpecError, TrainingDiverged
+from pyanode._validate import check_choice, check_int
+from pyanode.backends import Fitted, TorchBackend, TorchFitted, check_supported, get_backend
+from pyanode.data import Dataset, load_dataset, slice_removed_split, split
+from pyanode.experiments import store
+from pyanode.experiments.checkpoint import (
+    load_checkpoint,
+    rng_scope,
+    save_checkpoint,
+    seeded_rng_states,
+)
+from pyanode.experiments.engines import AbstractEngine, InProcess
+from pyanode.specs import RunSpec, setting
+from pyanode.torch import Trainer, set_flat_parameters, torch_threads
+
+log = logging.getLogger("pyanode")
+
+FAILURE_POLICIES = ("raise", "record")
+TEST_SEED_OFFSET = 1000  # an independent test draw has the training seed + 1000 (Table 1)
+
+# A trial changes process-wide state (torch's thread count, the global RNGs): trials that share a
+# process (threads of one Dask worker, or calls from several threads) take turns.
+_PROCESS_LOCK = threading.Lock()
+
+ArraysFn = Callable[[Fitted, Dataset, "Dataset | None"], dict[str, np.ndarray]]
+
+
+# -- what to train -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Record:
+    """What a trial keeps besides its per-epoch history, final metrics and weights.
+
+    Arguments:
+        iterations: one row per training iteration in iterations.jsonl: `iteration`, `loss`,
+            `nfe_forward`, `nfe_backward` (Dupont et al.'s per-iteration curves).
+        eval_every: also the test metrics (`test_loss`, `test_acc`) every this many iterations
+            and before training (iteration 0); 0: never.
+        probe: keep the first `probe` training points as `probe_x`, `probe_y` in arrays.npz.
+        snapshot_at: iterations at which the features of the probe points are kept
+            (`snapshot_iterations`, `snapshots` (S, probe, state...)); 0 is before training.
+        arrays: `arrays(fitted, train_data, test_data) -> {name: array}` computed from the
+            trained model, kept in arrays.npz: a module-level function or a
+            `functools.partial` of one with plain keyword values (it is named in the trial's
+            identity and shipped to worker processes).
+    """
+
+    iterations: bool = False
+    eval_every: int = 0
+    probe: int = 0
+    snapshot_at: tuple[int, ...] = ()
+    arrays: ArraysFn | None = None
+
+    def __post_init__(self) -> None:
+        check_int("record.eval_every", self.eval_every, low=0, error=SpecError)
+        check_int("record.probe", self.probe, low=0, error=SpecError)
+        its = tuple(check_int("record.snapshot_at", i, low=0, error=SpecError)
+                    for i in self.snapshot_at)  # fmt: skip
+        object.__setattr__(self, "snapshot_at", tuple(sorted(set(its))))
+        if self.snapshot_at and not self.probe:
+            raise SpecError("record.snapshot_at needs record.probe > 0 (the points to snapshot)")
+        self.describe()  # the arrays function must be nameable
+
+    @property
+    def per_iteration(self) -> bool:
+        return self.iterations or self.eval_every > 0
+
+    def describe(self) -> dict[str, Any]:
+        """Plain values naming what is recorded (empty for the default: nothing extra)."""
+        out: dict[str, Any] = {}
+        for name in ("iterations", "eval_every", "probe"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        if self.snapshot_at:
+            out["snapshot_at"] = list(self.snapshot_at)
+        if self.arrays is not None:
+            out["arrays"] = _describe_function(self.arrays)
+        return out
+
+
+def _describe_function(fn: Any) -> dict[str, Any]:
+    keywords: dict[str, Any] = {}
+    if isinstance(fn, functools.partial):
+        if fn.args:
+            raise SpecError("record.arrays: give a partial's arguments by keyword")
+        keywords, fn = dict(fn.keywords), fn.func
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    if "<" in name:
+        raise SpecError(f"record.arrays must be a module-level function, got {name}")
+    try:
+        json.dumps(keywords, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        raise SpecError(f"record.arrays {name}: keyword values must be plain numbers, strings "
+                        f"or lists, got {keywords!r}") from None  # fmt: skip
+    return {"function": name, **keywords}
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial to run: its spec, what a batch calls it (`key`, e.g. `{"model": "node",
+    "seed": 0}`) and what it records besides its history."""
+
+    spec: RunSpec
+    key: dict[str, Any] = field(default_factory=dict)
+    record: Record = field(default_factory=Record)
+
+    @property
+    def id(self) -> str:
+        return store.trial_id(self.spec, self.record.describe())
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How trials run (not what they are: these never change a trial's id or results)."""
+
+    on_failure: str = setting(
+        "record", "record: store a failed trial and go on; raise: stop at the first failure",
+        choices=FAILURE_POLICIES,
+    )  # fmt: skip
+    checkpoint_every: int | None = setting(
+        None, "also checkpoint every K batches (always after each epoch)", type=int,
+        shown="each epoch",
+    )  # fmt: skip
+    retry_failed: bool = setting(False, "run the trials stored as failed again")
+    overwrite: bool = setting(False, "replace another run found in the output folder")
+
+    def __post_init__(self) -> None:
+        check_choice("on_failure", self.on_failure, FAILURE_POLICIES, error=SpecError)
+        if self.checkpoint_every is not None:
+            check_int("checkpoint_every", self.checkpoint_every, low=1, error=SpecError)
+
+
+# -- data ----------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def _load(name: str, kwargs_json: str) -> Dataset:
+    return load_dataset(name, **json.loads(kwargs_json))
+
+
+def load_data(spec: RunSpec) -> tuple[Dataset, Dataset | None]:
+    """The training and test sets of `spec` (see `RunSpec` for the kinds of test set)."""
+    data = _load(spec.dataset, json.dumps(spec.dataset_kwargs, sort_keys=True))
+    seed = spec.train.seed if spec.split_seed is None else spec.split_seed
+    test: Dataset | None = None
+    if spec.test_kwargs is not None:
+        kwargs = {**spec.dataset_kwargs, **spec.test_kwargs}
+        train, test = data, _load(spec.dataset, json.dumps(kwargs, sort_keys=True))
+    elif spec.test_slice is not None:
+        train, test = slice_removed_split(data, angle_range=spec.test_slice)
+    elif spec.test_fraction > 0:
+        train, test = split(data, test_fraction=spec.test_fraction, seed=seed)
+    else:
+        train = data
+    if spec.train_size is not None and spec.train_size < len(train):
+        keep = np.random.default_rng(seed).permutation(len(train))[: spec.train_size]
+        train = train.subset(np.sort(keep))
+    return train, test
+
+
+# -- one trial -----------------------------------------------------------------------------------
+def run_trial(
+    trial: Trial | RunSpec,
+    folder: str | Path,
+    *,
+    options: RunOptions | None = None,
+    threads: int | None = None,
+    on_batch: Callable[[Trainer], None] | None = None,
+    progress: bool | None = False,
+) -> dict[str, Any]:
+    """Train `trial` into `folder`: return the stored result if it finished, resume from its
+    checkpoint if it was interrupted, start it otherwise.
+
+    Arguments:
+        trial: the trial (a bare RunSpec is a trial that records nothing extra).
+        folder: its folder (created if missing).
+        options: failure policy, checkpoint frequency, retry and overwrite (see `RunOptions`;
+            default: record a failure, checkpoint after every epoch).
+            Any exception counts as a failure: `SolverError` (reason, t, dt, NFE are stored),
+            `TrainingDiverged` (the loss), and anything else (type and message).
+        threads: torch intra-op threads for the trial (None keeps the process setting); a
+            `train.threads` in the spec takes precedence.
+        on_batch: called with the trainer after each batch, after its checkpoint is written.
+        progress: show the trainer's progress bar (None: only on a terminal).
+
+    Returns:
+        The result as stored in result.json (see docs/sweeps.md for its fields).
+
+    Raises:
+        SpecError: on an impossible option, or if `folder` holds another run (without
+            `options.overwrite`) or damaged trial files.
+        Exception: whatever the training raised, with `on_failure="raise"`.
+    """
+    options = options or RunOptions()
+    result, _ = _execute(_as_trial(trial), Path(folder), options, threads, on_batch, progress)
+    return result
+
+
+def execute_trial(trial: Trial, folder: str, options: RunOptions, threads: int | None) -> dict:
+    """`run_trial` with the record policy: the task an engine ships to a worker (no exception
+    crosses; a failure comes back as the stored failed result)."""
+    options = dataclasses.replace(options, on_failure="record")
+    return run_trial(trial, folder, options=options, threads=threads)
+
+
+def _as_trial(trial: Trial | RunSpec) -> Trial:
+    if isinstance(trial, RunSpec):
+        return Trial(trial)
+    if not isinstance(trial, Trial):
+        raise SpecError(f"a trial must be a Trial or a RunSpec, got {type(trial).__name__}")
+    return trial
+
+
+def _execute(
+    trial: Trial,
+    folder: Path | None,
+    options: RunOptions,
+    threads: int | None,
+    on_batch: Callable[[Trainer], None] | None,
+    progress: bool | None,
+) -> tuple[dict[str, Any], Fitted | None]:
+    """Run `trial` (into `folder`, or in memory for None); the fitted model comes back when it
+    was trained here (None for a stored result)."""
+    if threads is not None:
+        check_int("threads", threads, low=1, error=SpecError)
+    spec, describe = trial.spec, trial.record.describe()
+    check_supported(spec)
+    tid = store.trial_id(spec, describe)
+    if folder is not None:
+        store.claim(folder, spec, describe, overwrite=options.overwrite)
+        stored = store.read_result(folder, tid)
+        if stored is not None:
+            if not (options.retry_failed and stored["status"] == "failed"):
+                return stored, None
+            store.reset(folder)
+    with _PROCESS_LOCK, torch_threads(threads):
+        base = {
+            "schema_version": store.SCHEMA_VERSION,
+            "trial_id": tid,
+            "threads": spec.train.threads or torch.get_num_threads(),
+            "pyanode_version": pyanode.__version__,
+            "torch_version": torch.__version__,
+        }
+        work = _Training(trial, tid, folder, options.checkpoint_every, on_batch)
+        try:
+            fitted = work.fit(progress)
+        except Exception as err:
+            result = {**base, "backend": work.backend, **work.resumed, **work.failure(err)}
+            if folder is not None:
+                work.write_progress()
+                store.write_json(folder / store.RESULT, result)
+            if options.on_failure == "raise":
+                raise
+            return result, None
+    weights = fitted.parameters()
+    result = {
+        **base,
+        "backend": work.backend,
+        **work.resumed,
+        "status": "ok",
+        **summarise(fitted.history, weights),
+        **work.summary(fitted.history),
+        "params_sha256": hashlib.sha256(weights.tobytes()).hexdigest(),
+    }
+    if folder is not None:
+        work.write_progress()
+        store.save_weights(folder / store.WEIGHTS, weights)
+        arrays = work.arrays(fitted)
+        if arrays:
+            store.save_arrays(folder / store.ARRAYS, arrays)
+        store.write_json(folder / store.RESULT, result)  # last: the trial is done
+    return result, fitted
+
+
+def summarise(history: list[dict[str, Any]], weights: np.ndarray) -> dict[str, Any]:
+    """Final metrics: the last epoch's row, total training seconds and the parameter count."""
+    last = dict(history[-1]) if history else {}
+    last["seconds_total"] = sum(row["seconds"] for row in history)
+    last["seconds_per_epoch"] = last["seconds_total"] / max(len(history), 1)
+    last["n_parameters"] = int(weights.size)
+    return last
+
+
+class _Training:
+    """Fits one trial with the checkpoint and record hooks, and remembers where it got to."""
+
+    def __init__(
+        self,
+        trial: Trial,
+        tid: str,
+        folder: Path | None,
+        checkpoint_every: int | None,
+        on_batch: Callable[[Trainer], None] | None,
+    ):
+        self.trial, self.tid, self.folder = trial, tid, folder
+        self.record, self.spec = trial.record, trial.spec
+        self.checkpoint_every, self.user_on_batch = checkpoint_every, on_batch
+        self.epoch, self.batch = 0, 0  # position of the next batch
+        self.history: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []  # per-iteration rows
+        self.snapshots: dict[int, np.ndarray] = {}
+        self.resumed: dict[str, int | None] = {"resumed_epoch": None, "resumed_batch": None}
+        self.backend: str | None = None
+        self.train_data: Dataset | None = None  # loaded by `fit`, where a failure is recorded
+        self.test_data: Dataset | None = None
+
+    # -- training --------------------------------------------------------------------------
+    def fit(self, progress: bool | None) -> Fitted:
+        spec = self.spec
+        self.train_data, self.test_data = load_data(spec)
+        backend = get_backend(spec.backend)
+        self.backend = backend.name
+        if not isinstance(backend, TorchBackend):  # only the torch backend has hooks
+            if self.record.describe():
+                raise SpecError(f"backend {backend.name!r} records history only; a trial that "
+                                "records more needs backend = 'torch'")  # fmt: skip
+            return backend.fit(spec.model, spec.solver, spec.train, self.train_data,
+                               self.test_data)  # fmt: skip
+        payload = None
+        path = None if self.folder is None else self.folder / store.CHECKPOINT
+        if path is not None and path.exists():
+            payload = load_checkpoint(path, self.tid)
+        rng = seeded_rng_states(spec.train.seed) if payload is None else payload["rng"]
+        with rng_scope(rng):
+            net = backend.build(spec.model, spec.solver, spec.train, self.train_data)
+            trainer = Trainer(net, spec.train, self.train_data, self.test_data)
+            if payload is None:
+                self._measure(trainer, {"iteration": 0})
+            else:
+                trainer.load_state_dict(payload["trainer"])
+                self._load(payload["record"])
+                self.epoch, self.batch = trainer.epoch, trainer.batch
+                self.history = list(trainer.history)
+                self.resumed = {"resumed_epoch": trainer.epoch, "resumed_batch": trainer.batch}
+            trainer.run(on_batch=self._on_batch, on_epoch=self._on_epoch, progress=progress)
+        return TorchFitted(trainer)
+
+    def _measure(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        """Add the test metrics and feature snapshot due at `row["iteration"]`; keep the row
+        if it holds more than the iteration."""
+        it = row["iteration"]
+        if self.record.eval_every and it % self.record.eval_every == 0:
+            row.update(trainer.test_metrics())
+        if it in self.record.snapshot_at:
+            self.snapshots[it] = _features(trainer.model, self.train_data.x[: self.record.probe])
+        if self.record.per_iteration and len(row) > 1:
+            self.rows.append(row)
+
+    def _on_batch(self, trainer: Trainer) -> None:
+        self.epoch, self.batch, self.history = trainer.epoch, trainer.batch, trainer.history
+        self._measure(trainer, {"iteration": trainer.iteration, **trainer.last_step})
+        every = self.checkpoint_every
+        if every is not None and trainer.batch > 0 and trainer.batch % every == 0:
+            self._checkpoint(trainer)
+        if self.user_on_batch is not None:
+            self.user_on_batch(trainer)
+
+    def _on_epoch(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        self._checkpoint(trainer)
+        self.write_progress()
+
+    def _checkpoint(self, trainer: Trainer) -> None:
+        if self.folder is None:
+            return
+        state = {
+            "rows": list(self.rows),
+            "snapshots": {str(i): torch.from_numpy(s) for i, s in self.snapshots.items()},
+        }
+        save_checkpoint(self.folder / store.CHECKPOINT, self.tid, trainer.state_dict(), state)
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.rows = list(state["rows"])
+        self.snapshots = {int(i): s.numpy() for i, s in state["snapshots"].items()}
+
+    # -- what is stored --------------------------------------------------------------------
+    def write_progress(self) -> None:
+        """Store the history (and the iteration rows) reached so far."""
+        if self.folder is None:
+            return
+        store.write_rows(self.folder / store.HISTORY, self.history)
+        if self.record.per_iteration:
+            store.write_rows(self.folder / store.ITERATIONS, self.rows)
+
+    def summary(self, history: list[dict[str, Any]]) -> dict[str, Any]:
+        """What the result adds to the final metrics: data sizes, iterations, last-iteration
+        loss and NFE."""
+        n_batches = -(-len(self.train_data) // self.spec.train.batch_size)
+        out: dict[str, Any] = {
+            "n_train": len(self.train_data),
+            "n_test": 0 if self.test_data is None else len(self.test_data),
+            "iterations": len(history) * n_batches,
+        }
+        trained = [r for r in self.rows if "loss" in r]
+        if trained:
+            out.update(loss_last=trained[-1]["loss"], nfe_forward_last=trained[-1]["nfe_forward"])
+        return out
+
+    def arrays(self, fitted: Fitted) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        if self.record.probe:
+            out["probe_x"] = self.train_data.x[: self.record.probe]
+            out["probe_y"] = self.train_data.y[: self.record.probe]
+        if self.snapshots:
+            its = sorted(self.snapshots)
+            out["snapshot_iterations"] = np.array(its)
+            out["snapshots"] = np.stack([self.snapshots[i] for i in its])
+        if self.record.arrays is not None:
+            out.update(self.record.arrays(fitted, self.train_data, self.test_data))
+        return out
+
+    def failure(self, err: Exception) -> dict[str, Any]:
+        """The failed result: what went wrong (type, message, solver state) and where."""
+        row: dict[str, Any] = {
+            "status": "failed",
+            "error": type(err).__name__,
+            "message": str(err),
+            "reason": "exception",
+            "t": None,
+            "dt": None,
+            "nfe": None,
+            "loss": None,
+            "failed_epoch": self.epoch + 1,
+            "failed_batch": self.batch + 1,
+            "epochs_completed": len(self.history),
+        }
+        if isinstance(err, SolverError):
+            row.update(reason=err.reason, t=float(err.t), dt=float(err.dt), nfe=int(err.nfe))
+        elif isinstance(err, TrainingDiverged):
+            row.update(
+                reason="nonfinite_loss",
+                loss=float(err.loss),
+                failed_epoch=err.epoch + 1,
+                failed_batch=err.batch + 1,
+            )
+        return row
+
+
+@torch.no_grad()
+def _features(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """The features (final ODE state, or ResNet hidden state) of `model` at the points `x`."""
+    model.eval()
+    return model.features(torch.as_tensor(x)).cpu().numpy()
+
+
+# -- in memory, and stored models ----------------------------------------------------------------
+@dataclass
+class RunResult:
+    """A finished trial: its spec, the fitted model, the data it saw and the final metrics."""
+
+    spec: RunSpec
+    fitted: Fitted
+    train_data: Dataset
+    test_data: Dataset | None
+    metrics: dict[str, Any]
+
+
+def run(
+    spec: RunSpec | Trial,
+    out: str | Path | None = None,
+    *,
+    options: RunOptions | None = None,
+    threads: int | None = None,
+    progress: bool | None = None,
+) -> RunResult:
+    """Train the model of `spec` on its data and return it; with `out`, through its trial
+    folder there (a finished trial is loaded from its weights, an interrupted one resumes).
+
+    Arguments:
+        options: as in `run_trial`, but by default a failure raises (and is stored).
+        threads, progress: as in `run_trial`; the progress bar shows on a terminal by default.
+
+    Raises:
+        SpecError: as `run_trial`.
+        SolverError, TrainingDiverged: if the training fails (`options.on_failure="raise"`).
+        RuntimeError: for a trial stored as failed (run it again with `retry_failed`).
+    """
+    trial = _as_trial(spec)
+    folder = None if out is None else Path(out)
+    options = options or RunOptions(on_failure="raise")
+    result, fitted = _execute(trial, folder, options, threads, None, progress)
+    if result["status"] != "ok":
+        raise RuntimeError(f"trial {result['trial_id']} failed: {result['error']}: "
+                           f"{result['message']}")  # fmt: skip
+    if fitted is None:  # finished before: the stored model
+        fitted = load_fitted(folder)  # type: ignore[arg-type]
+    train_data, test_data = load_data(trial.spec)
+    return RunResult(trial.spec, fitted, train_data, test_data, result)
+
+
+def load_fitted(folder: str | Path) -> TorchFitted:
+    """The trained model of the finished trial in `folder`, rebuilt from its spec and final
+    weights (no training), with its history.
+
+    Raises:
+        FileNotFoundError: if the folder holds no finished trial.
+        SpecError: if the trial failed, is not a torch trial, or its files are damaged.
+    """
+    stored = store.read_trial(folder)
+    spec = stored.spec
+    if stored.result["status"] != "ok":
+        raise SpecError(f"trial in {str(folder)!r} failed ({stored.result['error']}); "
+                        "there is no trained model to load")  # fmt: skip
+    if spec.backend != "torch":
+        raise SpecError(f"trial in {str(folder)!r} ran on backend {spec.backend!r}; only torch "
+                        "trials are loaded as models here")  # fmt: skip
+    weights = stored.weights()
+    if hashlib.sha256(weights.tobytes()).hexdigest() != stored.result["params_sha256"]:
+        raise SpecError(f"{Path(folder, store.WEIGHTS)} does not match params_sha256 of "
+                        f"{store.RESULT}: the weights file is damaged")  # fmt: skip
+    train_data, test_data = load_data(spec)
+    net = TorchBackend().build(spec.model, spec.solver, spec.train, train_data)
+    set_flat_parameters(net, weights)
+    trainer = Trainer(net, spec.train, train_data, test_data)
+    trainer.history = stored.history
+    trainer.epoch = len(stored.history)
+    return TorchFitted(trainer)
+
+
+# -- batches -------------------------------------------------------------------------------------
+class TrialFailed(RuntimeError):
+    """A trial of a batch run with `on_failure="raise"` failed (its result is stored)."""
+
+    def __init__(self, trial: str, result: dict[str, Any]):
+        self.trial, self.result = trial, result
+        super().__init__(f"trial {trial} failed: {result.get('error')}: {result.get('message')}")
+
+
+@dataclass
+class BatchReport:
+    """What a batch did: every trial's stored result, which were skipped as already done."""
+
+    out: Path
+    ids: list[str]
+    results: dict[str, dict[str, Any]]
+    labels: dict[str, str]
+    skipped: list[str]
+
+    @property
+    def failed(self) -> list[str]:
+        return [i for i in self.ids if self.results.get(i, {}).get("status") == "failed"]
+
+    @property
+    def ok(self) -> list[str]:
+        return [i for i in self.ids if self.results.get(i, {}).get("status") == "ok"]
+
+    def summary(self) -> str:
+        """A few lines: counts, then one line per failed trial with its reason."""
+        lines = [
+            f"{len(self.ids)} trial(s): {len(self.ok)} ok, {len(self.failed)} failed "
+            f"({len(self.skipped)} already done, skipped); results in {self.out}"
+        ]
+        for i in self.failed:
+            r = self.results[i]
+            where = f"epoch {r.get('failed_epoch')}, batch {r.get('failed_batch')}"
+            solver = (
+                f" t={r['t']:.4g} dt={r['dt']:.3g} nfe={r['nfe']}" if r.get("t") is not None else ""
+            )
+            lines.append(
+                f"  FAILED {i} [{self.labels.get(i, '')}] {r.get('error')} ({r.get('reason')}) "
+                f"at {where}:{solver} {_first_line(r.get('message', ''))}"
+            )
+        return "\n".join(lines)
+
+
+def run_trials(
+    trials: Sequence[Trial | RunSpec],
+    out: str | Path,
+    *,
+    engine: AbstractEngine | None = None,
+    options: RunOptions | None = None,
+) -> BatchReport:
+    """Run every trial into the batch folder `out`: `<out>/<trial id>/` each, and the manifest
+    `trials.json` (their ids and keys, in order).
+
+    Finished trials are skipped, interrupted ones resume from their checkpoint; a trial that
+    fails is recorded and the others go on. Progress goes to the `pyanode` logger: `[k/N]`, the
+    trial, its outcome, the elapsed time and the estimated time left.
+
+    Arguments:
+        trials: the trials (duplicates, by id, run once), in the order to run them.
+        out: the batch folder.
+        engine: where the trials run (default: one after another in this process).
+        options: see `RunOptions`; `on_failure="raise"` stops submitting trials at the first
+            failure and raises `TrialFailed` (the running ones finish and are stored).
+
+    Returns:
+        A `BatchReport`.
+
+    Raises:
+        TrialFailed: with `on_failure="raise"`.
+        SpecError: on an impossible option, if `out` holds a single trial, or if a trial
+            folder holds another run or damaged files.
+    """
+    engine, options, out = engine or InProcess(), options or RunOptions(), Path(out)
+    if (out / store.SPEC).exists():
+        raise SpecError(f"{str(out)!r} holds a single trial (spec.toml), not a batch: "
+                        "choose another folder")  # fmt: skip
+    unique: dict[str, Trial] = {}
+    for trial in map(_as_trial, trials):
+        check_supported(trial.spec)
+        unique.setdefault(trial.id, trial)
+    ids = list(unique)
+    labels = {i: store.label_of(t.key) for i, t in unique.items()}
+    store.write_manifest(out, [(i, unique[i].key) for i in ids])
+
+    results, skipped, todo = {}, [], []
+    for i in ids:
+        store.claim(out / i, unique[i].spec, unique[i].record.describe(),
+                    overwrite=options.overwrite)  # fmt: skip
+        stored = store.read_result(out / i, i)
+        if stored is not None and options.retry_failed and stored["status"] == "failed":
+            store.reset(out / i)
+            stored = None
+        if stored is None:
+            todo.append(i)
+        else:
+            results[i] = stored
+            skipped.append(i)
+    clock = _Clock(len(ids), len(skipped))
+    if skipped:
+        log.info("[%d/%d] done before, skipped: %s", len(skipped), len(ids),
+                 ", ".join(labels[i] or i for i in skipped))  # fmt: skip
+    log.info("%d trial(s) to run on %s", len(todo), engine.describe())
+    # an absolute path: remote workers do not share our working directory
+    tasks = [(unique[i], str((out / i).resolve()), options, engine.threads) for i in todo]
+    iterator = engine.imap_unordered(execute_trial, tasks)
+    try:
+        for index, result in iterator:
+            i = todo[index]
+            results[i] = result
+            log.info("%s %s %s: %s", clock.tick(), i, labels[i], _brief(result))
+            if options.on_failure == "raise" and result.get("status") == "failed":
+                raise TrialFailed(i, result)
+    finally:
+        iterator.close()
+    return BatchReport(out, ids, results, labels, skipped)
+
+
+class _Clock:
+    """`[k/N]`, elapsed time and ETA of a batch (ETA from the trials run so far)."""
+
+    def __init__(self, total: int, done: int):
+        self.total, self.done, self.run = total, done, 0
+        self.start = time.perf_counter()
+
+    def tick(self) -> str:
+        self.done += 1
+        self.run += 1
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / self.run * (self.total - self.done)
+        return f"[{self.done}/{self.total}] {_clock(elapsed)} elapsed, ETA {_clock(eta)}:"
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(int(round(seconds)), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+def _brief(result: dict[str, Any]) -> str:
+    if result.get("status") == "failed":
+        return f"FAILED {result.get('error')} ({result.get('reason')})"
+    keys = ("test_acc", "test_loss", "loss", "nfe_forward")
+    return "ok " + " ".join(f"{k}={result[k]:.4g}" for k in keys if result.get(k) is not None)
