@@ -116,17 +116,15 @@ def block_torch(folder: Path) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=path)
 
 
-def test_julia_status_path_never_imports_torch(bin_dir, tmp_path):
-    """Everything `pyanode julia status` imports (the julia command and the bridge) works with
-    torch unimportable, and says why Julia is not usable, fast."""
+def test_pyanode_julia_status_never_imports_torch(bin_dir, tmp_path):
+    """`pyanode julia status` (the command, its lazy CLI dispatch and the bridge) works with
+    torch unimportable, never imports juliacall without Julia, and says why Julia is not usable,
+    fast."""
     code = (
-        "import argparse, sys, time\n"
+        "import sys, time\n"
         "t = time.perf_counter()\n"
-        "from pyanode.cli import _julia\n"
-        "parser = argparse.ArgumentParser(prog='pyanode')\n"
-        "_julia.add_parser(parser.add_subparsers(), 'julia')\n"
-        "args = parser.parse_args(['julia', 'status'])\n"
-        "code = args.run(args)\n"
+        "from pyanode.cli import main\n"
+        "code = main(['julia', 'status'])\n"
         "print('elapsed', time.perf_counter() - t, 'juliacall', 'juliacall' in sys.modules)\n"
         "sys.exit(code)\n"
     )
@@ -142,23 +140,6 @@ def test_julia_status_path_never_imports_torch(bin_dir, tmp_path):
     assert first.startswith("julia backend: not usable: no Julia executable found")
     assert last.endswith("juliacall False")
     assert float(last.split()[1]) < 5.0
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyanode.cli imports every command's module (torch among them) to build its "
-    "parser; issue 12 item 3 makes that lazy: remove this mark when it lands",
-)
-def test_pyanode_julia_status_never_imports_torch(bin_dir, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "pyanode.cli", "julia", "status"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=block_torch(tmp_path / "shim"),
-    )
-    assert done.returncode == 1, done.stderr
-    assert done.stdout.startswith("julia backend: not usable: no Julia executable found")
 
 
 def test_backend_julia_without_julia_is_one_line_with_the_fix(bin_dir, tmp_path):

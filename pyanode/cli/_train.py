@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from pyanode._errors import JuliaUnavailable
 from pyanode.cli._options import add_options, build, given
 from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
 
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         result = run_spec(
             spec, args.out, options=raising, progress=False if args.no_progress else None
         )
+    except JuliaUnavailable:
+        raise  # not a failure of the trial: main() prints the fix on one line
     except RuntimeError as err:  # stored as failed before
         print(f"pyanode train: {err}; run with --retry-failed to train it again", file=sys.stderr)
         return 1

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import pyanode
-from pyanode._errors import SolverError, SpecError, TrainingDiverged
+from pyanode._errors import JuliaUnavailable, SolverError, SpecError, TrainingDiverged
 from pyanode._validate import check_choice, check_int
 from pyanode.backends import Fitted, TorchBackend, TorchFitted, check_supported, get_backend
 from pyanode.data import Dataset, load_dataset, slice_removed_split, split
@@ -272,6 +272,8 @@ def _execute(
         work = _Training(trial, tid, folder, options.checkpoint_every, on_batch)
         try:
             fitted = work.fit(progress)
+        except JuliaUnavailable:
+            raise  # the machine lacks Julia: not the trial's failure, nothing to record
         except Exception as err:
             result = {**base, "backend": work.backend, **work.resumed, **work.failure(err)}
             if folder is not None:
