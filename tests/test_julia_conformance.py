@@ -301,7 +301,7 @@ def test_short_training_reaches_similar_accuracy():
     """Claim (`SHORT_TRAINING_BOUNDS`, seeds 0-2): each backend's median final test accuracy
     exceeds 0.8 and the median gap between them is at most 0.1. The two trajectories drift
     apart like those of two CPUs (Float32 kernels round differently), so the claim is over
-    seeds: seed 4's torch run ends at 0.76 (tools/seed_groups.py, torch half)."""
+    seeds (measured: seed 4's torch run alone ends at 0.76)."""
     check(short_training_statistics(SEEDS), SHORT_TRAINING_BOUNDS)
 
 
