@@ -14,6 +14,7 @@ shared machine); "noise" is the interquartile range over the median of the wall 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -33,6 +34,19 @@ CONFIGS = tuple(
     for kind in ("node", "anode")
     for gradient in ("backprop", "adjoint")
 )
+
+
+def _require_peers() -> None:
+    """Exit with one line naming a peer library that cannot be imported, and the extra."""
+    for name in ("torchdiffeq", "torchdyn"):
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            sys.exit(
+                f"benchmarks: cannot import {name} ({err}); install the bench extra: "
+                "pip install -e '.[bench]' && pip install --no-deps torchdyn==1.0.6 "
+                "(see benchmarks/README.md)"
+            )
 
 
 def _versions() -> str:
@@ -224,6 +238,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    _require_peers()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is available")
     device = torch.device(args.device)

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from claims import SEEDS, Bound, check
 
 import pyanode
 from pyanode import ModelSpec, RunSpec, SolverSpec, TrainSpec
@@ -17,22 +18,45 @@ def test_batch_order_depends_only_on_seed_and_epoch():
     assert sorted(batch_order(0, 0, 50)) == list(range(50))
 
 
-def test_anode_fits_concentric_spheres_in_five_epochs(tmp_path):
+ANODE_BOUNDS = (Bound("median_test_acc", ">=", 0.95), Bound("loss_drop_min", ">", 0.0))
+
+
+def fit_anode_on_spheres(seed: int, out) -> pyanode.RunResult:
+    """ANODE (5 zeros appended) on Dupont's concentric spheres (1500 points), 3 epochs of Adam."""
     spec = RunSpec(
         dataset="concentric-spheres",
+        dataset_kwargs={"n_inner": 500, "n_outer": 1000},
         model=ModelSpec(kind="anode", augment_dim=5, hidden=32),
         solver=SolverSpec(solver="dp5", rtol=1e-3, atol=1e-3),
-        train=TrainSpec(epochs=5, batch_size=64, lr=1e-2, seed=0),
+        train=TrainSpec(epochs=3, batch_size=32, lr=3e-3, seed=seed),
     )
-    result = pyanode.run(spec, out=tmp_path / "anode", progress=False)
-    history = result.fitted.history
-    assert len(history) == 5
-    assert result.metrics["test_acc"] >= 0.95
-    assert all(row["nfe_forward"] > 0 and row["nfe_backward"] > 0 for row in history)
-    assert history[-1]["loss"] < history[0]["loss"]
-    stored = [json.loads(line) for line in (tmp_path / "anode" / "history.jsonl").open()]
-    assert stored == json.loads(json.dumps(history))
-    assert RunSpec.from_toml((tmp_path / "anode" / "spec.toml").read_text()) == spec
+    return pyanode.run(spec, out=out, progress=False)
+
+
+def anode_statistics(results) -> dict[str, float]:
+    """The median final test accuracy over the seeds, and the smallest drop of the training
+    loss from the first epoch to the last."""
+    drops = [r.fitted.history[0]["loss"] - r.fitted.history[-1]["loss"] for r in results]
+    return {
+        "median_test_acc": float(np.median([r.metrics["test_acc"] for r in results])),
+        "loss_drop_min": min(drops),
+    }
+
+
+def test_anode_fits_concentric_spheres_in_three_epochs(tmp_path):
+    """Claim (`ANODE_BOUNDS`, seeds 0-2): the median final test accuracy is >= 0.95 and every
+    seed's training loss falls. Measured: every seed of 0-8 ends at 1.0; the median tolerates
+    one seed caught in one of Adam's accuracy dips (tools/seed_groups.py checks seeds 3-8)."""
+    results = [fit_anode_on_spheres(seed, tmp_path / f"seed-{seed}") for seed in SEEDS]
+    check(anode_statistics(results), ANODE_BOUNDS)
+    for result in results:
+        history = result.fitted.history
+        assert len(history) == 3
+        assert all(row["nfe_forward"] > 0 and row["nfe_backward"] > 0 for row in history)
+    out = tmp_path / "seed-0"
+    stored = [json.loads(line) for line in (out / "history.jsonl").open()]
+    assert stored == json.loads(json.dumps(results[0].fitted.history))
+    assert RunSpec.from_toml((out / "spec.toml").read_text()) == results[0].spec
 
 
 def test_cli_train_writes_spec_history_and_result(tmp_path, capsys):
@@ -68,8 +92,8 @@ def test_cli_info_reports_julia_status_quickly(capsys):
 
 def test_fitted_predict_checks_the_input_shape():
     from pyanode import DataError
-    from pyanode.data import three_spheres
     from pyanode.backends import TorchBackend
+    from pyanode.data import three_spheres
 
     data = three_spheres(n=60, seed=0)
     fitted = TorchBackend().fit(
