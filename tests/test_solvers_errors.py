@@ -386,53 +386,27 @@ def test_float32_stops_where_t_no_longer_advances():
     assert len(calls) < 2000
 
 
+def _fixed_steps(controller, t0=0.0, t1=1.0, **kwargs):
+    return solve(_decay, torch.ones(1, 1), t0, t1, solver=RK4(), controller=controller, **kwargs)
+
+
 def test_constant_step_below_the_precision_floor():
     # float32 times near 1e6 are 0.0625 apart: a step of 1e-3 cannot move them.
     with pytest.raises(SolverError, match="fell below dtmin") as info:
-        solve(
-            _decay,
-            torch.ones(1, 1),
-            1e6,
-            1e6 + 1.0,
-            solver=RK4(),
-            controller=ConstantStepSize(1e-3),
-        )
+        _fixed_steps(ConstantStepSize(1e-3), 1e6, 1e6 + 1.0)
     assert info.value.reason == "dt_underflow" and info.value.dt == 1e-3
 
 
 def test_constant_step_count_is_not_a_list(float64):
     # 10^12 steps are counted, not listed: the error comes at once.
     with pytest.raises(SolverError, match=r"needs 1000000000000 steps"):
-        solve(
-            _decay,
-            torch.ones(1, 1),
-            0.0,
-            1.0,
-            solver=RK4(),
-            controller=ConstantStepSize(1e-12, max_steps=10),
-        )
+        _fixed_steps(ConstantStepSize(1e-12, max_steps=10))
 
 
 @pytest.mark.parametrize("saveat", ([0.45, 1.0], [0.3, 0.6, 0.9], [0.1 + 1e-12, 0.9999999999]))
 def test_constant_step_count_matches_the_steps(saveat, float64):
     # The up-front count equals the steps taken (grid 0, 0.3, 0.6, 0.9, 1 and the save times;
     # grid points within 1e-9 dt of a save time are merged into it).
-    sol = solve(
-        _decay,
-        torch.ones(1, 1),
-        0.0,
-        1.0,
-        solver=RK4(),
-        controller=ConstantStepSize(0.3),
-        saveat=saveat,
-    )
-    with pytest.raises(SolverError, match=rf"needs {sol.stats.n_accepted} steps"):
-        solve(
-            _decay,
-            torch.ones(1, 1),
-            0.0,
-            1.0,
-            solver=RK4(),
-            controller=ConstantStepSize(0.3, max_steps=sol.stats.n_accepted - 1),
-            saveat=saveat,
-        )
+    n = _fixed_steps(ConstantStepSize(0.3), saveat=saveat).stats.n_accepted
+    with pytest.raises(SolverError, match=rf"needs {n} steps"):
+        _fixed_steps(ConstantStepSize(0.3, max_steps=n - 1), saveat=saveat)

@@ -81,8 +81,9 @@ def solve(
     **Arguments:**
 
     - `f`: the vector field, called as `f(t, y, args)` with `t` a 0-d tensor and `y` a tensor
-      of the shape, dtype and device of `y0`; returns `dy/dt` of the same shape. An
-      `nn.Module` has its parameters differentiated by `Adjoint` too.
+      of the shape, dtype and device of `y0`; returns `dy/dt` of the same shape. Gradients
+      reach the tensors of `args`, the parameters of an `nn.Module` and the leaf tensors a
+      closure reaches (see `Backprop`).
     - `y0`: the initial state, a floating-point tensor of any shape (usually `(B, ...)`). All
       elements share the steps; the error norm is the RMS over all of them.
     - `t0`, `t1`: start and end time; `t1 < t0` integrates backwards. The last step is clipped
