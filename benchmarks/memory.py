@@ -29,10 +29,10 @@ from pyanode.data import three_spheres
 
 def peak_mib(step: Callable[[], object], device: torch.device) -> float:
     """MiB of peak memory that one call of `step` allocates on top of what exists before it."""
-    from pyanode.solvers import _stepper  # the pool of step buffers (an implementation detail)
+    from pyanode.solvers import _step  # the pool of step buffers (an implementation detail)
 
     step()  # warm-up: lazily built state (kernels, caches) is not counted
-    _stepper._POOL.clear()
+    _step._POOL.clear()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 import subprocess
@@ -17,6 +18,7 @@ from pyanode.solvers import (
     RK4,
     Adjoint,
     Backprop,
+    Bosh3,
     ConstantStepSize,
     Dopri5,
     Euler,
@@ -25,6 +27,8 @@ from pyanode.solvers import (
     gradient_from_name,
     solve,
 )
+
+ADAPTIVE = (Bosh3(), Dopri5(), Tsit5())
 
 
 def test_blow_up_raises_near_the_singularity(float64):
@@ -159,10 +163,14 @@ def test_solver_error_under_python_O(tmp_path):
         (dict(rtol=-1e-3), r"rtol must be a finite number > 0, got -0\.001"),
         (dict(rtol=math.nan), r"rtol must be a finite number > 0, got nan"),
         (dict(atol=-1e-6), r"PIController atol must be a finite number >= 0, got -1e-06"),
-        (dict(max_steps=0), r"PIController max_steps must be an int >= 1, got 0"),
-        (dict(max_steps=2.5), r"max_steps must be an int >= 1, got 2\.5"),
-        (dict(safety=1.5), r"safety must be in \(0, 1\], got 1\.5"),
-        (dict(factormin=1.0), r"factormin must be in \(0, 1\), got 1\.0"),
+        (dict(max_steps=0), r"PIController max_steps must be an integer >= 1, got 0"),
+        (dict(max_steps=2.5), r"max_steps must be an integer >= 1, got 2\.5 of type float"),
+        (dict(safety=1.5), r"safety must be a finite number > 0 and <= 1, got 1\.5"),
+        (
+            dict(factormin=1.0),
+            r"factormin must be below 1 \(a rejected step must shrink\), got 1\.0",
+        ),
+        (dict(factormin=1.5), r"factormin must be a finite number > 0 and <= 1, got 1\.5"),
         (dict(factormax=0.5), r"factormax must be a finite number > 1"),
         (dict(dt0=0.0), r"dt0 must be a finite number > 0, got 0\.0"),
         (dict(dtmin=-1.0), r"dtmin must be a finite number >= 0"),
@@ -177,7 +185,9 @@ def test_pi_controller_validation(kwargs, message):
 def test_constant_step_validation(dt):
     with pytest.raises(ValueError, match=r"ConstantStepSize dt must be a finite number > 0, got"):
         ConstantStepSize(dt)
-    with pytest.raises(ValueError, match=r"ConstantStepSize max_steps must be an int >= 1, got 0"):
+    with pytest.raises(
+        ValueError, match=r"ConstantStepSize max_steps must be an integer >= 1, got 0"
+    ):
         ConstantStepSize(0.1, max_steps=0)
 
 
@@ -260,8 +270,7 @@ def test_gradient_registry_errors():
     assert gradient_from_name("adjoint", seminorm=False) == Adjoint(seminorm=False)
     assert gradient_from_name("backprop") == Backprop()
     with pytest.raises(
-        ValueError,
-        match=r"unknown gradient method 'adjiont'; accepted names: 'backprop', 'adjoint'",
+        ValueError, match=r"gradient='adjiont' is not known; accepted: backprop, adjoint"
     ):
         gradient_from_name("adjiont")
     with pytest.raises(TypeError, match=r"Adjoint seminorm must be True or False, got 'yes'"):
@@ -282,3 +291,122 @@ def test_user_dtmin(float64):
     with pytest.raises(SolverError) as info:
         solve(BLOW_UP.f, torch.tensor(BLOW_UP.y0), 0.0, 2.0, controller=controller)
     assert info.value.reason == "dt_underflow" and info.value.dt < 1e-3 and info.value.t < 0.999
+
+
+# ---- the minimum step, checked on every step --------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Logged(PIController):
+    """A PIController that logs every decision `(accept, h, t)` of the step-size loop."""
+
+    log: list = dataclasses.field(default_factory=list, compare=False)
+
+    def adapt(self, ratio, t, h, dt, state):
+        decision = super().adapt(ratio, t, h, dt, state)
+        self.log.append((decision[0], h, t))
+        return decision
+
+
+def _decay(t, y, args):
+    return -y
+
+
+@pytest.mark.parametrize("solver", ADAPTIVE, ids=lambda s: type(s).__name__)
+def test_dtmin_stops_a_tight_solve(solver, float64):
+    # y' = -y at rtol 1e-9 needs steps below 0.1 (dp5: about 0.06); dtmin = 0.1 refuses them.
+    # (Before the minimum step was checked on accepted steps, dp5 took 16 steps of mean 0.0625.)
+    controller = _Logged(rtol=1e-9, atol=1e-9, dtmin=0.1)
+    with pytest.raises(SolverError, match="fell below dtmin") as info:
+        solve(_decay, torch.ones(1, 1), 0.0, 1.0, solver=solver, controller=controller)
+    assert info.value.reason == "dt_underflow" and info.value.dt < 0.1
+    assert controller.log and min(h for _, h, _ in controller.log) >= 0.1
+    # ... and without dtmin the same solve takes such steps.
+    free = _Logged(rtol=1e-9, atol=1e-9)
+    solve(_decay, torch.ones(1, 1), 0.0, 1.0, solver=solver, controller=free)
+    assert min(h for accepted, h, _ in free.log[:-1] if accepted) < 0.1
+
+
+@pytest.mark.parametrize("solver", ADAPTIVE, ids=lambda s: type(s).__name__)
+def test_dtmin_checked_after_an_accepted_step(solver, float64):
+    # With atol = 0 the error ratio is exactly proportional to 1/rtol: measure the ratio r of a
+    # first step of size dtmin, then choose rtol so that this step has ratio 0.8. It is
+    # accepted, and the controller asks for less than dtmin next (0.9 * 0.8^(-1/order) < 1):
+    # the solve must stop there, after an accepted step.
+    dtmin = 0.1
+    ratio = _ratio_of_first_step(solver, dtmin)
+    controller = _Logged(rtol=1e-9 * ratio / 0.8, atol=0.0, dt0=dtmin, dtmin=dtmin)
+    with pytest.raises(SolverError, match="fell below dtmin") as info:
+        solve(_decay, torch.ones(1, 1), 0.0, 1.0, solver=solver, controller=controller)
+    assert controller.log == [(True, dtmin, dtmin)]  # one accepted step of size dtmin
+    assert info.value.reason == "dt_underflow" and info.value.t == dtmin
+    assert 0.9 * dtmin < info.value.dt < dtmin
+
+
+def _ratio_of_first_step(solver, h: float) -> float:
+    """The error ratio at rtol = 1e-9, atol = 0 of a first step of size h of y' = -y."""
+    ratios = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Probe(PIController):
+        def adapt(self, ratio, t, h, dt, state):
+            ratios.append(ratio)
+            return super().adapt(ratio, t, h, dt, state)
+
+    with pytest.raises(SolverError, match="max_steps"):
+        solve(
+            _decay,
+            torch.ones(1, 1),
+            0.0,
+            1.0,
+            solver=solver,
+            controller=Probe(rtol=1e-9, atol=0.0, dt0=h, max_steps=1),
+        )
+    return ratios[0]
+
+
+def test_float32_stops_where_t_no_longer_advances():
+    # y' = y^2 blows up at t = 1. In float32 the times handed to f stop moving below about
+    # 4 eps |t|; the loop stops there instead of stepping in place (before: ~5000 evaluations,
+    # steps of 1e-15, and thousands of steps at the same float32 time).
+    calls = []
+
+    def f(t, y, args):
+        calls.append(float(t))
+        return y * y
+
+    controller = _Logged(rtol=1e-6, atol=1e-6)
+    with pytest.raises(SolverError, match="fell below dtmin") as info:
+        solve(f, torch.ones(1, 1), 0.0, 2.0, solver=Bosh3(), controller=controller)
+    floor = 4 * torch.finfo(torch.float32).eps * 2.0
+    assert info.value.reason == "dt_underflow" and 0.999 < info.value.t < 1.0
+    assert info.value.dt < floor <= min(h for _, h, _ in controller.log)
+    reached = [torch.tensor(t, dtype=torch.float32).item() for ok, _, t in controller.log if ok]
+    assert all(b > a for a, b in zip(reached, reached[1:], strict=False))  # every step moves t
+    assert len(calls) < 2000
+
+
+def _fixed_steps(controller, t0=0.0, t1=1.0, **kwargs):
+    return solve(_decay, torch.ones(1, 1), t0, t1, solver=RK4(), controller=controller, **kwargs)
+
+
+def test_constant_step_below_the_precision_floor():
+    # float32 times near 1e6 are 0.0625 apart: a step of 1e-3 cannot move them.
+    with pytest.raises(SolverError, match="fell below dtmin") as info:
+        _fixed_steps(ConstantStepSize(1e-3), 1e6, 1e6 + 1.0)
+    assert info.value.reason == "dt_underflow" and info.value.dt == 1e-3
+
+
+def test_constant_step_count_is_not_a_list(float64):
+    # 10^12 steps are counted, not listed: the error comes at once.
+    with pytest.raises(SolverError, match=r"needs 1000000000000 steps"):
+        _fixed_steps(ConstantStepSize(1e-12, max_steps=10))
+
+
+@pytest.mark.parametrize("saveat", ([0.45, 1.0], [0.3, 0.6, 0.9], [0.1 + 1e-12, 0.9999999999]))
+def test_constant_step_count_matches_the_steps(saveat, float64):
+    # The up-front count equals the steps taken (grid 0, 0.3, 0.6, 0.9, 1 and the save times;
+    # grid points within 1e-9 dt of a save time are merged into it).
+    n = _fixed_steps(ConstantStepSize(0.3), saveat=saveat).stats.n_accepted
+    with pytest.raises(SolverError, match=rf"needs {n} steps"):
+        _fixed_steps(ConstantStepSize(0.3, max_steps=n - 1), saveat=saveat)

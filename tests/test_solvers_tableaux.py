@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from problems import ALL_SOLVERS
 
+from pyanode import _names as names
 from pyanode.solvers import (
     RK4,
     SOLVERS,
@@ -150,15 +151,25 @@ def test_dopri5_exact_rationals():
 
 
 def test_registry_names():
-    assert set(SOLVERS) == {"euler", "midpoint", "rk4", "bosh3", "dp5", "tsit5"}
+    # The registry holds exactly the solver names of pyanode._names, aliases resolved there.
+    assert (
+        set(SOLVERS) == set(names.SOLVERS) == {"euler", "midpoint", "rk4", "bosh3", "dp5", "tsit5"}
+    )
     assert solver_from_name("dp5") == Dopri5()
+    assert solver_from_name("dopri5") == Dopri5()  # torchdiffeq's name
     assert solver_from_name("tsit5") == Tsit5()
     assert isinstance(solver_from_name("euler"), Euler)
+    for name, (method, adaptive) in names.SOLVERS.items():
+        assert SOLVERS[name].__name__ == method and SOLVERS[name]().adaptive == adaptive
 
 
-@pytest.mark.parametrize("name", ["dopri5", "DP5", "", "rk45"])
+@pytest.mark.parametrize("name", ["DP5", "", "rk45", None])
 def test_unknown_solver_name(name):
-    with pytest.raises(ValueError, match=r"unknown solver .*accepted names: 'euler', 'midpoint'"):
+    with pytest.raises(
+        ValueError,
+        match=r"solver=.* is not known; accepted: euler, midpoint, rk4, bosh3, dp5, tsit5 "
+        r"\(aliases: dopri5 = dp5\)",
+    ):
         solver_from_name(name)
 
 

@@ -4,30 +4,31 @@ One entry point, `solve(f, y0, t0, t1, *, args, solver, controller, gradient, sa
 every "how" is an object: a solver (`Dopri5()`, ...), a step-size controller
 (`PIController(rtol, atol)`, `ConstantStepSize(dt)`) and a gradient method (`Backprop()`,
 `Adjoint()`). The registries `SOLVERS` and `GRADIENTS` map the names used in specs and on the
-command line to these classes. A vector field may implement `AbstractFusedField` to be
-evaluated and differentiated without autograd (`pyanode.torch.MLPField` does).
+command line to these classes. A vector field may implement `AbstractFusedField` to hand the
+solver its own stage kernel (`pyanode.torch.MLPField` does); any other field is evaluated and
+differentiated through autograd, one evaluation at a time. Layout: docs/architecture.md.
 """
 
+from pyanode.solvers._adjoint import Adjoint as Adjoint
+from pyanode.solvers._backprop import Backprop as Backprop
 from pyanode.solvers._bosh3 import Bosh3 as Bosh3
-from pyanode.solvers._constant_step import ConstantStepSize as ConstantStepSize
 from pyanode.solvers._controller import AbstractStepSizeController as AbstractStepSizeController
+from pyanode.solvers._controller import ConstantStepSize as ConstantStepSize
+from pyanode.solvers._controller import PIController as PIController
 from pyanode.solvers._dopri5 import Dopri5 as Dopri5
 from pyanode.solvers._euler import Euler as Euler
-from pyanode.solvers._fused import AbstractFusedField as AbstractFusedField
-from pyanode.solvers._fused import AbstractFusedKernel as AbstractFusedKernel
-from pyanode.solvers._gradient import GRADIENTS as GRADIENTS
-from pyanode.solvers._gradient import AbstractGradientMethod as AbstractGradientMethod
-from pyanode.solvers._gradient import Adjoint as Adjoint
-from pyanode.solvers._gradient import Backprop as Backprop
-from pyanode.solvers._gradient import gradient_from_name as gradient_from_name
+from pyanode.solvers._kernel import AbstractFusedField as AbstractFusedField
+from pyanode.solvers._kernel import AbstractStageKernel as AbstractStageKernel
 from pyanode.solvers._midpoint import Midpoint as Midpoint
-from pyanode.solvers._pi_controller import PIController as PIController
-from pyanode.solvers._registry import SOLVERS as SOLVERS
-from pyanode.solvers._registry import solver_from_name as solver_from_name
+from pyanode.solvers._problem import AbstractGradientMethod as AbstractGradientMethod
+from pyanode.solvers._problem import Solution as Solution
+from pyanode.solvers._problem import SolverStats as SolverStats
 from pyanode.solvers._rk4 import RK4 as RK4
-from pyanode.solvers._solution import Solution as Solution
-from pyanode.solvers._solution import SolverStats as SolverStats
+from pyanode.solvers._solve import GRADIENTS as GRADIENTS
+from pyanode.solvers._solve import SOLVERS as SOLVERS
+from pyanode.solvers._solve import gradient_from_name as gradient_from_name
 from pyanode.solvers._solve import solve as solve
-from pyanode.solvers._solver import AbstractSolver as AbstractSolver
+from pyanode.solvers._solve import solver_from_name as solver_from_name
+from pyanode.solvers._tableau import AbstractSolver as AbstractSolver
 from pyanode.solvers._tableau import ButcherTableau as ButcherTableau
 from pyanode.solvers._tsit5 import Tsit5 as Tsit5

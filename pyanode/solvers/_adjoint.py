@@ -1,300 +1,199 @@
-"""The backsolve adjoint as a `torch.autograd.Function` (Chen et al. 2018; Kidger et al. 2021)."""
+"""`Adjoint`: the backsolve adjoint (Chen et al. 2018; Kidger, Chen & Lyons 2021).
+
+The forward solve keeps nothing. Backward integrates, from the last output time to `t0`, with
+the same solver, controller and loop as the forward,
+
+    dy/dt = f,   da/dt = -a df/dy,   da_x/dt = -a df/dx for each input x (args, parameters),
+
+through one stage kernel: each evaluation is one `f` and one VJP of the field's kernel (fused or
+autograd). With the seminorm the `a_x` do not steer the steps, so only `[y, a]` is integrated
+and `a_x` is the accepted stages' VJP records summed with the steps' weights `-h b_i` (what the
+Runge–Kutta method computes for a quadrature); with the full norm `a_x` is part of the state.
+"""
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.autograd.function import once_differentiable
 
-from pyanode.solvers._fused import (
-    AbstractFusedKernel,
-    AbstractStageKernel,
-    GradientSum,
-    fused_kernel_of,
-)
-from pyanode.solvers._problem import (
-    Problem,
-    SolveRequest,
-    default_stepper,
-    float_below,
-    integrate_forward,
-    make_stops,
-    mixed_rms_norm,
-    time_factory,
-)
-from pyanode.solvers._stepper import BufferStepper, FusedStep, PlainKernel
+from pyanode.solvers._kernel import AbstractStageKernel, GradientSum, stage_kernel
+from pyanode.solvers._loop import forward, integrate
+from pyanode.solvers._problem import AbstractGradientMethod, SolveRequest
+from pyanode.solvers._step import Step, Stepper, mixed_rms_norm
 
 
-def adjoint_solve(request: SolveRequest, seminorm: bool) -> torch.Tensor:
-    """Solve `request` without a graph; its backward pass is the adjoint solve."""
-    f = request.f
-    # With the seminorm the parameter integrals do not steer the steps, so a fused field's
-    # adjoint integrates [y, a] only and sums the parameter gradients over the accepted stages.
-    kernel = fused_kernel_of(f, request.y0, request.args) if seminorm else None
-    if kernel is not None:
-        grad_args, params = kernel.arg_tensors, kernel.params
-    else:
-        grad_args = tuple(a for a in _tensors_of(request.args) if a.requires_grad)
-        params = ()
-        if isinstance(f, nn.Module):
-            params = tuple(p for p in f.parameters() if p.requires_grad)
-    state = _AdjointState(request, seminorm, grad_args, params, kernel)
-    return _AdjointFunction.apply(state, request.y0, *grad_args, *params)
+@dataclass(frozen=True)
+class Adjoint(AbstractGradientMethod):
+    """The backsolve adjoint of Chen et al. (2018), "Neural Ordinary Differential Equations".
 
+    The forward solve keeps no graph. Backward integrates `[y, a, a_x]` from `t1` to `t0` with
+    the same solver and controller: `dy/dt = f`, `da/dt = -a df/dy`, `da_x/dt = -a df/dx`, one
+    vector-Jacobian product per evaluation. At each `saveat` time the state is reset to the
+    saved forward value and that time's incoming gradient is added to `a`. Gradients reach `y0`
+    and the tensors `x` that `Backprop` differentiates: the tensors of `args` that require
+    grad, the parameters of `f` (an `nn.Module`) and the leaf tensors a closure `f` reaches.
+    Higher-order gradients are not supported.
 
-def _tensors_of(args: Any) -> tuple[torch.Tensor, ...]:
-    if isinstance(args, torch.Tensor):
-        return (args,)
-    if isinstance(args, (tuple, list)):
-        return tuple(a for a in args if isinstance(a, torch.Tensor))
-    return ()
+    The backward solve recomputes `y` backwards in time, so for a vector field that is unstable
+    backwards the gradients lose accuracy (a known weakness of the backsolve adjoint); use
+    `Backprop` when in doubt.
 
+    Arguments:
+        seminorm: measure the backward error on `y` and `a` only, not on the `a_x` integrals
+            (Kidger, Chen & Lyons 2021, "Hey, that's not an ODE"); usually fewer backward steps
+            at the same gradient accuracy. False uses the largest RMS norm over `y`, `a`, the
+            `args` integrals and the parameter integrals.
 
-def _replace_tensors(args: Any, old: tuple[torch.Tensor, ...], new: list[torch.Tensor]) -> Any:
-    """`args` with each tensor of `old` (by identity) replaced by the matching one of `new`."""
-    swap = {id(o): n for o, n in zip(old, new, strict=True)}
-    if isinstance(args, torch.Tensor):
-        return swap.get(id(args), args)
-    if isinstance(args, (tuple, list)):
-        items = [swap.get(id(a), a) if isinstance(a, torch.Tensor) else a for a in args]
-        if type(args) in (tuple, list):
-            return type(args)(items)
-        return type(args)(*items)  # a namedtuple
-    return args
+    Raises:
+        TypeError: if `seminorm` is not a bool.
+    """
 
+    seminorm: bool = True
 
-class _AdjointState:
-    """What the autograd Function keeps between forward and backward (no tensors of the graph)."""
+    def __post_init__(self) -> None:
+        if not isinstance(self.seminorm, bool):
+            raise TypeError(f"Adjoint seminorm must be True or False, got {self.seminorm!r}")
 
-    def __init__(
-        self,
-        request: SolveRequest,
-        seminorm: bool,
-        grad_args: tuple[torch.Tensor, ...],
-        params: tuple[torch.Tensor, ...],
-        kernel: AbstractFusedKernel | None,
-    ):
-        self.request = request
-        self.seminorm = seminorm
-        self.grad_args = grad_args
-        self.params = params
-        self.kernel = kernel
-
-
-class _AdjointFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, state: _AdjointState, y0: torch.Tensor, *tensors: torch.Tensor):
-        r = state.request
-        kernel = state.kernel
-        if kernel is not None:
-            x0 = kernel.to_state(y0)
-            stepper = BufferStepper(kernel, r.solver, x0)
-        else:
-            x0 = y0
-            stepper = default_stepper(r.f, y0, r.args, r.solver)
-        y1, saved, counts = integrate_forward(
-            stepper, x0, r.solver, r.controller, r.t0, r.t1, r.save_ts, r.jump_ts
-        )
+    def run(self, request: SolveRequest) -> torch.Tensor:
+        r = request
+        kernel = stage_kernel(r.f, r.y0, r.args, keeps_inputs=False)
+        x0 = kernel.to_state(r.y0)
+        stepper = kernel.stepper(r.solver, x0, tolerances=r.controller.tolerances)
+        xs, counts = forward(stepper, r, x0)
         r.stats.nfe_forward = counts.nfe
         r.stats.n_accepted = counts.n_accepted
         r.stats.n_rejected = counts.n_rejected
-        ys = torch.stack(saved) if r.save_ts else y1
-        if kernel is not None:
-            ys = kernel.from_state(ys).contiguous()
-        ctx.state = state
+        ys = kernel.from_state(xs)
+        inputs = kernel.inputs
+        if not torch.is_grad_enabled() or not any(x.requires_grad for x in (r.y0, *inputs)):
+            return ys
+        backward = _Backward(r, kernel, self.seminorm, ys)
+        return _AdjointFunction.apply(backward, r.y0, *inputs)
+
+
+class _AdjointFunction(torch.autograd.Function):
+    """The forward solve as one autograd node (its result computed already); backward is the
+    adjoint solve."""
+
+    @staticmethod
+    def forward(ctx, backward: _Backward, y0: torch.Tensor, *inputs: torch.Tensor):
+        ctx.backward = backward
+        ys, backward.ys = backward.ys, None  # the node's output (saved, not kept in a cycle)
         ctx.save_for_backward(ys)
         return ys
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_ys: torch.Tensor):
-        state: _AdjointState = ctx.state
         (ys,) = ctx.saved_tensors
-        if state.kernel is not None:
-            grads = _fused_adjoint_backward(state, ys, grad_ys)
-        else:
-            grads = _adjoint_backward(state, ys, grad_ys)
-        return (None, *grads)
+        with torch.no_grad():
+            return (None, *ctx.backward(ys, grad_ys))
 
 
-def _adjoint_backward(
-    state: _AdjointState, ys: torch.Tensor, grad_ys: torch.Tensor
-) -> list[torch.Tensor | None]:
-    """Integrate the adjoint system from the last output time to `t0`.
+class _Backward:
+    """The adjoint solve that differentiates one forward solve."""
 
-    Returns the gradients for `(y0, *grad_args, *params)`.
-    """
-    r = state.request
-    f = r.f
-    shape = r.y0.shape
-    dtype, device = ys.dtype, ys.device
-    n = r.y0.numel()
-    params = state.params
-    leaves = [a.detach().requires_grad_() for a in state.grad_args]
-    args = _replace_tensors(r.args, state.grad_args, leaves)
-    wrt = (*params, *leaves)
-    sizes = [w.numel() for w in wrt]
-    n_theta = sum(sizes[: len(params)])
-    n_total = 2 * n + sum(sizes)
+    def __init__(self, request: SolveRequest, kernel: AbstractStageKernel, seminorm: bool, ys):
+        self.request, self.kernel, self.seminorm = request, kernel, seminorm
+        self.ys: torch.Tensor | None = ys  # the forward's result, until the node takes it
 
-    if r.save_ts:
-        t_start = r.save_ts[-1]
-        y_start, a_start = ys[-1], grad_ys[-1]
-    else:
-        t_start = r.t1
-        y_start, a_start = ys, grad_ys
-    z0 = torch.cat(
-        [
-            y_start.reshape(-1),
-            a_start.reshape(-1),
-            torch.zeros(n_total - 2 * n, dtype=dtype, device=device),
-        ]
-    )
-    if t_start != r.t0:
-        segments = [(0, n), (n, 2 * n)]
-        if not state.seminorm:
-            segments += [(2 * n, 2 * n + n_theta), (2 * n + n_theta, n_total)]
-            segments = [(a, b) for a, b in segments if b > a]
+    def __call__(self, ys: torch.Tensor, grad_ys: torch.Tensor) -> list[torch.Tensor | None]:
+        """The gradients for `(y0, *kernel.inputs)` from the forward's result `ys`."""
+        r, kernel = self.request, self.kernel
+        inputs = kernel.inputs
+        ys, grad_ys = kernel.to_state(ys), kernel.to_state(grad_ys)
+        y_start, a_start = (ys[-1], grad_ys[-1]) if r.save_ts else (ys, grad_ys)
+        shape, n = y_start.shape, y_start.numel()
+        sizes = [x.numel() for x in inputs] if not self.seminorm else []
+        t_start = r.save_ts[-1] if r.save_ts else r.t1
+        if sizes:  # the full norm: the flat state [y, a, a_args, a_params]
+            z = torch.cat([y_start.reshape(-1), a_start.reshape(-1), y_start.new_zeros(sum(sizes))])
+            n_args = sum(sizes[: len(kernel.arg_tensors)])
+            ends = [n, 2 * n, 2 * n + n_args, 2 * n + sum(sizes)]
+            segments = [(a, b) for a, b in zip([0, *ends], ends, strict=False) if b > a]
+        else:  # [y, a] stacked on a new first axis
+            z = torch.stack([y_start, a_start])
+            segments = [(0, n), (n, 2 * n)]
+        adjoint = _AdjointKernel(kernel, shape, n, sizes)
+        if t_start == r.t0:  # saveat == [t0]: nothing to integrate
+            return [kernel.from_state(adjoint.parts(z)[1]), *([None] * len(inputs))]
 
         def on_save(i: int, t: float, z: torch.Tensor) -> torch.Tensor:
             z = z.clone()
-            z[:n] = ys[i].reshape(-1)
-            z[n : 2 * n] += grad_ys[i].reshape(-1)
+            y, a = adjoint.parts(z)
+            y.copy_(ys[i])
+            a.add_(grad_ys[i])
             return z
 
-        make_t = time_factory(dtype, device)
-        field = _AugmentedField(f, shape, n, wrt)
-        problem = Problem(
-            stepper=BufferStepper(PlainKernel(field, args, make_t), r.solver, z0),
-            solver=r.solver,
-            t0=t_start,
-            t1=r.t0,
-            stops=make_stops(t_start, r.t0, r.save_ts, r.jump_ts, dtype),
+        sums = GradientSum(kernel)
+        b = r.solver.coefficients(z).b_floats
+
+        def on_accept(step: Step) -> None:  # the seminorm's a_x: the stages' VJPs, -h b_i each
+            folded = False
+            for i, b_i in enumerate(b):
+                if b_i != 0.0:
+                    folded |= sums.add(step.saved[i], -(step.t1 - step.t0) * b_i)
+            if folded:  # pending records are the last step's; a FSAL next step reads its last
+                stepper.release(keep_last=True)
+
+        record = not sizes and bool(inputs)
+        stepper = Stepper(
+            adjoint,
+            r.solver,
+            z,
+            tolerances=r.controller.tolerances,
             norm=mixed_rms_norm(segments),
-            on_save=on_save if r.save_ts else None,
-            t0_below=float_below(t_start, dtype) if t_start in r.jump_ts else t_start,
+            record=record,
+            on_accept=on_accept if record else None,
         )
-        with torch.no_grad():
-            z = problem.stepper.finish(r.controller.integrate(problem, z0))
-        r.stats.nfe_backward += problem.counts.nfe
-    else:
-        z = z0  # saveat == [t0]: nothing to integrate
-
-    grads: list[torch.Tensor | None] = [z[n : 2 * n].reshape(shape)]
-    offset = 2 * n
-    for w, size in zip(wrt, sizes, strict=True):
-        grads.append(z[offset : offset + size].view_as(w))
-        offset += size
-    # The Function's inputs are (y0, *grad_args, *params); wrt is (*params, *leaves).
-    n_params = len(params)
-    return [grads[0], *grads[1 + n_params :], *grads[1 : 1 + n_params]]
+        reset = on_save if r.save_ts else None
+        z, counts = integrate(stepper, r.controller, z, t_start, r.t0, r.save_ts, r.jump_ts, reset)
+        z = stepper.finish(z)
+        r.stats.nfe_backward += counts.nfe
+        grad_y0 = kernel.from_state(adjoint.parts(z)[1])
+        if sizes:
+            flat = z[2 * n :].split(sizes)
+            return [grad_y0, *(g.view_as(x) for g, x in zip(flat, inputs, strict=True))]
+        grads = sums.result() if record else []
+        stepper.release()
+        return [grad_y0, *grads]
 
 
-def _fused_adjoint_backward(
-    state: _AdjointState, ys: torch.Tensor, grad_ys: torch.Tensor
-) -> list[torch.Tensor | None]:
-    """The seminorm adjoint of a fused field: integrate `[y, a]` from the last output time to
-    `t0`; `a_theta` and `a_args` are the stages' VJPs summed with the steps' weights `-h b_i`.
+class _AdjointKernel:
+    """The adjoint system as the stepper's right-hand side (it is never differentiated):
+    `[f(t, y), -a df/dy]` on `[y, a]` stacked on a first axis, through a field's kernel; with
+    `sizes` (the full norm) `[f, -a df/dy, -a df/dx...]` on the flat `[y, a, a_x...]`. Saves
+    the VJP record, from which the field's kernel forms the integrands `-a df/dx`."""
 
-    Returns the gradients for `(y0, *kernel.arg_tensors, *kernel.params)`.
-    """
-    r = state.request
-    kernel = state.kernel
-    n = r.y0.numel()
-    dtype = ys.dtype
-    t_start = r.save_ts[-1] if r.save_ts else r.t1
-    # the state [y, a] stacked on a new first axis, in the kernel's layout
-    ys, grad_ys = kernel.to_state(ys), kernel.to_state(grad_ys)
-    y_start, a_start = (ys[-1], grad_ys[-1]) if r.save_ts else (ys, grad_ys)
-    z = torch.stack([y_start, a_start])
-    if t_start == r.t0:  # saveat == [t0]: nothing to integrate
-        params, args = kernel.gradients([], None)
-        return [kernel.from_state(z[1]), *args, *params]
+    keeps_inputs = False  # each evaluation's VJP comes at once
 
-    def on_save(i: int, t: float, z: torch.Tensor) -> torch.Tensor:
-        z = z.clone()
-        z[0] = ys[i]
-        z[1] += grad_ys[i]
-        return z
+    def __init__(self, kernel: AbstractStageKernel, shape: torch.Size, n: int, sizes: list[int]):
+        self.kernel, self.shape, self.n, self.sizes = kernel, shape, n, sizes
 
-    # a_theta and a_args: each accepted step adds its stages' VJPs with the weights -h b_i;
-    # summed in chunks (the steps' buffers are recycled after), so memory stays flat
-    sums = GradientSum(kernel)
-    b = r.solver._plan.coefficients(z).b_floats
-
-    def on_accept(step: FusedStep) -> None:
-        folded = False
-        for i, b_i in enumerate(b):
-            if b_i != 0.0:
-                folded |= sums.add(step.saved[i], -step.h * b_i)
-        if folded:  # pending records are the last step's; a FSAL next step reads its last
-            stepper.release(keep_last=True)
-
-    stepper = BufferStepper(_AdjointKernel(kernel), r.solver, z, record=True, on_accept=on_accept)
-    scale = 1.0 / math.sqrt(n)
-
-    def norm(e: torch.Tensor) -> float:  # the seminorm: the larger RMS of the y and a parts
-        return torch.linalg.vector_norm(e.view(2, -1), dim=1).max().item() * scale
-
-    problem = Problem(
-        stepper=stepper,
-        solver=r.solver,
-        t0=t_start,
-        t1=r.t0,
-        stops=make_stops(t_start, r.t0, r.save_ts, r.jump_ts, dtype),
-        norm=norm,
-        on_save=on_save if r.save_ts else None,
-        t0_below=float_below(t_start, dtype) if t_start in r.jump_ts else t_start,
-    )
-    z = stepper.finish(r.controller.integrate(problem, z))
-    r.stats.nfe_backward += problem.counts.nfe
-    params, args = sums.result()
-    stepper.release()
-    return [kernel.from_state(z[1]), *args, *params]
-
-
-class _AdjointKernel(AbstractStageKernel):
-    """`[f(t, y), -a df/dy]` on the state `[y, a]` (stacked on the first axis) through a fused
-    kernel; saves the VJP record, from which `kernel.gradients` forms the parameter and `args`
-    integrands `-a df/dtheta` and `-a df/dargs`."""
-
-    def __init__(self, kernel: AbstractFusedKernel):
-        self.kernel = kernel
+    def parts(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The views `(y, a)` of an adjoint state `z`."""
+        if not self.sizes:
+            return z.unbind(0)
+        n = self.n
+        return z[:n].view(self.shape), z[n : 2 * n].view(self.shape)
 
     def evaluate(self, t, z, out, save):
         if out is None:
             out = torch.empty_like(z)
-        y, a = z.unbind(0)
-        f_out, a_out = out.unbind(0)
+        y, a = self.parts(z)
+        f_out, a_out = self.parts(out)
         _, saved = self.kernel.evaluate(t, y, f_out, True)
         _, record = self.kernel.vjp(saved, a, a_out, negate=True)
+        if self.sizes:
+            grads = self.kernel.gradients([record], None)
+            for g, part in zip(grads, out[2 * self.n :].split(self.sizes), strict=True):
+                if g is None:
+                    part.zero_()
+                else:
+                    torch.neg(g.reshape(-1), out=part)
         return out, (record if save else None)
 
-
-class _AugmentedField:
-    """`[f, -a df/dy, -a df/dtheta, -a df/dargs]` on the flat state `[y, a, a_theta, a_args]`."""
-
-    def __init__(self, f, shape: torch.Size, n: int, wrt: tuple[torch.Tensor, ...]):
-        self.f, self.shape, self.n, self.wrt = f, shape, n, wrt
-
-    def __call__(self, t: torch.Tensor, z: torch.Tensor, args: Any) -> torch.Tensor:
-        n, shape = self.n, self.shape
-        with torch.enable_grad():
-            y = z[:n].detach().view(shape).requires_grad_()
-            fy = self.f(t, y, args)
-            inputs = (y, *self.wrt)
-            if fy.requires_grad:
-                vjps = torch.autograd.grad(
-                    fy, inputs, grad_outputs=-z[n : 2 * n].view(shape), allow_unused=True
-                )
-            else:
-                vjps = (None,) * len(inputs)
-        parts = [fy.detach().reshape(-1)]
-        for g, x in zip(vjps, inputs, strict=True):
-            if g is None:
-                g = torch.zeros(x.numel(), dtype=z.dtype, device=z.device)
-            parts.append(g.reshape(-1))
-        return torch.cat(parts)
+    def evaluate_first(self, t, z, save):
+        return self.evaluate(t, z, None, save)

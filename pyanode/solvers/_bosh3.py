@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pyanode.solvers._solver import AbstractSolver
-from pyanode.solvers._tableau import ButcherTableau
+from pyanode.solvers._tableau import AbstractSolver, ButcherTableau
 
 # b_hat = (7/24, 1/4, 1/3, 1/8), the embedded second-order weights.
 _BOSH3 = ButcherTableau(

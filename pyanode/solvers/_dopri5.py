@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pyanode.solvers._solver import AbstractSolver
-from pyanode.solvers._tableau import ButcherTableau
+from pyanode.solvers._tableau import AbstractSolver, ButcherTableau
 
 _B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
 # b_hat = (5179/57600, 0, 7571/16695, 393/640, -92097/339200, 187/2100, 1/40).

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pyanode.solvers._solver import AbstractSolver
-from pyanode.solvers._tableau import ButcherTableau
+from pyanode.solvers._tableau import AbstractSolver, ButcherTableau
 
 _EULER = ButcherTableau(c=(0.0,), a=((),), b=(1.0,), b_err=None, order=1)
 

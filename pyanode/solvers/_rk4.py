@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pyanode.solvers._solver import AbstractSolver
-from pyanode.solvers._tableau import ButcherTableau
+from pyanode.solvers._tableau import AbstractSolver, ButcherTableau
 
 _RK4 = ButcherTableau(
     c=(0.0, 0.5, 0.5, 1.0),

@@ -1,19 +1,61 @@
-"""`solve`: the one entry point of the torch backend's ODE solvers."""
+"""`solve`, the one entry point of the torch backend's ODE solvers: its input checks, and the
+names of the solvers and gradient methods at the spec and CLI boundary."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-from pyanode.solvers._controller import AbstractStepSizeController
+from pyanode._names import SOLVERS as SOLVER_NAMES
+from pyanode._names import gradients_of, solver_name
+from pyanode._validate import check_choice, check_number
+from pyanode.solvers._adjoint import Adjoint
+from pyanode.solvers._backprop import Backprop
+from pyanode.solvers._bosh3 import Bosh3
+from pyanode.solvers._controller import AbstractStepSizeController, PIController
 from pyanode.solvers._dopri5 import Dopri5
-from pyanode.solvers._gradient import AbstractGradientMethod, Backprop
-from pyanode.solvers._pi_controller import PIController
-from pyanode.solvers._problem import SolveRequest
-from pyanode.solvers._solution import Solution, SolverStats
-from pyanode.solvers._solver import AbstractSolver, VectorField
+from pyanode.solvers._euler import Euler
+from pyanode.solvers._midpoint import Midpoint
+from pyanode.solvers._problem import (
+    AbstractGradientMethod,
+    Solution,
+    SolveRequest,
+    SolverStats,
+    VectorField,
+)
+from pyanode.solvers._rk4 import RK4
+from pyanode.solvers._tableau import AbstractSolver
+from pyanode.solvers._tsit5 import Tsit5
+
+# canonical name (pyanode._names) -> method class, e.g. SOLVERS["dp5"] is Dopri5
+_METHODS = {cls.__name__: cls for cls in (Euler, Midpoint, RK4, Bosh3, Dopri5, Tsit5)}
+SOLVERS: dict[str, type[AbstractSolver]] = {
+    name: _METHODS[method] for name, (method, _) in SOLVER_NAMES.items()
+}
+GRADIENTS: dict[str, type[AbstractGradientMethod]] = {
+    name: {"backprop": Backprop, "adjoint": Adjoint}[name] for name in gradients_of("torch")
+}
+
+
+def solver_from_name(name: str) -> AbstractSolver:
+    """The solver called `name` (or an alias of it), e.g. `solver_from_name("dopri5") ==
+    Dopri5()`.
+
+    **Raises:** `ValueError` naming the accepted names and aliases.
+    """
+    return SOLVERS[solver_name(name)]()
+
+
+def gradient_from_name(name: str, *, seminorm: bool = True) -> AbstractGradientMethod:
+    """The gradient method called `name`: `"backprop"` or `"adjoint"` (with `seminorm`, which
+    `Backprop` ignores).
+
+    **Raises:** `ValueError` naming the accepted names.
+    """
+    method = GRADIENTS[check_choice("gradient", name, GRADIENTS)]
+    return Adjoint(seminorm=seminorm) if method is Adjoint else method()
+
 
 # The strategy objects are frozen dataclasses, so sharing the default instances is safe.
 _DOPRI5 = Dopri5()
@@ -39,8 +81,9 @@ def solve(
     **Arguments:**
 
     - `f`: the vector field, called as `f(t, y, args)` with `t` a 0-d tensor and `y` a tensor
-      of the shape, dtype and device of `y0`; returns `dy/dt` of the same shape. An
-      `nn.Module` has its parameters differentiated by `Adjoint` too.
+      of the shape, dtype and device of `y0`; returns `dy/dt` of the same shape. Gradients
+      reach the tensors of `args`, the parameters of an `nn.Module` and the leaf tensors a
+      closure reaches (see `Backprop`).
     - `y0`: the initial state, a floating-point tensor of any shape (usually `(B, ...)`). All
       elements share the steps; the error norm is the RMS over all of them.
     - `t0`, `t1`: start and end time; `t1 < t0` integrates backwards. The last step is clipped
@@ -123,9 +166,7 @@ def _time(name: str, value: Any) -> float:
                 "pass a float, or scale time inside f through args"
             )
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    return check_number(name, value)
 
 
 def _times(name: str, value: Any, t0: float, t1: float) -> list[float]:

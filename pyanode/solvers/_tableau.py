@@ -1,9 +1,14 @@
-"""The Butcher tableau of an explicit Runge–Kutta method, validated once at construction."""
+"""An explicit Runge–Kutta method: its Butcher tableau, validated once, and its coefficients as
+the tensors a buffered step multiplies with."""
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
 
 _TOL = 1e-12  # consistency conditions hold to round-off of the published decimal coefficients
 
@@ -84,3 +89,79 @@ class ButcherTableau:
     def stages(self) -> int:
         """The number of stages `s`."""
         return len(self.c)
+
+
+class StageCoefficients:
+    """A tableau as row tensors of one dtype and device, so that a stage sum is one matrix product.
+
+    `rows[i]` (1, i) holds `a[i]` (stage `i`'s combination of the earlier stages), `b` and
+    `b_err` (1, s) the solution and error weights, `cols[j]` (1, s - 1 - j) the column
+    `a[j+1:, j]` (how stage `j` feeds the later ones, for the step's VJP), `ones` (1, s - 1);
+    `c`, `b_floats` and `feeds[j]` (whether stage `j` feeds a later stage) are Python values.
+    """
+
+    def __init__(self, tableau: ButcherTableau, like: torch.Tensor):
+        s = tableau.stages
+
+        def tensor(values):
+            return torch.tensor([list(values)], dtype=like.dtype, device=like.device)
+
+        self.c = tuple(float(x) for x in tableau.c)
+        self.b_floats = tuple(float(x) for x in tableau.b)
+        self.rows = (None, *(tensor(tableau.a[i]) for i in range(1, s)))
+        self.b = tensor(tableau.b)
+        self.b_err = None if tableau.b_err is None else tensor(tableau.b_err)
+        self.cols = tuple(tensor(tableau.a[i][j] for i in range(j + 1, s)) for j in range(s - 1))
+        self.feeds = tuple(any(tableau.a[i][j] != 0.0 for i in range(j + 1, s)) for j in range(s))
+        self.ones = torch.ones((1, max(s - 1, 1)), dtype=like.dtype, device=like.device)
+
+
+class AbstractSolver(abc.ABC):
+    """An explicit Runge–Kutta method; a final subclass sets only the class attribute `tableau`.
+
+    The tableau is the whole method: every solver takes its steps through the one step of
+    `pyanode.solvers._step`. Instances are immutable and equal when their classes are.
+    """
+
+    tableau: ClassVar[ButcherTableau]
+    _coefficients: ClassVar[dict[tuple[torch.dtype, torch.device], StageCoefficients]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "tableau" in cls.__dict__:
+            cls._coefficients = {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; cannot set {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    @property
+    def order(self) -> int:
+        """The order of the method (the embedded error estimate has order `order - 1`)."""
+        return self.tableau.order
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the tableau has an embedded error estimate (needed by `PIController`)."""
+        return self.tableau.b_err is not None
+
+    @property
+    def fsal(self) -> bool:
+        """Whether the last stage of a step is the first stage of the next."""
+        return self.tableau.fsal
+
+    def coefficients(self, like: torch.Tensor) -> StageCoefficients:
+        """The tableau as tensors of `like`'s dtype and device (built once per dtype/device)."""
+        key = (like.dtype, like.device)
+        found = self._coefficients.get(key)
+        if found is None:
+            found = self._coefficients[key] = StageCoefficients(self.tableau, like)
+        return found

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pyanode.solvers._solver import AbstractSolver
-from pyanode.solvers._tableau import ButcherTableau
+from pyanode.solvers._tableau import AbstractSolver, ButcherTableau
 
 # Coefficients as published (17 significant digits), as in OrdinaryDiffEq.jl's Tsit5; the order
 # conditions are checked numerically in tests/test_solvers_tableaux.py.

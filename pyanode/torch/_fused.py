@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pyanode.solvers import AbstractFusedKernel
+from pyanode.solvers import AbstractStageKernel
 
 _threshold_backward = torch.ops.aten.threshold_backward.default
 _tanh_backward = torch.ops.aten.tanh_backward.default
@@ -79,7 +79,7 @@ class MLPWeights:
         )
 
 
-class MLPKernel(AbstractFusedKernel):
+class MLPKernel(AbstractStageKernel):
     """`MLPField`'s fused kernel for one solve (see the module docstring).
 
     Arguments:
@@ -150,10 +150,9 @@ class MLPKernel(AbstractFusedKernel):
 
     def gradients(
         self, records: Sequence[Any], weights: Sequence[float] | None
-    ) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+    ) -> list[torch.Tensor | None]:
         if not records:
-            zeros = [torch.zeros_like(p) for p in self.params]
-            return zeros, [torch.zeros_like(a) for a in self.arg_tensors]
+            return [torch.zeros_like(x) for x in self.inputs]
         n = len(records)
         # (features, n * batch): the records side by side
         y, h0, h1, g, ga1, ga0 = (torch.cat([r[i] for r in records], dim=1) for i in range(1, 7))
@@ -179,4 +178,4 @@ class MLPKernel(AbstractFusedKernel):
             torch.mm(g, h1.t()),
             g.sum(1),
         ]
-        return grads, arg_grads
+        return [*arg_grads, *grads]
