@@ -29,7 +29,7 @@ _LAZY = {
     "get_backend": "pyanode.backends",
     "run": "pyanode.experiments.runner",
     "run_trial": "pyanode.experiments.runner",
-    "run_trials": "pyanode.experiments.runner",
+    "run_trials": "pyanode.experiments.batch",
     "load_fitted": "pyanode.experiments.runner",
     "Trial": "pyanode.experiments.runner",
     "Record": "pyanode.experiments.runner",

@@ -60,3 +60,15 @@ class JuliaUnavailable(RuntimeError):
     Raised by `pyanode.julia.load()` / `install()` and by `backend="julia"`; `backend="auto"`
     falls back to torch instead. See docs/julia.md.
     """
+
+
+class FolderError(SpecError):
+    """A trial folder cannot be used for the trial asked for: a file there is damaged, belongs
+    to another trial, or is not a pyanode trial's. The message names the file and the fix; a
+    batch reports such a trial and goes on with the others."""
+
+
+class StoreError(OSError):
+    """Writing to the results store failed (disk full, quota, read-only or failing disk). Not
+    the trial's failure: the trial stays unfinished, and running the same command again (once
+    the disk is fixed) resumes it from its last checkpoint."""

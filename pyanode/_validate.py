@@ -23,10 +23,14 @@ def _is_bool(value: Any) -> bool:
 def _bound(low: float | None, high: float | None, strict_low: bool) -> str:
     parts = []
     if low is not None:
-        parts.append(f"{'>' if strict_low else '>='} {low:g}")
+        parts.append(f"{'>' if strict_low else '>='} {_show(low)}")
     if high is not None:
-        parts.append(f"<= {high:g}")
+        parts.append(f"<= {_show(high)}")
     return " and ".join(parts)
+
+
+def _show(bound: float) -> str:
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"  # a seed's bound in full
 
 
 def check_number(

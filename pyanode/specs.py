@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import sys
+import typing
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
@@ -68,7 +71,8 @@ class _Spec:
     section: ClassVar[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        """The fields as plain (mutable) dicts, lists of tuples kept as tuples."""
+        return _thaw(dataclasses.asdict(self))  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls: type[S], data: dict[str, Any]) -> S:
@@ -87,6 +91,55 @@ class _Spec:
 
 def _positive_int(name: str, value: Any, low: int = 1) -> None:
     check_int(name, value, low=low, error=SpecError)
+
+
+def _float(spec: Any, name: str, section: str, **bounds: Any) -> float:
+    """Check the float field `name` of `spec` and store it as a float, so that `lr = 1` and
+    `lr = 1.0` are the same spec (and the same trial)."""
+    value = check_number(f"{section}.{name}", getattr(spec, name), error=SpecError, **bounds)
+    object.__setattr__(spec, name, value)
+    return value
+
+
+class FrozenDict(dict):
+    """A dict that cannot be changed: the keyword arguments held by a frozen spec (change a
+    spec with `spec.replace(dataset_kwargs={...})`)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            "the arguments of a spec cannot be changed in place: make a new spec with "
+            "spec.replace(dataset_kwargs={...})"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle and deepcopy without __setitem__
+        return (type(self), (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
+        return self
+
+
+def _thaw(value: Any) -> Any:
+    """`value` with every `FrozenDict` as a plain dict, all the way down."""
+    if isinstance(value, dict):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_thaw(v) for v in value)
+    return value
+
+
+def _freeze(value: Any) -> Any:
+    """`value` with its tables as `FrozenDict` and its lists as tuples, all the way down."""
+    if isinstance(value, dict):
+        return FrozenDict({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -176,20 +229,33 @@ class SolverSpec(_Spec):
         object.__setattr__(self, "solver", solver_name(self.solver, field="solver.solver",
                                                        error=SpecError))  # fmt: skip
         check_choice("solver.gradient", self.gradient, GRADIENTS, error=SpecError)
-        check_number("solver.rtol", self.rtol, low=0, strict_low=True, error=SpecError)
-        if self.rtol < 1e-14:
+        if _float(self, "rtol", "solver", low=0, strict_low=True) < 1e-14:
             raise SpecError(f"solver.rtol={self.rtol!r} is below machine precision; use >= 1e-14")
-        check_number("solver.atol", self.atol, low=0, error=SpecError)
+        _float(self, "atol", "solver", low=0)
         _positive_int("solver.max_steps", self.max_steps)
-        check_number("solver.t1", self.t1, low=0, strict_low=True, error=SpecError)
+        _float(self, "t1", "solver", low=0, strict_low=True)
         check_bool("solver.seminorm", self.seminorm, error=SpecError)
         if self.dt is not None:
-            check_number("solver.dt", self.dt, low=0, strict_low=True, error=SpecError)
+            _float(self, "dt", "solver", low=0, strict_low=True)
+            self._check_steps()
         elif not self.adaptive:
             raise SpecError(
                 f"solver.solver={self.solver!r} has no error estimate, so it needs a fixed step: "
                 f"set solver.dt (e.g. 0.05), or choose one of {', '.join(ADAPTIVE_SOLVERS)}"
             )
+
+    def _check_steps(self) -> None:
+        """A fixed step must reach t1 within the step budget (checked here, before anything is
+        built: a tiny dt would otherwise cost time and memory in proportion to 1/dt)."""
+        steps = self.t1 / self.dt  # inf for a dt that underflows the ratio
+        if self.adaptive or steps <= self.max_steps * (1 + 1e-9):
+            return
+        count = f"{steps:.3g}" if math.isfinite(steps) else "more than 1e308"
+        raise SpecError(
+            f"solver.dt={self.dt!r} needs {count} steps to reach solver.t1={self.t1!r}, more "
+            f"than solver.max_steps={self.max_steps}: use dt >= {self.t1 / self.max_steps:.3g} "
+            "or raise max_steps"
+        )
 
     @property
     def adaptive(self) -> bool:
@@ -219,8 +285,8 @@ class TrainSpec(_Spec):
     def __post_init__(self) -> None:
         _positive_int("train.epochs", self.epochs, low=0)
         _positive_int("train.batch_size", self.batch_size)
-        check_number("train.lr", self.lr, low=0, strict_low=True, error=SpecError)
-        check_number("train.weight_decay", self.weight_decay, low=0, error=SpecError)
+        _float(self, "lr", "train", low=0, strict_low=True)
+        _float(self, "weight_decay", "train", low=0)
         check_seed("train.seed", self.seed, error=SpecError)
         check_choice("train.device", self.device, DEVICES, error=SpecError)
         check_choice("train.loss", self.loss, LOSSES, error=SpecError)
@@ -273,9 +339,12 @@ class RunSpec(_Spec):
             raise SpecError(f"run.dataset must be a dataset name, got {self.dataset!r}")
         for name in ("dataset_kwargs", "test_kwargs"):
             value = getattr(self, name)
-            if not isinstance(value, dict) and not (name == "test_kwargs" and value is None):
+            if value is None and name == "test_kwargs":
+                continue
+            if not isinstance(value, dict):
                 raise SpecError(f"run.{name} must be a table of arguments, got {value!r}")
-        if check_number("run.test_fraction", self.test_fraction, low=0, error=SpecError) >= 1:
+            object.__setattr__(self, name, _freeze(canonical_kwargs(self.dataset, value)))
+        if _float(self, "test_fraction", "run", low=0) >= 1:
             raise SpecError(f"run.test_fraction must be in [0, 1), got {self.test_fraction!r}")
         if self.test_slice is not None:
             self._check_slice()
@@ -325,7 +394,11 @@ class RunSpec(_Spec):
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as err:
+            raise SpecError(f"malformed JSON: {err}") from None
+        return cls.from_dict(data)
 
     def to_toml(self) -> str:
         return tomli_w.dumps(_drop_none(self.to_dict()))
@@ -334,9 +407,52 @@ class RunSpec(_Spec):
     def from_toml(cls, text: str) -> RunSpec:
         try:
             data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
+        except (tomllib.TOMLDecodeError, TypeError) as err:
             raise SpecError(f"malformed TOML: {err}") from None
         return cls.from_dict(data)
+
+
+def read_config(path: str | os.PathLike[str]) -> str:
+    """The text of the config file `path` (TOML, UTF-8).
+
+    Raises:
+        SpecError: naming the file and what is wrong with it (missing, a folder, unreadable,
+            not UTF-8 text).
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as err:
+        raise SpecError(f"config {str(path)!r} is not UTF-8 text ({err.reason} at byte "
+                        f"{err.start}): save it as UTF-8 TOML") from None  # fmt: skip
+    except IsADirectoryError:
+        raise SpecError(f"config {str(path)!r} is a folder: give a TOML file") from None
+    except OSError as err:
+        raise SpecError(f"config {str(path)!r} cannot be read: {err.strerror}") from None
+
+
+def canonical_kwargs(dataset: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` with the integers given for float arguments of the dataset function as floats
+    (`r1 = 1` and `r1 = 1.0` are the same data and the same trial); unchanged for an unknown
+    dataset, whose name is checked when the trial is checked."""
+    from pyanode.data import DATASETS  # numpy and the generators: only when a spec is made
+
+    function = DATASETS.get(dataset) if isinstance(dataset, str) else None
+    if function is None:
+        return dict(kwargs)
+    hints = typing.get_type_hints(function)
+    return {
+        k: float(v) if _is_float_argument(hints.get(k)) and _is_plain_int(v) else v
+        for k, v in kwargs.items()
+    }
+
+
+def _is_float_argument(hint: Any) -> bool:
+    return hint is float or float in typing.get_args(hint)
+
+
+def _is_plain_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _drop_none(data: dict[str, Any]) -> dict[str, Any]:

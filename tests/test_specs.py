@@ -56,7 +56,7 @@ def test_toml_leaves_out_unset_optionals():
         (lambda: ModelSpec(readout="none"), r"model.readout='none' is not known; accepted: linear"),
         (
             lambda: TrainSpec(seed=2**32),
-            r"train.seed must be an integer >= 0 and <= 4.29497e\+09, got 4294967296",
+            r"train.seed must be an integer >= 0 and <= 4294967295, got 4294967296",
         ),
         (
             lambda: RunSpec(test_kwargs={"seed": 1}),

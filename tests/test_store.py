@@ -95,7 +95,7 @@ def test_checkpoints_are_loaded_with_weights_only(tmp_path):
     marker = tmp_path / "code-ran"
     path = tmp_path / CHECKPOINT
     torch.save({"format": 2, "trial_id": RUN_ID, "trainer": _Payload(str(marker))}, path)
-    with pytest.raises(SpecError, match=r"checkpoint\.pt' cannot be read: .*Weights only load"):
+    with pytest.raises(SpecError, match=r"checkpoint\.pt cannot be read: .*Weights only load"):
         load_checkpoint(path)
     assert not marker.exists()
 
@@ -103,7 +103,7 @@ def test_checkpoints_are_loaded_with_weights_only(tmp_path):
 def test_a_truncated_checkpoint_is_refused(tmp_path):
     path = save_checkpoint(tmp_path / CHECKPOINT, RUN_ID, {"epoch": 0})
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(SpecError, match=r"checkpoint\.pt' cannot be read"):
+    with pytest.raises(SpecError, match=r"checkpoint\.pt cannot be read"):
         load_checkpoint(path)
 
 

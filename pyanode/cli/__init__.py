@@ -8,11 +8,22 @@ Options come from the specs' and configs' dataclasses (`pyanode.cli._options`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
-from pyanode._errors import DataError, JuliaUnavailable, SolverError, SpecError, TrainingDiverged
+from pyanode._errors import (
+    DataError,
+    JuliaUnavailable,
+    SolverError,
+    SpecError,
+    StoreError,
+    TrainingDiverged,
+)
 
 # command -> (module, the function of the module that adds the command's arguments, help)
 COMMANDS = {
@@ -29,6 +40,35 @@ COMMANDS = {
 }  # fmt: skip
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a user's mistake on one line (naming the fix: the command's --help)
+    instead of the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class Terminated(BaseException):
+    """SIGTERM: leave as Ctrl-C does (workers ended, files whole), with exit code 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While a command runs, SIGTERM raises `Terminated` (in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def _positionals(argv: list[str]) -> list[str]:
     """The words of `argv` that are not options (the command, then a subcommand)."""
     return [word for word in argv if not word.startswith("-")]
@@ -37,7 +77,7 @@ def _positionals(argv: list[str]) -> list[str]:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; only the command named in `argv` gets its arguments (and its imports)."""
     words = _positionals(argv or [])
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pyanode",
         allow_abbrev=False,  # an option is spelled out: --epoch is not --epochs
         description="Neural ODEs, their limits and the ways around them (ANODE, IL-NODE, "
@@ -60,14 +100,25 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="pyanode: %(message)s"
     )
     try:
-        return int(args.run(args) or 0)
+        with _sigterm_unwinds():
+            return int(args.run(args) or 0)
     except (SpecError, DataError, FileNotFoundError, JuliaUnavailable) as err:
-        # JuliaUnavailable: `--backend julia` without a usable Julia; the message says the fix
-        parser.exit(2, f"pyanode {args.command}: error: {err}\n")
-    except (SolverError, TrainingDiverged) as err:
-        parser.exit(1, f"pyanode {args.command}: failed: {err}\n")
+        # a user's mistake, found before anything ran; JuliaUnavailable: `--backend julia`
+        # without a usable Julia. Each message says the fix.
+        parser.exit(2, f"pyanode {args.command}: error: {_one_line(err)}\n")
+    except (SolverError, TrainingDiverged, StoreError) as err:
+        # StoreError: the disk refused a write; the message says how to resume
+        parser.exit(1, f"pyanode {args.command}: failed: {_one_line(err)}\n")
     except KeyboardInterrupt:
-        parser.exit(130, f"pyanode {args.command}: interrupted\n")
+        parser.exit(130, f"pyanode {args.command}: interrupted; run the same command again "
+                    "to resume\n")  # fmt: skip
+    except Terminated:
+        parser.exit(143, f"pyanode {args.command}: terminated; run the same command again "
+                    "to resume\n")  # fmt: skip
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import ast
 import dataclasses
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 
@@ -116,6 +117,18 @@ def key_value(text: str) -> tuple[str, Any]:
         return key.replace("-", "_"), ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return key.replace("-", "_"), value
+
+
+def output_path(text: str) -> Path:
+    """An output path option (`--out`, `--csv`): never empty (an empty path would write into
+    the working directory).
+
+    Raises:
+        argparse.ArgumentTypeError: for an empty or blank path.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: name a folder or file, e.g. results/run")
+    return Path(text)
 
 
 def build(cls: type, args: argparse.Namespace, *, prefix: str = "", base: Any = None) -> Any:

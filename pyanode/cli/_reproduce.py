@@ -10,7 +10,7 @@ import argparse
 import importlib
 from pathlib import Path
 
-from pyanode.cli._options import add_options, build, given
+from pyanode.cli._options import add_options, build, given, output_path
 
 # name -> (module with EXPERIMENT, one line for --help)
 REPRODUCTIONS = {
@@ -74,7 +74,7 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, experiment) -> Non
 
     parser.add_argument(
         "--out",
-        type=Path,
+        type=output_path,
         default=Path("results", experiment.name),
         help=f"folder for results and figures (default: results/{experiment.name})",
     )
@@ -110,9 +110,11 @@ def config_from_args(cls: type, args: argparse.Namespace):
 def run(args: argparse.Namespace, experiment) -> int:
     from pyanode.experiments.reproduce import reproduce
     from pyanode.experiments.runner import RunOptions
+    from pyanode.experiments.store import check_output
 
     config = None if args.plot_only else config_from_args(experiment.config, args)
     options = build(RunOptions, args, prefix="options.")
+    check_output(args.out)
     return reproduce(
         experiment,
         config,

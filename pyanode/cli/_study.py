@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyanode.cli._options import add_options, build
+from pyanode.cli._options import add_options, build, output_path
 
 # name -> (one line for --help, config class, study function, printed columns); the names are
 # those of `pyanode.experiments.studies`, imported when the study runs
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser, words: list[str]) -> None:
 def _add_study_arguments(parser: argparse.ArgumentParser, name: str, config: str) -> None:
     from pyanode.experiments import studies
 
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", type=output_path, required=True, help="output folder")
     parser.add_argument(
         "--figures",
         action=argparse.BooleanOptionalAction,
@@ -78,9 +78,11 @@ def _add_study_arguments(parser: argparse.ArgumentParser, name: str, config: str
 def run(args: argparse.Namespace) -> int:
     from pyanode._errors import JuliaUnavailable
     from pyanode.experiments import studies
+    from pyanode.experiments.store import check_output
 
     _, config_name, function, columns = STUDIES[args.study]
     config = build(getattr(studies, config_name), args, prefix="config.")
+    check_output(args.out)
     study = getattr(studies, function)
     try:
         if args.study == "cross-solver":

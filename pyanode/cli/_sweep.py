@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from pyanode.cli._options import add_options, build
+from pyanode.cli._options import add_options, build, output_path
 
 
 def add_sweep(parser: argparse.ArgumentParser, words: list[str]) -> None:
@@ -19,46 +19,84 @@ def add_sweep(parser: argparse.ArgumentParser, words: list[str]) -> None:
         "Expand the [grid] of a sweep config over its [base] spec and train every trial into "
         "OUT/<trial id>/ (spec.toml, history.jsonl, checkpoint.pt, weights.npy, result.json). "
         "Finished trials are skipped and interrupted ones resume, so re-running the same "
-        "command completes a sweep. A failed trial (solver failure, diverged loss) is recorded "
-        "and the others go on; the exit code is 1 if any trial failed. See docs/sweeps.md."
+        "command completes a sweep. A failed trial (solver failure, diverged loss, a worker "
+        "that keeps dying) is recorded and the others go on; a damaged trial folder is "
+        "reported and left alone; the exit code is 1 if any trial failed or is damaged. See "
+        "docs/sweeps.md."
     )
     parser.epilog = (
         "example: pyanode sweep scripts/sweep_example.toml --out results/sweep --workers 2"
     )
     parser.add_argument("config", type=Path, help="sweep config (TOML with [base] and [grid])")
-    parser.add_argument("--out", type=Path, required=True, help="results folder")
-    parser.add_argument("--dry-run", action="store_true", help="list the trials and stop")
-    parser.add_argument("--csv", type=Path, help="collected table (default: OUT/results.csv)")
+    parser.add_argument("--out", type=output_path, required=True, help="results folder")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the trials (each once) and their state in OUT, and stop",
+    )
+    parser.add_argument("--csv", type=output_path,
+                        help="collected table (default: OUT/results.csv)")  # fmt: skip
     add_options(parser, EngineOptions, prefix="engine.", title="engine")
     add_options(parser, RunOptions, prefix="options.", title="running")
     parser.set_defaults(run=run_sweep)
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from pyanode.experiments import runner, sweep
-    from pyanode.experiments.collect import collect, write_csv
+    from pyanode.experiments import batch, runner, sweep
     from pyanode.experiments.engines import EngineOptions
-    from pyanode.experiments.store import trial_id
+    from pyanode.experiments.store import check_output
 
     config = sweep.load_sweep(args.config)
     engine = build(EngineOptions, args, prefix="engine.").build()
     options = build(runner.RunOptions, args, prefix="options.")
     if args.dry_run:
-        specs = config.trials()
-        for spec, label in zip(specs, config.labels(), strict=True):
-            print(trial_id(spec), label)
-        print(f"{len(specs)} trial(s); {engine.describe()}")
-        return 0
+        return _dry_run(config.as_trials(), args.out, engine)
+    batch.unique_trials(config.as_trials())  # every trial and its data, the engine, and
+    engine.check()  # both outputs, before anything is written
+    csv = check_output(args.csv, file=True) if args.csv else None
+    check_output(args.out)
+    csv = csv or check_output(args.out / "results.csv", file=True)
     try:
         report = sweep.run_sweep(config, args.out, engine=engine, options=options)
-    except runner.TrialFailed as err:
+    except batch.TrialFailed as err:
         print(f"pyanode sweep: failed: {err}; stored in {args.out / err.trial}", file=sys.stderr)
+        _write_csv(args.out, csv)
         return 1
-    finally:
-        if args.out.is_dir():
-            write_csv(collect(args.out), args.csv or args.out / "results.csv")
+    except KeyboardInterrupt:
+        _write_csv(args.out, csv)
+        raise
     print(report.summary())
-    return 1 if report.failed else 0
+    return max(_write_csv(args.out, csv), 1 if report.failed or report.damaged else 0)
+
+
+def _dry_run(trials: list, out: Path, engine) -> int:
+    """List the trials as the run would: each once (by id), with its state in `out`."""
+    from pyanode.experiments.batch import trial_status, unique_trials
+    from pyanode.experiments.store import label_of
+
+    unique = unique_trials(trials)
+    for i, trial in unique.items():
+        state = trial_status(out / i, trial)[0] if (out / i).is_dir() else "pending"
+        print(f"{i} {state:<11} {label_of(trial.key)}")
+    repeated = len(trials) - len(unique)
+    same = f" ({repeated} grid point(s) repeat another's trial: run once)" if repeated else ""
+    print(f"{len(unique)} trial(s){same}; {engine.describe()}")
+    return 0
+
+
+def _write_csv(out: Path, csv: Path) -> int:
+    """Collect `out` into `csv`; 0, or 1 with one line if the disk refuses it."""
+    from pyanode._errors import StoreError
+    from pyanode.experiments.collect import collect, write_csv
+
+    if not out.is_dir():
+        return 0
+    try:
+        write_csv(collect(out), csv)
+    except StoreError as err:
+        print(f"pyanode sweep: the table {csv} was not written: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def add_collect(parser: argparse.ArgumentParser, words: list[str]) -> None:
@@ -68,18 +106,20 @@ def add_collect(parser: argparse.ArgumentParser, words: list[str]) -> None:
         "interrupted, pending, damaged), folder, the spec's fields and the stored result."
     )
     parser.add_argument("dir", type=Path, help="a results folder")
-    parser.add_argument("--csv", type=Path, help="output file (default: DIR/results.csv)")
+    parser.add_argument("--csv", type=output_path, help="output file (default: DIR/results.csv)")
     parser.set_defaults(run=run_collect)
 
 
 def run_collect(args: argparse.Namespace) -> int:
     from pyanode.experiments.collect import collect, write_csv
+    from pyanode.experiments.store import check_output
 
     rows = collect(args.dir)
+    csv = check_output(args.csv or args.dir / "results.csv", file=True)
     if not rows:
         print(f"pyanode collect: no trial folder at or below {args.dir}", file=sys.stderr)
         return 1
-    path = write_csv(rows, args.csv or args.dir / "results.csv")
+    path = write_csv(rows, csv)
     counts = Counter(row["status"] for row in rows)
     detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"{len(rows)} trial(s) ({detail}) -> {path}")

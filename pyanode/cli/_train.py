@@ -7,9 +7,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from pyanode._errors import JuliaUnavailable
-from pyanode.cli._options import add_options, build, given
-from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
+from pyanode._errors import JuliaUnavailable, SpecError
+from pyanode.cli._options import add_options, build, given, output_path
+from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec, read_config
 
 SECTIONS = {"model": ModelSpec, "solver": SolverSpec, "train": TrainSpec}
 
@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser, words: list[str]) -> None:
         "--solver dp5 --gradient backprop --epochs 5 --out results/anode"
     )
     parser.add_argument("--config", type=Path, help="a RunSpec TOML file; options override it")
-    parser.add_argument("--out", type=Path, help="trial folder (default: none, print only)")
+    parser.add_argument("--out", type=output_path,
+                        help="trial folder (default: none, print only)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_options(parser, RunOptions, prefix="options.", title="running")
     add_spec_options(parser)
@@ -56,7 +57,13 @@ def run(args: argparse.Namespace) -> int:
     from pyanode.experiments.runner import RunOptions
     from pyanode.experiments.runner import run as run_spec  # `run` is this command's name
 
-    base = RunSpec.from_toml(args.config.read_text(encoding="utf-8")) if args.config else None
+    base = None
+    if args.config:
+        text = read_config(args.config)
+        try:
+            base = RunSpec.from_toml(text)
+        except SpecError as err:
+            raise SpecError(f"config {str(args.config)!r}: {err}") from None
     spec = spec_from_args(args, base)
     options = build(RunOptions, args, prefix="options.")
     raising = dataclasses.replace(options, on_failure="raise")

@@ -22,10 +22,15 @@ def check_int(name: str, value: Any, *, minimum: int) -> int:
     return int(value)
 
 
+# the data are float32: a length or scale beyond this would make points or noise infinite
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_float(
     name: str, value: Any, *, positive: bool = False, nonnegative: bool = False
 ) -> float:
-    """Return `value` as a finite float (> 0 if `positive`, >= 0 if `nonnegative`), or raise."""
+    """Return `value` as a finite float (> 0 if `positive`, >= 0 if `nonnegative`) whose size
+    fits the float32 data (|value| <= 3.4e38), or raise."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise DataError(
             f"{name} must be a real number, got {value!r} of type {type(value).__name__}"
@@ -37,6 +42,10 @@ def check_float(
         raise DataError(f"{name} must be finite and >= 0, got {value!r}")
     if not math.isfinite(value):
         raise DataError(f"{name} must be finite, got {value!r}")
+    if abs(value) > FLOAT32_MAX:
+        raise DataError(
+            f"{name}={value!r} does not fit the float32 data: use |{name}| <= {FLOAT32_MAX:.3g}"
+        )
     return value
 
 

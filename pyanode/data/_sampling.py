@@ -26,5 +26,7 @@ def uniform_in_shell(
         direction[zero] = rng.standard_normal((int(zero.sum()), dim))
         norm = np.linalg.norm(direction, axis=1)
     u = rng.random(n)
-    radius = (r_lo**dim + u * (r_hi**dim - r_lo**dim)) ** (1.0 / dim)
+    # r^d in units of r_hi: (r_lo / r_hi)^d <= 1 never overflows, whatever the radii and d
+    inner = (r_lo / r_hi) ** dim
+    radius = r_hi * (inner + u * (1.0 - inner)) ** (1.0 / dim)
     return direction / norm[:, None] * radius[:, None]

@@ -1,6 +1,7 @@
 """Trials and what is made of them.
 
-- `runner`: the one trial runner (`Trial`, `Record`, `run_trial`, `run_trials`, `run`);
+- `runner`: the one trial runner (`Trial`, `Record`, `run_trial`, `run`);
+- `batch`: many trials into one folder on an engine (`run_trials`), failures kept apart;
 - `store`: the one on-disk trial format, written whole or not at all, read with ids checked;
 - `checkpoint`: the trainer's position and RNG states, for bit-identical resume;
 - `engines`: where a batch runs (this process, a local pool, Dask);

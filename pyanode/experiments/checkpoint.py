@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pyanode._errors import SpecError
-from pyanode.experiments.store import atomic_write
+from pyanode._errors import FolderError
+from pyanode.experiments.store import atomic_write, unreadable
 
 FORMAT = 2
 
@@ -97,15 +97,20 @@ def save_checkpoint(
         path: the file, usually `<trial folder>/checkpoint.pt`.
         trial: the id of the trial it belongs to (checked on load).
         trainer_state: `Trainer.state_dict()`: weights, optimiser, epoch, batch, history and the
-            partial sums of the running epoch. The global RNG states are captured here.
+            partial sums of the running epoch. The global RNG states and torch's thread count
+            (a resumed run is bit-identical only with the same count) are captured here.
         record_state: what the trial's recorder kept so far (iteration rows, snapshots).
 
     Returns:
         `path` as a `Path`.
+
+    Raises:
+        StoreError: if the disk refuses it (the previous checkpoint is kept).
     """
     payload = {
         "format": FORMAT,
         "trial_id": trial,
+        "threads": torch.get_num_threads(),
         "trainer": trainer_state,
         "record": record_state or {},
         "rng": capture_rng_states(),
@@ -113,33 +118,42 @@ def save_checkpoint(
     return atomic_write(path, lambda f: torch.save(payload, f))
 
 
-def load_checkpoint(path: str | Path, trial: str | None = None) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, trial: str | None = None, *, mmap: bool = False
+) -> dict[str, Any]:
     """Read a checkpoint with `torch.load(weights_only=True)` onto the CPU.
 
     Arguments:
         path: the checkpoint file.
         trial: if given, the checkpoint must belong to the trial of this id.
+        mmap: map the tensors from the file instead of reading them (to check a checkpoint
+            without the cost of loading it).
 
     Returns:
-        A dict with `format`, `trial_id`, `trainer` (for `Trainer.load_state_dict`), `record`
-        (the recorder's state) and `rng` (for `restore_rng_states`).
+        A dict with `format`, `trial_id`, `threads` (torch's thread count when it was written;
+        absent in older checkpoints), `trainer` (for `Trainer.load_state_dict`), `record` (the
+        recorder's state) and `rng` (for `restore_rng_states`).
 
     Raises:
-        SpecError: if the file is not a pyanode checkpoint of a known format, or belongs to
-            another trial than `trial`.
+        FolderError: if the file cannot be read, is not a pyanode checkpoint of a known format,
+            or belongs to another trial than `trial`; the message names the file and the fix.
     """
+    path = Path(path)
+    fix = f"delete {path.name} to restart the trial from its beginning"
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise SpecError(f"checkpoint {str(path)!r} cannot be read: {err}") from None
+        if mmap:  # the plain load says what is wrong (or reads what mmap cannot)
+            return load_checkpoint(path, trial)
+        raise unreadable(path, err, fix) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise SpecError(
+        raise FolderError(
             f"checkpoint {str(path)!r} is not a pyanode checkpoint of format {FORMAT}, "
-            f"got format {found!r}"
+            f"got format {found!r}; {fix}"
         )
     if trial is not None and payload["trial_id"] != trial:
-        raise SpecError(
+        raise FolderError(
             f"checkpoint {str(path)!r} belongs to another run (trial {payload['trial_id']}, not "
             f"{trial}); delete it to start this run afresh"
         )

@@ -1,7 +1,9 @@
 """Collect the trials under any results folder into one table (a CSV that plots can read).
 
-`collect(out)` finds every trial folder at or below `out`: a single trial (`pyanode train
---out`), a batch (a sweep, a reproduction, a study's trained models), or a folder of several.
+`collect(out)` finds every trial folder (one with a trial.json, or a result or checkpoint
+without one) at or below `out`: a single trial (`pyanode train --out`), a batch (a sweep, a
+reproduction, a study's trained models), or a folder of several; other folders, even ones
+holding a spec.toml, are not trials.
 One row per trial: `trial_id`, `label` (what its batch calls it), `status` (`ok`, `failed`,
 `interrupted`: a checkpoint but no result yet, `pending`: not started, `damaged`: its files
 cannot be read or belong to another trial, with the reason in `message`), `folder` (relative to
@@ -22,7 +24,6 @@ from typing import Any
 
 from pyanode._errors import SpecError
 from pyanode.experiments import store
-from pyanode.specs import RunSpec
 
 log = logging.getLogger("pyanode")
 
@@ -46,7 +47,7 @@ def collect(out: str | os.PathLike) -> list[dict[str, Any]]:
 
 def _trial_folders(root: Path) -> list[tuple[Path, str]]:
     """(trial folder, label) at or below `root`: batches in manifest order, the rest by path."""
-    if (root / store.SPEC).exists() or (root / store.TRIAL).exists():
+    if any((root / name).exists() for name in (store.TRIAL, store.RESULT, store.CHECKPOINT)):
         return [(root, "")]
     found: list[tuple[Path, str]] = []
     listed: set[str] = set()
@@ -67,17 +68,26 @@ def _trial_folders(root: Path) -> list[tuple[Path, str]]:
 def _row(folder: Path, label: str, where: str) -> dict[str, Any]:
     row: dict[str, Any] = {"trial_id": "", "label": label, "status": "damaged", "folder": where}
     try:
-        row["trial_id"] = store.stored_id(folder) or ""
-        spec = RunSpec.from_toml((folder / store.SPEC).read_text(encoding="utf-8"))
+        identity = store.read_identity(folder)
+        if identity is None:  # listed by its batch, not started
+            row.update(trial_id=folder.name, status="pending")
+            return row
+        row["trial_id"], spec, _ = identity
         result = store.read_result(folder)
-    except (SpecError, OSError, UnicodeDecodeError) as err:
+    except (SpecError, OSError) as err:
         row["message"] = str(err)
         return row
     if result is not None:
         row["status"] = result["status"]
+    elif (folder / store.CHECKPOINT).exists():
+        try:
+            store.check_archive(folder / store.CHECKPOINT)
+        except SpecError as err:
+            row["message"] = str(err)
+            return row
+        row["status"], result = "interrupted", {}
     else:
-        row["status"] = "interrupted" if (folder / store.CHECKPOINT).exists() else "pending"
-        result = {}
+        row["status"], result = "pending", {}
     row.update(_flatten(spec.to_dict()))
     row.update({k: v for k, v in sorted(result.items()) if k not in LEADING})
     return row

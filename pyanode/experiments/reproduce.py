@@ -29,8 +29,9 @@ from typing import Any
 from pyanode._errors import SpecError
 from pyanode._validate import check_int
 from pyanode.experiments import store
+from pyanode.experiments.batch import BatchReport, run_trials
 from pyanode.experiments.engines import AbstractEngine
-from pyanode.experiments.runner import BatchReport, RunOptions, Trial, run_trials
+from pyanode.experiments.runner import RunOptions, Trial
 
 log = logging.getLogger("pyanode")
 
@@ -105,7 +106,11 @@ class Reproduction:
     def _claim(self, out: Path, config: Any, overwrite: bool) -> None:
         path = out / CONFIG
         if path.exists() and not overwrite:
-            stored = store.read_json(path)
+            try:
+                stored = store.read_json(path)
+            except (OSError, ValueError) as err:
+                message = f"{path} cannot be read ({err}): delete it, or --overwrite"
+                raise SpecError(message) from None
             if not isinstance(stored, dict) or stored.get("experiment") != self.name:
                 raise SpecError(
                     f"{str(out)!r} holds the results of another experiment "
@@ -175,7 +180,7 @@ def reproduce(
     print the summary and the failures, draw the figures.
 
     Returns:
-        The exit code: 0, or 1 if a trial failed.
+        The exit code: 0, or 1 if a trial failed or its folder is damaged.
     """
     start = time.perf_counter()
     out = Path(out)
@@ -185,7 +190,7 @@ def reproduce(
         summary = experiment.summarise_stored(config, out)
     else:
         done = experiment.run(config, out, options=options)
-        summary, failed = done.summary, done.report.failed
+        summary, failed = done.summary, done.report.failed + list(done.report.damaged)
         if failed:
             print(done.report.summary())
     print(experiment.report(summary))

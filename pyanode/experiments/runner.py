@@ -9,6 +9,11 @@ for the format): a finished trial is returned, not trained again; an interrupted
 from its checkpoint and ends bit-identical to a run that never stopped (CPU, same thread count);
 a failure is recorded as data. `run_trials` runs a batch into one folder on an engine, with
 `[k/N]` progress, elapsed time and ETA. `run` is the in-memory face of the same path.
+
+What is not the trial's failure is never recorded as one: a user's mistake (an impossible spec,
+option, dataset argument, an unwritable output, a folder in use) is refused before anything runs;
+a damaged trial folder is reported and left alone; a failing disk (`StoreError`) leaves the trial
+unfinished, to resume from its checkpoint. docs/sweeps.md states the whole failure model.
 """
 
 from __future__ import annotations
@@ -19,8 +24,7 @@ import hashlib
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,14 @@ import numpy as np
 import torch
 
 import pyanode
-from pyanode._errors import JuliaUnavailable, SolverError, SpecError, TrainingDiverged
+from pyanode._errors import (
+    FolderError,
+    JuliaUnavailable,
+    SolverError,
+    SpecError,
+    StoreError,
+    TrainingDiverged,
+)
 from pyanode._validate import check_choice, check_int
 from pyanode.backends import Fitted, TorchBackend, TorchFitted, check_supported, get_backend
 from pyanode.data import Dataset, load_dataset, slice_removed_split, split
@@ -40,7 +51,7 @@ from pyanode.experiments.checkpoint import (
     save_checkpoint,
     seeded_rng_states,
 )
-from pyanode.experiments.engines import AbstractEngine, InProcess
+from pyanode.experiments.engines import WorkerDied
 from pyanode.specs import RunSpec, setting
 from pyanode.torch import Trainer, set_flat_parameters, torch_threads
 
@@ -215,23 +226,29 @@ def run_trial(
         The result as stored in result.json (see docs/sweeps.md for its fields).
 
     Raises:
-        SpecError: on an impossible option, or if `folder` holds another run (without
-            `options.overwrite`) or damaged trial files.
+        SpecError, DataError: before anything runs, on an impossible option or trial, an
+            unwritable `folder`, a folder in use by another run, or a checkpoint written with
+            another thread count.
+        FolderError: if `folder` holds another run (without `options.overwrite`) or damaged
+            trial files.
+        StoreError: if the disk refuses a write; nothing is recorded, the trial resumes from
+            its last checkpoint when run again.
         Exception: whatever the training raised, with `on_failure="raise"`.
     """
     options = options or RunOptions()
-    result, _ = _execute(_as_trial(trial), Path(folder), options, threads, on_batch, progress)
+    result, _ = _execute(as_trial(trial), Path(folder), options, threads, on_batch, progress)
     return result
 
 
 def execute_trial(trial: Trial, folder: str, options: RunOptions, threads: int | None) -> dict:
-    """`run_trial` with the record policy: the task an engine ships to a worker (no exception
-    crosses; a failure comes back as the stored failed result)."""
+    """`run_trial` with the record policy: the task an engine ships to a worker (a failure of
+    the training comes back as the stored failed result; a damaged folder or a failing disk as
+    the exception, which the batch handles)."""
     options = dataclasses.replace(options, on_failure="record")
     return run_trial(trial, folder, options=options, threads=threads)
 
 
-def _as_trial(trial: Trial | RunSpec) -> Trial:
+def as_trial(trial: Trial | RunSpec) -> Trial:
     if isinstance(trial, RunSpec):
         return Trial(trial)
     if not isinstance(trial, Trial):
@@ -251,29 +268,85 @@ def _execute(
     was trained here (None for a stored result)."""
     if threads is not None:
         check_int("threads", threads, low=1, error=SpecError)
-    spec, describe = trial.spec, trial.record.describe()
-    check_supported(spec)
-    tid = store.trial_id(spec, describe)
-    if folder is not None:
-        store.claim(folder, spec, describe, overwrite=options.overwrite)
-        stored = store.read_result(folder, tid)
+    check_trial(trial)
+    if folder is None:
+        return _train(trial, None, options, threads, on_batch, progress)
+    store.check_output(folder)
+    with store.lock(folder):
+        stored = prepare(folder, trial, options, effective_threads(trial.spec, threads))
         if stored is not None:
-            if not (options.retry_failed and stored["status"] == "failed"):
-                return stored, None
-            store.reset(folder)
+            return stored, None
+        return _train(trial, folder, options, threads, on_batch, progress)
+
+
+def check_trial(trial: Trial) -> None:
+    """Check what a trial needs before it starts: a backend that supports its spec, and its
+    data (loaded here, and cached for the training: an impossible dataset argument is the
+    user's mistake, reported at once, never a trial's failure).
+
+    Raises:
+        SpecError: for a gradient method or readout the backend lacks.
+        DataError: for an unknown dataset, argument or impossible argument value.
+    """
+    check_supported(trial.spec)
+    load_data(trial.spec)
+
+
+def effective_threads(spec: RunSpec, threads: int | None) -> int:
+    """The torch thread count a trial runs with: the spec's, the caller's, or this process's."""
+    return spec.train.threads or threads or torch.get_num_threads()
+
+
+def prepare(folder: Path, trial: Trial, options: RunOptions, threads: int) -> dict | None:
+    """Claim `folder` for `trial` and return its stored result, or None when it must run (not
+    started, interrupted, or failed with `options.retry_failed`); an interrupted trial must be
+    resumable: its checkpoint readable, and written with the same thread count. Call it while
+    no one writes into `folder` (holding its lock, or its batch's): it removes the temporary
+    files a kill left there.
+
+    Raises:
+        FolderError: if the folder holds another run or damaged files.
+        SpecError: if the checkpoint was written with another thread count.
+        StoreError: if the claim cannot be written.
+    """
+    tid = store.claim(folder, trial.spec, trial.record.describe(), overwrite=options.overwrite)
+    store.clean_temporary(folder)
+    stored = store.read_result(folder, tid)
+    if stored is not None and options.retry_failed and stored["status"] == "failed":
+        store.reset(folder)
+        stored = None
+    if stored is None and (folder / store.CHECKPOINT).exists():
+        try:
+            before = load_checkpoint(folder / store.CHECKPOINT, tid, mmap=True).get("threads")
+        except FolderError:
+            if not options.overwrite:
+                raise
+            store.reset(folder)  # a damaged checkpoint: start afresh
+            return None
+        if before is not None and before != threads:
+            raise SpecError(
+                f"trial {tid} in {str(folder)!r} was checkpointed with {before} torch thread(s) "
+                f"and would resume with {threads}: a resumed trial is bit-identical to an "
+                f"uninterrupted one only with the same count; run it with --threads {before} "
+                f"(threads={before}), or delete its {store.CHECKPOINT} to restart it"
+            )
+    return stored
+
+
+def _train(trial: Trial, folder: Path | None, options: RunOptions, threads: int | None,
+           on_batch: Callable[[Trainer], None] | None,
+           progress: bool | None) -> tuple[dict[str, Any], Fitted | None]:  # fmt: skip
+    """Train `trial` (resuming from its checkpoint in `folder`) and store its result; a failure
+    of the training is stored as a failed result, a failure of the disk is not (`StoreError`:
+    the trial stays unfinished)."""
+    spec, tid = trial.spec, trial.id
     with _PROCESS_LOCK, torch_threads(threads):
-        base = {
-            "schema_version": store.SCHEMA_VERSION,
-            "trial_id": tid,
-            "threads": spec.train.threads or torch.get_num_threads(),
-            "pyanode_version": pyanode.__version__,
-            "torch_version": torch.__version__,
-        }
+        base = result_base(spec, tid, threads)
         work = _Training(trial, tid, folder, options.checkpoint_every, on_batch)
         try:
             fitted = work.fit(progress)
-        except JuliaUnavailable:
-            raise  # the machine lacks Julia: not the trial's failure, nothing to record
+        except (JuliaUnavailable, StoreError, FolderError):
+            raise  # the machine or the disk, not the trial: nothing to record
         except Exception as err:
             result = {**base, "backend": work.backend, **work.resumed, **work.failure(err)}
             if folder is not None:
@@ -300,6 +373,17 @@ def _execute(
             store.save_arrays(folder / store.ARRAYS, arrays)
         store.write_json(folder / store.RESULT, result)  # last: the trial is done
     return result, fitted
+
+
+def result_base(spec: RunSpec, tid: str, threads: int | None) -> dict[str, Any]:
+    """The fields every result.json starts with: format, trial, and what it ran with."""
+    return {
+        "schema_version": store.SCHEMA_VERSION,
+        "trial_id": tid,
+        "threads": effective_threads(spec, threads),
+        "pyanode_version": pyanode.__version__,
+        "torch_version": torch.__version__,
+    }
 
 
 def summarise(history: list[dict[str, Any]], weights: np.ndarray) -> dict[str, Any]:
@@ -440,29 +524,40 @@ class _Training:
 
     def failure(self, err: Exception) -> dict[str, Any]:
         """The failed result: what went wrong (type, message, solver state) and where."""
-        row: dict[str, Any] = {
-            "status": "failed",
-            "error": type(err).__name__,
-            "message": str(err),
-            "reason": "exception",
-            "t": None,
-            "dt": None,
-            "nfe": None,
-            "loss": None,
-            "failed_epoch": self.epoch + 1,
-            "failed_batch": self.batch + 1,
-            "epochs_completed": len(self.history),
-        }
-        if isinstance(err, SolverError):
-            row.update(reason=err.reason, t=float(err.t), dt=float(err.dt), nfe=int(err.nfe))
-        elif isinstance(err, TrainingDiverged):
-            row.update(
-                reason="nonfinite_loss",
-                loss=float(err.loss),
-                failed_epoch=err.epoch + 1,
-                failed_batch=err.batch + 1,
-            )
-        return row
+        return failure_fields(err, self.epoch + 1, self.batch + 1, len(self.history))
+
+
+def failure_fields(
+    err: Exception, epoch: int | None, batch: int | None, epochs_completed: int
+) -> dict[str, Any]:
+    """The fields of a failed result: what went wrong (`error`, `message`, `reason`; the solver
+    state `t`, `dt`, `nfe`; the `loss`; the `signal` and `attempts` of a worker that died) and
+    where (`failed_epoch`, `failed_batch`: 1-based, None where unknown)."""
+    row: dict[str, Any] = {
+        "status": "failed",
+        "error": type(err).__name__,
+        "message": str(err),
+        "reason": "exception",
+        "t": None,
+        "dt": None,
+        "nfe": None,
+        "loss": None,
+        "failed_epoch": epoch,
+        "failed_batch": batch,
+        "epochs_completed": epochs_completed,
+    }
+    if isinstance(err, SolverError):
+        row.update(reason=err.reason, t=float(err.t), dt=float(err.dt), nfe=int(err.nfe))
+    elif isinstance(err, TrainingDiverged):
+        row.update(
+            reason="nonfinite_loss",
+            loss=float(err.loss),
+            failed_epoch=err.epoch + 1,
+            failed_batch=err.batch + 1,
+        )
+    elif isinstance(err, WorkerDied):
+        row.update(reason="worker_died", signal=err.signal, attempts=err.attempts)
+    return row
 
 
 @torch.no_grad()
@@ -504,7 +599,7 @@ def run(
         SolverError, TrainingDiverged: if the training fails (`options.on_failure="raise"`).
         RuntimeError: for a trial stored as failed (run it again with `retry_failed`).
     """
-    trial = _as_trial(spec)
+    trial = as_trial(spec)
     folder = None if out is None else Path(out)
     options = options or RunOptions(on_failure="raise")
     result, fitted = _execute(trial, folder, options, threads, None, progress)
@@ -544,155 +639,3 @@ def load_fitted(folder: str | Path) -> TorchFitted:
     trainer.history = stored.history
     trainer.epoch = len(stored.history)
     return TorchFitted(trainer)
-
-
-# -- batches -------------------------------------------------------------------------------------
-class TrialFailed(RuntimeError):
-    """A trial of a batch run with `on_failure="raise"` failed (its result is stored)."""
-
-    def __init__(self, trial: str, result: dict[str, Any]):
-        self.trial, self.result = trial, result
-        super().__init__(f"trial {trial} failed: {result.get('error')}: {result.get('message')}")
-
-
-@dataclass
-class BatchReport:
-    """What a batch did: every trial's stored result, which were skipped as already done."""
-
-    out: Path
-    ids: list[str]
-    results: dict[str, dict[str, Any]]
-    labels: dict[str, str]
-    skipped: list[str]
-
-    @property
-    def failed(self) -> list[str]:
-        return [i for i in self.ids if self.results.get(i, {}).get("status") == "failed"]
-
-    @property
-    def ok(self) -> list[str]:
-        return [i for i in self.ids if self.results.get(i, {}).get("status") == "ok"]
-
-    def summary(self) -> str:
-        """A few lines: counts, then one line per failed trial with its reason."""
-        lines = [
-            f"{len(self.ids)} trial(s): {len(self.ok)} ok, {len(self.failed)} failed "
-            f"({len(self.skipped)} already done, skipped); results in {self.out}"
-        ]
-        for i in self.failed:
-            r = self.results[i]
-            where = f"epoch {r.get('failed_epoch')}, batch {r.get('failed_batch')}"
-            solver = (
-                f" t={r['t']:.4g} dt={r['dt']:.3g} nfe={r['nfe']}" if r.get("t") is not None else ""
-            )
-            lines.append(
-                f"  FAILED {i} [{self.labels.get(i, '')}] {r.get('error')} ({r.get('reason')}) "
-                f"at {where}:{solver} {_first_line(r.get('message', ''))}"
-            )
-        return "\n".join(lines)
-
-
-def run_trials(
-    trials: Sequence[Trial | RunSpec],
-    out: str | Path,
-    *,
-    engine: AbstractEngine | None = None,
-    options: RunOptions | None = None,
-) -> BatchReport:
-    """Run every trial into the batch folder `out`: `<out>/<trial id>/` each, and the manifest
-    `trials.json` (their ids and keys, in order).
-
-    Finished trials are skipped, interrupted ones resume from their checkpoint; a trial that
-    fails is recorded and the others go on. Progress goes to the `pyanode` logger: `[k/N]`, the
-    trial, its outcome, the elapsed time and the estimated time left.
-
-    Arguments:
-        trials: the trials (duplicates, by id, run once), in the order to run them.
-        out: the batch folder.
-        engine: where the trials run (default: one after another in this process).
-        options: see `RunOptions`; `on_failure="raise"` stops submitting trials at the first
-            failure and raises `TrialFailed` (the running ones finish and are stored).
-
-    Returns:
-        A `BatchReport`.
-
-    Raises:
-        TrialFailed: with `on_failure="raise"`.
-        SpecError: on an impossible option, if `out` holds a single trial, or if a trial
-            folder holds another run or damaged files.
-    """
-    engine, options, out = engine or InProcess(), options or RunOptions(), Path(out)
-    if (out / store.SPEC).exists():
-        raise SpecError(f"{str(out)!r} holds a single trial (spec.toml), not a batch: "
-                        "choose another folder")  # fmt: skip
-    unique: dict[str, Trial] = {}
-    for trial in map(_as_trial, trials):
-        check_supported(trial.spec)
-        unique.setdefault(trial.id, trial)
-    ids = list(unique)
-    labels = {i: store.label_of(t.key) for i, t in unique.items()}
-    store.write_manifest(out, [(i, unique[i].key) for i in ids])
-
-    results, skipped, todo = {}, [], []
-    for i in ids:
-        store.claim(out / i, unique[i].spec, unique[i].record.describe(),
-                    overwrite=options.overwrite)  # fmt: skip
-        stored = store.read_result(out / i, i)
-        if stored is not None and options.retry_failed and stored["status"] == "failed":
-            store.reset(out / i)
-            stored = None
-        if stored is None:
-            todo.append(i)
-        else:
-            results[i] = stored
-            skipped.append(i)
-    clock = _Clock(len(ids), len(skipped))
-    if skipped:
-        log.info("[%d/%d] done before, skipped: %s", len(skipped), len(ids),
-                 ", ".join(labels[i] or i for i in skipped))  # fmt: skip
-    log.info("%d trial(s) to run on %s", len(todo), engine.describe())
-    # an absolute path: remote workers do not share our working directory
-    tasks = [(unique[i], str((out / i).resolve()), options, engine.threads) for i in todo]
-    iterator = engine.imap_unordered(execute_trial, tasks)
-    try:
-        for index, result in iterator:
-            i = todo[index]
-            results[i] = result
-            log.info("%s %s %s: %s", clock.tick(), i, labels[i], _brief(result))
-            if options.on_failure == "raise" and result.get("status") == "failed":
-                raise TrialFailed(i, result)
-    finally:
-        iterator.close()
-    return BatchReport(out, ids, results, labels, skipped)
-
-
-class _Clock:
-    """`[k/N]`, elapsed time and ETA of a batch (ETA from the trials run so far)."""
-
-    def __init__(self, total: int, done: int):
-        self.total, self.done, self.run = total, done, 0
-        self.start = time.perf_counter()
-
-    def tick(self) -> str:
-        self.done += 1
-        self.run += 1
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / self.run * (self.total - self.done)
-        return f"[{self.done}/{self.total}] {_clock(elapsed)} elapsed, ETA {_clock(eta)}:"
-
-
-def _clock(seconds: float) -> str:
-    minutes, s = divmod(int(round(seconds)), 60)
-    hours, m = divmod(minutes, 60)
-    return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
-
-
-def _first_line(text: str) -> str:
-    return text.splitlines()[0] if text else ""
-
-
-def _brief(result: dict[str, Any]) -> str:
-    if result.get("status") == "failed":
-        return f"FAILED {result.get('error')} ({result.get('reason')})"
-    keys = ("test_acc", "test_loss", "loss", "nfe_forward")
-    return "ok " + " ".join(f"{k}={result[k]:.4g}" for k in keys if result.get(k) is not None)

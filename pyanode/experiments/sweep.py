@@ -42,10 +42,11 @@ from pyanode._errors import DataError, SpecError
 from pyanode._registry import check_registered
 from pyanode.backends import check_supported
 from pyanode.data import DATASETS
+from pyanode.experiments.batch import BatchReport, run_trials
 from pyanode.experiments.engines import AbstractEngine, LocalPool
-from pyanode.experiments.runner import BatchReport, RunOptions, Trial, run_trials
+from pyanode.experiments.runner import RunOptions, Trial
 from pyanode.experiments.store import label_of
-from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
+from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec, read_config
 
 SECTIONS = {"model": ModelSpec, "solver": SolverSpec, "train": TrainSpec}
 TOP_FIELDS = tuple(f.name for f in fields(RunSpec) if f.name not in SECTIONS)
@@ -114,6 +115,11 @@ class Sweep:
         """One short text per grid point, e.g. `model.kind="anode" train.seed=2`."""
         return [label_of(point) for point in self.points()]
 
+    def as_trials(self) -> list[Trial]:
+        """The trials of the grid, in order, each keyed by its grid point."""
+        return [Trial(spec, point) for spec, point in zip(self.trials(), self.points(),
+                                                          strict=True)]  # fmt: skip
+
     def trials(self) -> list[RunSpec]:
         """The resolved spec of each grid point, in the order of `points()`."""
         base = self.base.to_dict()
@@ -134,8 +140,7 @@ class Sweep:
 
 def load_sweep(path: str | Path) -> Sweep:
     """Read a sweep config file (TOML); errors name the file."""
-    path = Path(path)
-    return Sweep.from_toml(path.read_text(encoding="utf-8"), source=str(path))
+    return Sweep.from_toml(read_config(path), source=str(path))
 
 
 def check_runnable(spec: RunSpec) -> None:
@@ -160,7 +165,8 @@ def run_sweep(
     """Run every trial of `sweep` (or the given specs, in that order) into `out`.
 
     Finished trials (a `result.json` in their folder) are skipped, interrupted ones resume from
-    their checkpoint; a trial that fails is recorded as failed and the others go on.
+    their checkpoint; a trial that fails is recorded as failed and the others go on (see
+    `run_trials` for the whole failure model).
 
     Arguments:
         sweep: a `Sweep`, or RunSpecs (duplicates, by trial id, run once).
@@ -174,11 +180,10 @@ def run_sweep(
 
     Raises:
         TrialFailed: with `options.on_failure="raise"`.
-        SpecError: on an impossible option.
+        SpecError, DataError, StoreError: as `run_trials`.
     """
     if isinstance(sweep, Sweep):
-        trials = [Trial(spec, point) for spec, point in zip(sweep.trials(), sweep.points(),
-                                                              strict=True)]  # fmt: skip
+        trials = sweep.as_trials()
     else:
         trials = [Trial(spec) for spec in sweep]
         for trial in trials:

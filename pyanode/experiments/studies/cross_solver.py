@@ -22,13 +22,13 @@ import torch
 
 from pyanode._errors import SolverError, SpecError
 from pyanode._names import ACTIVATIONS, MODEL_KINDS
+from pyanode.experiments.batch import run_trials
 from pyanode.experiments.runner import (
     TEST_SEED_OFFSET,
     Trial,
     load_data,
     load_fitted,
     run,
-    run_trials,
 )
 from pyanode.experiments.store import read_trial
 from pyanode.experiments.studies._julia import check_mode, julia_evaluate
