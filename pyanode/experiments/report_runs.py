@@ -65,46 +65,59 @@ class Job:
         """The argument list after `python -m <module>`."""
         return [word.replace("{out}", str(out)) for word in self.words]
 
-    def shown(self, out: Path) -> str:
-        """The command as a user types it."""
+    def shown(self, out: Path | None = None) -> str:
+        """The command as a user types it; without `out`, as the docs show it: a
+        reproduction's `--out` left at its default, a study's written `results/studies/...`,
+        a benchmark's JSON in benchmarks/results."""
         program = "pyanode" if self.module == "pyanode.cli" else f"python -m {self.module}"
-        return " ".join([program, *self.command(out)])
+        words = self.command(out or Path(self.documented_out))
+        if out is None and self.words[:1] == ("reproduce",):
+            at = words.index("--out")
+            words = words[:at] + words[at + 2 :]
+        return " ".join([program, *words])
+
+    @property
+    def documented_out(self) -> str:
+        if self.words[:1] == ("study",):
+            return f"results/studies/{self.words[1]}"
+        return "benchmarks/results" if self.module == "benchmarks.run" else "results"
 
 
-def _reproduction(name: str, *options: str, suffix: str = "", estimate: float) -> Job:
-    return Job(name + suffix, ("reproduce", name, *options, "--out", "{out}"),
-               ("summary.json", "config.json"), estimate)  # fmt: skip
+def _reproduction(name: str, options: str = "", suffix: str = "", *, estimate: float) -> Job:
+    words = ("reproduce", name, *options.split(), "--out", "{out}")
+    return Job(name + suffix, words, ("summary.json", "config.json"), estimate)
 
 
-def _study(name: str, estimate: float) -> Job:
-    table = name.replace("-", "_") + ".csv"
-    return Job(f"study-{name}", ("study", name, "--out", "{out}", "--no-figures"),
-               (table, "study.json"), estimate)  # fmt: skip
+def _study(name: str, *tables: str, estimate: float) -> Job:
+    words = ("study", name, "--out", "{out}", "--no-figures")
+    return Job(f"study-{name}", words, (*tables, "study.json"), estimate)
 
 
 # Every command whose results the docs show, in the order they are run. Estimates: seconds on
 # the shared 2-core machine the docs were written on (replaced by the last provenance's).
+# fmt: off
 JOBS: tuple[Job, ...] = (
-    _reproduction("table1", "--seeds", "3", suffix="-paper", estimate=90),
-    _reproduction("table1", "--epochs", "50", "--seeds", "3", estimate=900),
-    _reproduction("dupont-1d", estimate=200),
-    _reproduction("dupont-flows", estimate=80),
-    _reproduction("dupont-features", estimate=80),
-    _reproduction("dupont-nfe", estimate=150),
-    _reproduction("dupont-nfe", "--epochs", "50", "--seeds", "5", suffix="-50", estimate=350),
-    _reproduction("dupont-generalisation", estimate=150),
-    _reproduction("dupont-generalisation", "--epochs", "50", "--map-epochs", "50", "--seeds",
-                  "3", suffix="-50", estimate=450),  # fmt: skip
-    _reproduction("dupont-images", estimate=250),
-    _study("forward", 120),
-    _study("gradient", 120),
-    _study("cross-solver", 200),
-    _study("batch-coupling", 200),
+    _reproduction("table1", "--seeds 3", "-paper", estimate=60),
+    _reproduction("table1", "--epochs 50 --seeds 3", estimate=300),
+    _reproduction("dupont-1d", estimate=150),
+    _reproduction("dupont-flows", estimate=60),
+    _reproduction("dupont-features", estimate=30),
+    _reproduction("dupont-nfe", estimate=60),
+    _reproduction("dupont-nfe", "--epochs 50 --seeds 5", "-50", estimate=250),
+    _reproduction("dupont-generalisation", estimate=100),
+    _reproduction("dupont-generalisation", "--epochs 50 --map-epochs 50 --seeds 3", "-50",
+                  estimate=300),
+    _reproduction("dupont-images", estimate=150),
+    _study("forward", "forward.csv", "orders.csv", estimate=120),
+    _study("gradient", "gradient.csv", estimate=120),
+    _study("cross-solver", "cross_solver.csv", estimate=200),
+    _study("batch-coupling", "batch_coupling.csv", estimate=200),
     Job("benchmarks", ("--json", "{out}/cpu.json"), ("cpu.json",), 600,
-        module="benchmarks.run", pin=True),  # fmt: skip
+        module="benchmarks.run", pin=True),
     Job("benchmarks-memory", (), (), 900, module="benchmarks.memory", stdout="memory.md",
-        pin=True),  # fmt: skip
+        pin=True),
 )
+# fmt: on
 JOB_NAMES = tuple(job.name for job in JOBS)
 
 
@@ -239,8 +252,13 @@ def run_job(
         return _keep(job, root, folder, store.read_json(done), log, ran=False)
     fresh = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
     command = [python, "-m", job.module, *job.command(results / job.name)]
     log(f"$ {job.shown(results / job.name)}")
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -300,7 +318,12 @@ def _keep(
         return JobOutcome(job, ran, seconds, f"{folder} lacks {', '.join(missing)}")
     for name in names:
         store.atomic_write(target / name, lambda f, n=name: f.write((folder / n).read_bytes()))
-    provenance = {**record, **_settings(job, folder), **_trials(folder)}
+    provenance = {
+        **record,
+        "documented_command": job.shown(),
+        **_settings(job, folder),
+        **_trials(folder),
+    }
     store.write_json(target / PROVENANCE, provenance)
     log(f"{job.name}: {', '.join(names)} and {PROVENANCE} -> {target}")
     return JobOutcome(job, ran, seconds)
