@@ -151,7 +151,7 @@ def test_every_reproduction_writes_a_summary(tmp_path):
     assert summary['panel="identity" model="node" seed=0']["status"] == "ok"
 
 
-def test_a_documented_run_resumes_and_keeps_its_provenance(tmp_path):
+def test_a_documented_run_resumes_and_keeps_its_provenance(tmp_path, capfd):
     """`run_job`: the command's files and provenance land in docs/data; a finished run is not
     run again; a run that stopped before its end is run again and its finished trials skipped."""
     job = Job("tiny", ("reproduce", "dupont-nfe", "--dim", "1", "--seeds", "1", "--epochs", "1",
@@ -174,9 +174,10 @@ def test_a_documented_run_resumes_and_keeps_its_provenance(tmp_path):
     assert not again.ran and again.error is None
 
     (tmp_path / results / "tiny" / DONE).unlink()  # as if stopped after its trials
+    capfd.readouterr()
     third = run_job(job, tmp_path, results, python=_python(), log=logged.append)
     assert third.ran and third.error is None
-    assert "[2/2] done before, skipped" in (tmp_path / results / "tiny" / "stdout.txt").read_text()
+    assert "[2/2] done before, skipped" in capfd.readouterr().err  # the runner's progress
     assert not json.loads((tmp_path / DATA / "tiny" / PROVENANCE).read_text())["fresh"]
 
 

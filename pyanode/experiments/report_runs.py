@@ -24,6 +24,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -80,7 +81,7 @@ class Job:
     def documented_out(self) -> str:
         if self.words[:1] == ("study",):
             return f"results/studies/{self.words[1]}"
-        return "benchmarks/results" if self.module == "benchmarks.run" else "results"
+        return "results/benchmarks" if self.module == "benchmarks.run" else "results"
 
 
 def _reproduction(name: str, options: str = "", suffix: str = "", *, estimate: float) -> Job:
@@ -244,7 +245,8 @@ def run_job(
     files and provenance into `root/docs/data/<name>/`.
 
     The command runs in a fresh process with one torch thread (OMP/MKL too), `root` first on
-    its import path, its output to this process's (and, with `job.stdout`, to that file).
+    its import path; its standard output is echoed and kept (`stdout.txt`, and `job.stdout`),
+    its standard error (progress, warnings) goes to this process's.
     """
     folder = root / results / job.name
     done = folder / DONE
@@ -262,20 +264,19 @@ def run_job(
     command = [python, "-m", job.module, *job.command(results / job.name)]
     log(f"$ {job.shown(results / job.name)}")
     started = datetime.datetime.now(datetime.timezone.utc)
-    start, loads = time.perf_counter(), []
-    with open(folder / "stdout.txt", "w", encoding="utf-8") as sink:
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True,
+    start = time.perf_counter()
+    with open(folder / "stdout.txt", "w", encoding="utf-8") as sink, _LoadSampler() as load:
+        # standard output echoed and kept; standard error (progress, warnings) passes through
+        process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, text=True,
                                    preexec_fn=_pin_to_last_core if job.pin else None)  # fmt: skip
         assert process.stdout is not None
-        for line in process.stdout:  # echoed as it comes; the load sampled between lines
+        for line in process.stdout:
             sys.stdout.write(line)
             sink.write(line)
-            loads.append(os.getloadavg()[0])
         code = process.wait()
     seconds = time.perf_counter() - start
     if code != 0:
-        return JobOutcome(job, True, seconds, f"exit code {code} (output in {folder}/stdout.txt)")
+        return JobOutcome(job, True, seconds, f"exit code {code} (see its output above)")
     commit, dirty = git_commit(root)
     record = {
         "command": job.shown(results / job.name),
@@ -285,13 +286,37 @@ def run_job(
         "git_dirty": dirty,
         "wall_seconds": round(seconds, 1),
         "fresh": fresh,  # False: resumed or partly skipped, wall_seconds covers the last part
-        "load_average": round(sum(loads) / len(loads), 2) if loads else None,
+        "load_average": load.mean(),
         "machine": {**machine(threads=1), "pinned_to_one_core": job.pin},
     }
     if job.stdout:
         shutil.copyfile(folder / "stdout.txt", folder / job.stdout)
     store.write_json(done, record)
     return _keep(job, root, folder, record, log, ran=True, seconds=seconds)
+
+
+class _LoadSampler:
+    """The 1-minute load average, sampled every `every` seconds while the context is open."""
+
+    def __init__(self, every: float = 5.0):
+        self.every, self.samples = every, [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> _LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def mean(self) -> float:
+        return round(sum(self.samples) / len(self.samples), 2)
 
 
 def _pin_to_last_core() -> None:

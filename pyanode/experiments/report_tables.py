@@ -8,7 +8,6 @@ Numbers are formatted here and nowhere else; a region says nothing the results d
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import math
@@ -40,9 +39,10 @@ class Data:
         return json.loads((self.root / DATA / job / name).read_text(encoding="utf-8"))
 
     def rows(self, job: str, name: str) -> list[dict[str, Any]]:
-        """A committed CSV's rows, numbers as floats (empty cells as NaN)."""
-        with open(self.root / DATA / job / name, encoding="utf-8", newline="") as f:
-            return [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        """A committed study table's rows, numbers as floats (empty cells as NaN)."""
+        from pyanode.plots.studies import read_table
+
+        return read_table(self.root / DATA / job / name)
 
     def text(self, job: str, name: str) -> str:
         return (self.root / DATA / job / name).read_text(encoding="utf-8")
@@ -67,21 +67,13 @@ class Data:
         )
 
 
-def _value(text: str) -> Any:
-    if text == "":
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def machine(p: dict[str, Any]) -> str:
-    """The machine and libraries of a run, in words."""
+def machine(p: dict[str, Any], *, load: bool = True) -> str:
+    """The machine and libraries of a run (and its load average), in words."""
     m = p["machine"]
-    load = "" if p.get("load_average") is None else f", load average {p['load_average']:.1f}"
+    shown = load and p.get("load_average") is not None
+    load_text = f", load average {p['load_average']:.1f}" if shown else ""
     return (
-        f"{m['cpu']} ({m['logical_cpus']} logical CPUs{load}), {m['threads']} torch thread, "
+        f"{m['cpu']} ({m['logical_cpus']} logical CPUs{load_text}), {m['threads']} torch thread, "
         f"torch {m['torch']} ({m['blas']}), numpy {m['numpy']}, Python {m['python']}"
     )
 
@@ -163,8 +155,9 @@ def runtimes(data: Data) -> str:
         table(["command", "what", "wall time", "training time", "trials"], rows, "llrrr"),
         "Wall time: the whole command (imports, training, summary, figures); training time: the "
         f"sum of its trials' `seconds_total`. Measured by `pyanode report --rerun`, one command "
-        f"at a time, on {machine(first)} (load average {min(loads):.1f}-{max(loads):.1f} "
-        f"during the runs: the machine was shared); {_commit(first)}.",
+        f"at a time, on {machine(first, load=False)} (load average "
+        f"{min(loads):.1f}-{max(loads):.1f} during the runs: the machine was shared); "
+        f"{_commit(first)}.",
     ])  # fmt: skip
 
 
@@ -273,12 +266,19 @@ def readme_main_job(data: Data) -> str:
     paper = _table1_rows(data.json("table1-paper"))
     best = max(sum(r.test_acc) / len(r.test_acc) for r in paper)
     p = data.provenance("table1")
+    c = data.json("table1-paper", "config.json")["config"]
+    batches = math.ceil(c["n_points"] / c["batch_size"])
+    long = data.json("table1", "config.json")["config"]["epochs"]
     return (
-        f"That is only 55 Adam steps, and no net gets past {pct(best, 0)} % mean test accuracy "
-        "with it (the paper reports 97–99 % and 10–80 s per epoch, i.e. far more work per epoch "
-        "than 11 batches); with 50 epochs the paper's picture appears (docs/experiments.md has "
-        f"both tables). The main job took {p['wall_seconds']:.0f} s on a {p['machine']['cpu']} "
-        f"({p['machine']['logical_cpus']} logical CPUs, shared, one torch thread)."
+        f"`pyanode reproduce table1` alone uses the paper's stated settings ({c['n_points']} "
+        f"points, batch {c['batch_size']}, Adam {c['lr']:g}, {c['epochs']} epochs). That is only "
+        f"{c['epochs'] * batches} Adam steps, and no net gets past {pct(best, 0)} % mean test "
+        "accuracy with it (the paper reports 97–99 % and 10–80 s per epoch, i.e. far more work "
+        f"per epoch than {batches} batches); with {long} epochs the paper's picture appears "
+        "([docs/experiments.md](docs/experiments.md) has both tables). The main job took "
+        f"{p['wall_seconds']:.0f} s when the docs were last regenerated ({p['machine']['cpu']}, "
+        f"{p['machine']['logical_cpus']} logical CPUs at load average {p['load_average']:.1f}, "
+        f"one torch thread, {p['date'][:10]})."
     )
 
 
@@ -384,7 +384,16 @@ def dupont_generalisation(job: str, paper: bool) -> Callable[[Data], str]:
         header = ["", "training MSE (all data)", "training MSE (slice removed)",
                   "validation MSE (the slice)", "validation / training",
                   *(["the paper"] if paper else [])]  # fmt: skip
-        return "\n\n".join([table(header, rows, "lrrrr" + ("l" if paper else "")),
+        m = data.json(job)
+        gaps = {k: v["val_loss_mean"] - v["slice_train_loss_mean"] for k, v in m.items()}
+        said = (
+            f"Validation minus training MSE (slice removed): NODE {num(gaps['node'])}, ANODE "
+            f"{num(gaps['anode'])}; the ANODE's validation loss is "
+            f"{m['node']['val_loss_mean'] / m['anode']['val_loss_mean']:.0f} times lower than "
+            f"the NODE's. {m['node']['seeds']} seeds, {m['node']['n_validation']} validation "
+            "points; mean ± std over seeds."
+        )
+        return "\n\n".join([table(header, rows, "lrrrr" + ("l" if paper else "")), said,
                             data.source(job)])  # fmt: skip
 
     return render
@@ -429,18 +438,17 @@ def study_forward(data: Data) -> str:
           sci(r["error"])] for r in picked],
         "llrrr",
     )  # fmt: skip
+    steps = data.json("study-forward", "study.json")["config"]["steps"]
     orders = data.rows("study-forward", "orders.csv")
     measured = ", ".join(f"{o['solver']} {o['measured_order']:.2f}" for o in orders
                          if o["backend"] == "torch")  # fmt: skip
     return "\n\n".join([
         body,
-        f"Measured orders on this flow (least-squares slope over {STEPS_TEXT} steps): "
+        f"Measured orders on this flow (least-squares slope over {min(steps)}-{max(steps)} "
+        f"steps): "
         f"{measured}.",
         data.source("study-forward"),
     ])  # fmt: skip
-
-
-STEPS_TEXT = "4-128"
 
 
 def _tol_or_dt(row: dict[str, Any], t1: float) -> str:
@@ -452,7 +460,7 @@ def _tol_or_dt(row: dict[str, Any], t1: float) -> str:
 def study_gradient(data: Data) -> str:
     rows = [r for r in data.rows("study-gradient", "gradient.csv")
             if r["backend"] == "torch" and r["solver"] == "dp5"]  # fmt: skip
-    shown = [r for tol in (1e-3, 1e-5, 1e-8) for r in rows if r["rtol"] == tol]
+    shown = [r for tol in SHOWN_TOLERANCES for r in rows if r["rtol"] == tol]
     body = table(
         ["gradient", "rtol", "NFE fwd + bwd", "time [s]", "peak memory", "gradient error"],
         [[r["gradient"], _tol_or_dt(r, 1.0), f"{r['nfe_forward']:.0f} + {r['nfe_backward']:.0f}",
@@ -469,10 +477,11 @@ def study_gradient(data: Data) -> str:
     adjoint, full = peaks("adjoint"), peaks("adjoint-fullnorm")
     return "\n\n".join([
         body,
-        f"Peak memory of dp5 over rtol {_tol_or_dt(rows[0], 1)}-{_tol_or_dt(rows[-1], 1)}: "
-        f"backprop grows with the steps, {_mb(per_eval)} per forward evaluation "
-        f"({_mb(backprop[0][1])} to {_mb(backprop[-1][1])}); the adjoint (seminorm) "
-        f"{_span(adjoint)}, the full-norm adjoint {_span(full)}.",
+        f"Peak memory allocated anew by dp5's forward + backward (see Memory above: the "
+        f"reused step buffers are not counted), rtol {_tol_or_dt(rows[0], 1)} to "
+        f"{_tol_or_dt(rows[-1], 1)}: backprop's grows with the steps, {_mb(per_eval)} per "
+        f"forward evaluation ({_mb(backprop[0][1])} to {_mb(backprop[-1][1])}); the adjoint's "
+        f"(seminorm) stays within {_span(adjoint)}, the full-norm adjoint's within {_span(full)}.",
         data.source("study-gradient"),
     ])  # fmt: skip
 
@@ -483,18 +492,26 @@ def _mb(value: float) -> str:
 
 def _span(values: Sequence[float]) -> str:
     lo, hi = min(values), max(values)
-    return f"{_mb(lo)}" if _mb(lo) == _mb(hi) else f"{_mb(lo)} to {_mb(hi)}"
+    return _mb(lo) if _mb(lo) == _mb(hi) else f"{lo / 1e6:.2f}-{_mb(hi)}"
 
 
 def study_reference(data: Data) -> str:
-    ref = data.json("study-gradient", "study.json")["reference"]
-    fwd = data.json("study-forward", "study.json")["reference"]
-    return (
-        "For `trained-node` (seed 0) the checks of the last run gave: "
-        + json.dumps({"forward": fwd, "gradient": ref}, sort_keys=True)
-        + "\n\n"
-        + data.source("study-forward", "study-gradient")
-    )
+    study = data.json("study-forward", "study.json")
+    fwd = study["reference"]
+    grad = data.json("study-gradient", "study.json")["reference"]
+    problem = study["problem"]
+    scipy = fwd.get("scipy_dop853_change")
+    return "\n\n".join([
+        f"For `{problem['name']}` ({problem['description']}; {problem['n_parameters']} "
+        f"parameters): the reference end state ({fwd['solver']}, rtol {fwd['rtol']:g}, "
+        f"{fwd['nfe']} NFE) changes by {sci(fwd['halving_change'], 1)} when the tolerance is "
+        f"halved; Tsit5 differs from it by {sci(fwd['tsit5_change'], 1)}"
+        + ("" if scipy is None else f", scipy's DOP853 by {sci(scipy, 1)}")
+        + f". The reference gradient ({grad['solver']}) changes by "
+        f"{sci(grad['halving_change'], 1)} when the tolerance is halved and differs from the "
+        f"full-norm adjoint's by {sci(grad['adjoint_change'], 1)}.",
+        data.source("study-forward", "study-gradient"),
+    ])  # fmt: skip
 
 
 def study_cross_solver(data: Data) -> str:
@@ -515,13 +532,16 @@ def study_cross_solver(data: Data) -> str:
     ])  # fmt: skip
 
 
+SHOWN_TOLERANCES = (1e-3, 1e-5, 1e-8)  # the rows of the tables excerpted from a study
+
+
 def study_batch_coupling(data: Data) -> str:
     rows = [r for r in data.rows("study-batch-coupling", "batch_coupling.csv")
             if r["backend"] == "torch"]  # fmt: skip
     by = {(r["solver"], r["rtol"], r["mode"]): r for r in rows}
     out = []
     for solver, rtol, mode in by:
-        if mode != "batch":
+        if mode != "batch" or rtol not in SHOWN_TOLERANCES:
             continue
         b, s = by[solver, rtol, "batch"], by.get((solver, rtol, "per-sample"))
         if s is None:
@@ -539,11 +559,13 @@ def study_batch_coupling(data: Data) -> str:
             ]
         )
     samples = data.json("study-batch-coupling", "study.json")["config"]["samples"]
+    shown = ", ".join(_tol_or_dt({"rtol": t}, 1) for t in SHOWN_TOLERANCES)
     return "\n\n".join([
         table(["solver", "rtol", "NFE, batch", "NFE per sample alone: mean (min-max)",
                "NFE saved", "time, per-sample loop / batch", "error, batch",
                "error, per sample"], out, "llrrrrrr"),
-        f"{samples} test points.",
+        f"{samples} test points; tolerances {shown} of the study's (all in "
+        "`batch_coupling.csv`).",
         data.source("study-batch-coupling"),
     ])  # fmt: skip
 
@@ -623,7 +645,8 @@ def bench_solve(data: Data) -> str:
             mine = by["pyanode", mode]
             nfe = mine["nfe"][0] + (mine["nfe"][1] if mode != "forward" else 0)
             rows.append([mode, *(f"{_median(by[lib, mode]['wall']) * 1e3:.3f} ms" for lib in libs),
-                         " / ".join(_nfe(by[lib, mode]["nfe"]) for lib in libs),
+                         " / ".join(_nfe(by[lib, mode]["nfe"][: 1 if mode == "forward" else 2])
+                                    for lib in libs),
                          f"{_median(mine['wall']) / (nfe * mlp):.2f}"])  # fmt: skip
         parts.append(
             f"{kind.upper()}; bare MLP: {mlp * 1e3:.3f} ms forward, "
