@@ -35,6 +35,8 @@ COMMANDS = {
     "sweep": ("pyanode.cli._sweep", "add_sweep", "run a grid of trials from a sweep config"),
     "collect": ("pyanode.cli._sweep", "add_collect",
                 "collect the trials under a results folder into one CSV"),
+    "report": ("pyanode.cli._report", "add_arguments",
+               "regenerate (or check) the numbers of the docs from the stored results"),
     "info": ("pyanode.cli._julia", "add_info", "versions, devices and Julia status"),
     "julia": ("pyanode.cli._julia", "add_julia", "status and installation of the Julia backend"),
 }  # fmt: skip

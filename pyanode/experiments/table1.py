@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import inspect
 import io
 import math
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from pyanode.torch import match_width
 IN_DIM, N_CLASSES = 2, 3
 _match_width = functools.lru_cache(match_width)  # builds models to count: once per process
 GRID_EXTENT = 2.0  # Fig. 2 covers [-2, 2]^2
+_THREE_SPHERES = inspect.signature(three_spheres).parameters  # the geometry the trials use
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,50 @@ def summarise(config: Table1Config, stored: list[StoredTrial]) -> dict[str, Any]
             row.nfe_forward.append(_mean([h["nfe_forward"] for h in t.history]))
             row.nfe_backward.append(_mean([h["nfe_backward"] for h in t.history]))
         rows.append(row)
-    return {"rows": [vars(r) for r in rows], "caption": caption(config, rows)}
+    figure2 = {t.key["net"]: boundary_regions(t.arrays["boundary"], config.grid_size)
+               for t in stored if t.key["seed"] == 0}  # fmt: skip
+    return {"rows": [vars(r) for r in rows], "caption": caption(config, rows), "figure2": figure2}
+
+
+def boundary_regions(classes: np.ndarray, grid_size: int) -> dict[str, Any]:
+    """What one panel of Fig. 2 shows, measured on its grid of predicted classes.
+
+    `leaks`: a region predicted as one of the disks (classes 0, 1) reaches from inside the
+    annulus (radius < its inner radius) to outside it (radius > its outer radius) through
+    4-connected grid points: the net carries a disk's points through the annulus.
+    `disks_correct`: the share of the grid points in the two disks predicted as their own
+    disk; `annulus_correct`: the share of those in the annulus band predicted as the annulus
+    (class 2); `outside_correct`: the same outside the annulus.
+    """
+    inner, outer, offset, disk_radius = (_THREE_SPHERES[k].default for k in (
+        "annulus_inner", "annulus_outer", "disk_offset", "disk_radius"))  # fmt: skip
+    xs, _ = grid_points(grid_size)
+    gx, gy = np.meshgrid(xs, xs)
+    radius = np.hypot(gx, gy)
+    in_disk = [np.hypot(gx - centre, gy) <= disk_radius for centre in (-offset, offset)]
+    disk = classes != N_CLASSES - 1
+    reached = disk & (radius < inner)
+    while True:  # grow the disks' regions from inside the annulus, neighbour by neighbour
+        grown = reached.copy()
+        grown[1:] |= reached[:-1]
+        grown[:-1] |= reached[1:]
+        grown[:, 1:] |= reached[:, :-1]
+        grown[:, :-1] |= reached[:, 1:]
+        grown &= disk
+        if np.array_equal(grown, reached):
+            break
+        reached = grown
+    band, outside = (radius >= inner) & (radius <= outer), radius > outer
+    return {
+        "leaks": bool((reached & outside).any()),
+        "disks_correct": float(
+            np.mean(
+                np.concatenate([classes[where] == label for label, where in enumerate(in_disk)])
+            )
+        ),  # fmt: skip
+        "annulus_correct": float(np.mean(~disk[band])),
+        "outside_correct": float(np.mean(~disk[outside])),
+    }
 
 
 def rows_of(summary: dict[str, Any]) -> list[Row]:
