@@ -42,7 +42,7 @@ from pyanode.experiments.checkpoint import (
 )
 from pyanode.experiments.engines import AbstractEngine, InProcess
 from pyanode.specs import RunSpec, setting
-from pyanode.torch import Trainer, set_flat_parameters, torch_threads
+from pyanode.torch import Trainer, available_device, set_flat_parameters, torch_threads
 
 log = logging.getLogger("pyanode")
 
@@ -253,6 +253,8 @@ def _execute(
         check_int("threads", threads, low=1, error=SpecError)
     spec, describe = trial.spec, trial.record.describe()
     check_supported(spec)
+    if spec.backend != "julia":  # here, where it trains: before a folder is claimed
+        available_device(spec.train.device)
     tid = store.trial_id(spec, describe)
     if folder is not None:
         store.claim(folder, spec, describe, overwrite=options.overwrite)
@@ -469,7 +471,8 @@ class _Training:
 def _features(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     """The features (final ODE state, or ResNet hidden state) of `model` at the points `x`."""
     model.eval()
-    return model.features(torch.as_tensor(x)).cpu().numpy()
+    like = next(model.parameters())  # the model's device and dtype (train.device, train.dtype)
+    return model.features(torch.as_tensor(x, device=like.device, dtype=like.dtype)).cpu().numpy()
 
 
 # -- in memory, and stored models ----------------------------------------------------------------
