@@ -31,7 +31,7 @@ def test_the_page_has_side_by_side_snippets():
 )
 def test_snippet_runs(line, code):
     for peer in ("torchdiffeq", "torchdyn"):
-        if f"import {peer}" in code or f"from {peer}" in code:
-            if importlib.util.find_spec(peer) is None:
-                pytest.skip(f"{peer} is not installed (the bench extra)")
+        uses = f"import {peer}" in code or f"from {peer}" in code
+        if uses and importlib.util.find_spec(peer) is None:
+            pytest.skip(f"{peer} is not installed (the bench extra)")
     exec(compile(code, f"{PAGE}:{line}", "exec"), {"__name__": "snippet"})

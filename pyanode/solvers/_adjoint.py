@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -35,20 +35,8 @@ from pyanode.solvers._tableau import AbstractSolver
 
 
 @dataclass(frozen=True)
-class Adjoint(AbstractGradientMethod):
-    """The backsolve adjoint of Chen et al. (2018), "Neural Ordinary Differential Equations".
-
-    The forward solve keeps no graph. Backward integrates `[y, a, a_x]` from `t1` to `t0`:
-    `dy/dt = f`, `da/dt = -a df/dy`, `da_x/dt = -a df/dx`, one vector-Jacobian product per
-    evaluation, landing on the `saveat` times, where the state is reset to the saved forward
-    value and that time's incoming gradient is added to `a`. Gradients reach `y0` and the
-    tensors `x` that `Backprop` differentiates: the tensors of `args` that require grad, the
-    parameters of `f` (an `nn.Module`) and the leaf tensors a closure `f` reaches.
-    Higher-order gradients are not supported.
-
-    The backward solve recomputes `y` backwards in time, so for a vector field that is unstable
-    backwards the gradients lose accuracy (a known weakness of the backsolve adjoint); use
-    `InterpolatingAdjoint` or `Backprop` when in doubt.
+class AbstractAdjoint(AbstractGradientMethod):
+    """A continuous adjoint; a final subclass says where `y(t)` comes from (`interpolate`).
 
     Arguments:
         seminorm: measure the backward error on `y` and `a` only, not on the `a_x` integrals
@@ -65,16 +53,51 @@ class Adjoint(AbstractGradientMethod):
     seminorm: bool = True
     solver: AbstractSolver | None = None
     controller: AbstractStepSizeController | None = None
+    interpolate: ClassVar[bool]
 
     def __post_init__(self) -> None:
-        _check_options(self)
+        name = type(self).__name__
+        if not isinstance(self.seminorm, bool):
+            raise TypeError(f"{name} seminorm must be True or False, got {self.seminorm!r}")
+        if self.solver is not None and not isinstance(self.solver, AbstractSolver):
+            raise TypeError(
+                f"{name} solver must be a solver such as Dopri5() or None, got {self.solver!r}"
+            )
+        if self.controller is not None:
+            if not isinstance(self.controller, AbstractStepSizeController):
+                raise TypeError(
+                    f"{name} controller must be a controller such as PIController(rtol, atol) "
+                    f"or None, got {self.controller!r}"
+                )
+            if self.solver is not None:
+                self.controller.check_solver(self.solver)
 
     def run(self, request: SolveRequest) -> torch.Tensor:
-        return _run(request, self, interpolate=False)
+        return _run(request, self, self.interpolate)
 
 
 @dataclass(frozen=True)
-class InterpolatingAdjoint(AbstractGradientMethod):
+class Adjoint(AbstractAdjoint):
+    """The backsolve adjoint of Chen et al. (2018), "Neural Ordinary Differential Equations".
+
+    The forward solve keeps no graph. Backward integrates `[y, a, a_x]` from `t1` to `t0`:
+    `dy/dt = f`, `da/dt = -a df/dy`, `da_x/dt = -a df/dx`, one vector-Jacobian product per
+    evaluation, landing on the `saveat` times, where the state is reset to the saved forward
+    value and that time's incoming gradient is added to `a`. Gradients reach `y0` and the
+    tensors `x` that `Backprop` differentiates: the tensors of `args` that require grad, the
+    parameters of `f` (an `nn.Module`) and the leaf tensors a closure `f` reaches.
+    Higher-order gradients are not supported. Arguments: those of `AbstractAdjoint`.
+
+    The backward solve recomputes `y` backwards in time, so for a vector field that is unstable
+    backwards the gradients lose accuracy (a known weakness of the backsolve adjoint); use
+    `InterpolatingAdjoint` or `Backprop` when in doubt.
+    """
+
+    interpolate: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class InterpolatingAdjoint(AbstractAdjoint):
     """The interpolating adjoint: the continuous adjoint with `y(t)` read from the forward.
 
     The forward solve keeps its accepted steps (the stages, no graph) and backward integrates
@@ -83,44 +106,12 @@ class InterpolatingAdjoint(AbstractGradientMethod):
     `ButcherTableau.b_dense`). No backward solve of `y`, so a field that is unstable backwards
     (a dissipative flow) keeps its gradient accuracy, and the backward state is half the
     backsolve's; the memory is the forward's stages, as for `Backprop` but without graphs.
-    Gradients reach what `Adjoint` differentiates; first-order only.
-
-    Arguments:
-        seminorm: measure the backward error on `a` only, not on the `a_x` integrals.
-        solver: the backward solve's method (None: the forward's; the interpolation always
-            uses the forward's).
-        controller: the backward solve's controller and tolerances (None: the forward's).
-
-    Raises:
-        TypeError: as `Adjoint`.
+    Gradients reach what `Adjoint` differentiates; first-order only. Arguments: those of
+    `AbstractAdjoint` (a backward `solver` steps the backward solve; the interpolation always
+    uses the forward's method).
     """
 
-    seminorm: bool = True
-    solver: AbstractSolver | None = None
-    controller: AbstractStepSizeController | None = None
-
-    def __post_init__(self) -> None:
-        _check_options(self)
-
-    def run(self, request: SolveRequest) -> torch.Tensor:
-        return _run(request, self, interpolate=True)
-
-
-def _check_options(method: Adjoint | InterpolatingAdjoint) -> None:
-    name = type(method).__name__
-    if not isinstance(method.seminorm, bool):
-        raise TypeError(f"{name} seminorm must be True or False, got {method.seminorm!r}")
-    if method.solver is not None and not isinstance(method.solver, AbstractSolver):
-        raise TypeError(f"{name} solver must be a solver such as Dopri5() or None, got "
-                        f"{method.solver!r}")  # fmt: skip
-    if method.controller is not None:
-        if not isinstance(method.controller, AbstractStepSizeController):
-            raise TypeError(
-                f"{name} controller must be a controller such as PIController(rtol, atol) or "
-                f"None, got {method.controller!r}"
-            )
-        if method.solver is not None:
-            method.controller.check_solver(method.solver)
+    interpolate: ClassVar[bool] = True
 
 
 def _run(request: SolveRequest, method: Any, interpolate: bool) -> torch.Tensor:
