@@ -558,3 +558,19 @@ def test_odeint_is_reexported():
     import pyanode
 
     assert pyanode.odeint is odeint and functools.partial(pyanode.odeint_adjoint)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("which", ODEINTS)
+def test_cuda_matches_cpu(which, float64):
+    # The state on the GPU, the output times on the CPU (torchdiffeq coerces them too).
+    out = []
+    for device in ("cpu", "cuda"):
+        func = _Cubic().to(device)
+        y0 = torch.tensor([[1.0, 0.0]], device=device, requires_grad=True)
+        t = torch.linspace(0.0, 2.0, 5, requires_grad=True)
+        ys = ODEINTS[which](func, y0, t, rtol=1e-9, atol=1e-9)
+        grads = torch.autograd.grad((ys**2).sum(), (y0, t, func.A))
+        out.append([x.detach().cpu() for x in (ys, *grads)])
+    for a, b in zip(*out, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)
