@@ -23,7 +23,7 @@ from dataclasses import asdict
 
 import torch
 
-from benchmarks import single_solve, training
+from benchmarks import odeint, single_solve, training
 from benchmarks._timing import LoadMeter
 from benchmarks.peers import LIBRARIES
 
@@ -224,6 +224,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--no-training", dest="training", action="store_false")
     parser.add_argument("--no-single-solve", dest="single_solve", action="store_false")
+    parser.add_argument("--no-odeint", dest="odeint", action="store_false")
     parser.add_argument("--quick", action="store_true", help="3 epochs, 2 configs, 5 rounds")
     parser.add_argument("--json", help="also write every measurement to this file")
     args = parser.parse_args(argv)
@@ -256,6 +257,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.single_solve:
         text, data["single_solve"] = single_solve_tables(args, device)
         print("\n## One solve of the ODE block\n" + text)
+    if args.odeint:
+        rows = odeint.run(batch=args.batch_size, hidden=args.hidden, rtol=args.rtol,
+                          atol=args.atol, seed=args.seed, device=device, rounds=args.rounds,
+                          reps=args.reps)  # fmt: skip
+        print("\n## odeint: one torchdiffeq call, run by each library\n\n" + odeint.table(rows))
+        data["odeint"] = [{"library": r.library, "mode": r.mode, "nfe": r.nfe, **asdict(r.times)}
+                          for r in rows]  # fmt: skip
     if args.training:
         text, data["training"] = training_tables(args, device)
         print(

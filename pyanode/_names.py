@@ -23,14 +23,51 @@ SOLVERS: dict[str, tuple[str, bool]] = {
 # other spellings users bring from torchdiffeq, diffrax and OrdinaryDiffEq
 SOLVER_ALIASES: dict[str, str] = {"dopri5": "dp5"}
 ADAPTIVE_SOLVERS = tuple(name for name, (_, adaptive) in SOLVERS.items() if adaptive)
+# torchdiffeq's method names, as `pyanode.odeint` takes them -> (method, adaptive): torchdiffeq's
+# "rk4" is Kutta's 3/8 rule (`RK38`), so odeint reproduces its numbers
+TORCHDIFFEQ_METHODS: dict[str, tuple[str, bool]] = {
+    "dopri5": ("Dopri5", True),
+    "tsit5": ("Tsit5", True),
+    "bosh3": ("Bosh3", True),
+    "rk4": ("RK38", False),
+    "euler": ("Euler", False),
+    "midpoint": ("Midpoint", False),
+}
+# torchdiffeq's methods that pyanode does not have (odeint refuses them, naming the above)
+TORCHDIFFEQ_MISSING = (
+    "dopri8",
+    "fehlberg2",
+    "adaptive_heun",
+    "heun2",
+    "heun3",
+    "explicit_adams",
+    "implicit_adams",
+    "fixed_adams",
+    "implicit_euler",
+    "implicit_midpoint",
+    "trapezoid",
+    "radauIIA3",
+    "radauIIA5",
+    "gl4",
+    "gl6",
+    "sdirk2",
+    "trbdf2",
+    "scipy_solver",
+)
 
 # gradient method -> the backends that have it
 GRADIENTS: dict[str, tuple[str, ...]] = {
     "backprop": ("torch", "julia"),
     "adjoint": ("torch", "julia"),
-    "interpolating-adjoint": ("julia",),
+    "interpolating-adjoint": ("torch", "julia"),
     "quadrature-adjoint": ("julia",),
     "gauss-adjoint": ("julia",),
+}
+
+# torchdyn's sensitivity names
+GRADIENT_ALIASES: dict[str, str] = {
+    "autograd": "backprop",
+    "interpolated_adjoint": "interpolating-adjoint",
 }
 
 MODEL_KINDS = (
@@ -48,7 +85,8 @@ ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "sigmoid")
 READOUTS = ("linear", "flow")  # what maps the flow's end state to the output
 LOSSES = ("auto", "cross-entropy", "mse")
 BACKENDS = ("torch", "julia", "auto")
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda")  # the devices of the studies; a training run takes any torch device
+DTYPES = ("float32", "float64")
 DATASETS = (
     "concentric-spheres",
     "reflection-1d",
@@ -65,6 +103,13 @@ DATASETS = (
 def solver_name(name: object, *, field: str = "solver", error: type[Exception] = ValueError) -> str:
     """The canonical solver name of `name` (aliases resolved), or raise `error` listing them."""
     return check_choice(field, name, SOLVERS, aliases=SOLVER_ALIASES, error=error)
+
+
+def gradient_name(
+    name: object, *, field: str = "gradient", error: type[Exception] = ValueError
+) -> str:
+    """The canonical gradient method of `name` (torchdyn's names resolved), or raise `error`."""
+    return check_choice(field, name, GRADIENTS, aliases=GRADIENT_ALIASES, error=error)
 
 
 def gradients_of(backend: str) -> tuple[str, ...]:

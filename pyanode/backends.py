@@ -39,6 +39,11 @@ def check_supported(spec: RunSpec) -> None:
             f"model.readout={spec.model.readout!r} is only in the torch backend; "
             f"set backend = 'torch' (backend={spec.backend!r} builds a linear readout)"
         )
+    elif spec.train.dtype != "float32" or spec.train.device not in ("cpu", "cuda"):
+        raise SpecError(
+            f"train.dtype={spec.train.dtype!r}, train.device={spec.train.device!r}: the Julia "
+            "backend trains in float32 on 'cpu' or 'cuda'; set backend = 'torch' for others"
+        )
 
 
 def _check_torch_gradient(solver: SolverSpec) -> None:
@@ -110,7 +115,7 @@ class TorchFitted:
             )
         self.model.eval()
         with torch.no_grad():
-            out = fn(torch.as_tensor(x, device=self.trainer.device))
+            out = fn(self.trainer.inputs(x))
         return out.cpu().numpy()
 
     def predict(self, x: np.ndarray) -> np.ndarray:

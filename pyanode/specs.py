@@ -30,7 +30,7 @@ from pyanode._names import (
     ACTIVATIONS,
     ADAPTIVE_SOLVERS,
     BACKENDS,
-    DEVICES,
+    DTYPES,
     GRADIENTS,
     LOSSES,
     MODEL_KINDS,
@@ -142,6 +142,22 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+def _check_device(name: str, value: Any) -> None:
+    """A device string torch can parse (torch is imported only for the unusual ones)."""
+    if isinstance(value, str) and value in ("cpu", "cuda"):
+        return
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"{name} must be a torch device such as 'cpu' or 'cuda:1', got {value!r}")
+    import torch
+
+    try:
+        torch.device(value)
+    except (RuntimeError, ValueError):
+        raise SpecError(
+            f"{name}={value!r} is not a torch device; examples: cpu, cuda, cuda:1, mps"
+        ) from None
+
+
 @dataclass(frozen=True)
 class ModelSpec(_Spec):
     """What network to build.
@@ -193,6 +209,11 @@ class ModelSpec(_Spec):
         if self.kind == "anode" and self.augment_dim == 0:
             raise SpecError(
                 "model.augment_dim must be > 0 for kind 'anode' (use kind 'node' for none)"
+            )
+        if self.kind == "node" and self.augment_dim > 0:
+            raise SpecError(
+                f"model.augment_dim={self.augment_dim} with kind 'node' would build an ANODE; "
+                "use kind 'anode' to augment the state (or augment_dim = 0)"
             )
 
 
@@ -267,6 +288,10 @@ class TrainSpec(_Spec):
     """How to train: Adam with `lr` and `weight_decay`, seeded shuffling and initialisation.
 
     Arguments:
+        device: a torch device (`cpu`, `cuda`, `cuda:1`, `mps`, ...), parsed by torch; whether
+            it is available is checked when training starts.
+        dtype: the floating-point type of the model and the data (`float32` or `float64`;
+            the Julia backend trains in float32 only).
         loss: `auto` picks cross-entropy for classification data and MSE for regression.
         threads: torch intra-op threads for this run (None keeps the process setting).
     """
@@ -278,7 +303,8 @@ class TrainSpec(_Spec):
     lr: float = setting(1e-3, "Adam learning rate")
     weight_decay: float = setting(0.0, "Adam weight decay")
     seed: int = setting(0, "seed of the weights, the batches and the random split")
-    device: str = setting("cpu", "torch device", choices=DEVICES)
+    device: str = setting("cpu", "torch device: cpu, cuda, cuda:1, mps, ...")
+    dtype: str = setting("float32", "floating-point type of the model and data", choices=DTYPES)
     loss: str = setting("auto", "loss (auto: by the data's task)", choices=LOSSES)
     threads: int | None = setting(None, "torch threads", type=int, shown="torch's choice")
 
@@ -288,7 +314,8 @@ class TrainSpec(_Spec):
         _float(self, "lr", "train", low=0, strict_low=True)
         _float(self, "weight_decay", "train", low=0)
         check_seed("train.seed", self.seed, error=SpecError)
-        check_choice("train.device", self.device, DEVICES, error=SpecError)
+        _check_device("train.device", self.device)
+        check_choice("train.dtype", self.dtype, DTYPES, error=SpecError)
         check_choice("train.loss", self.loss, LOSSES, error=SpecError)
         if self.threads is not None:
             _positive_int("train.threads", self.threads)

@@ -167,3 +167,87 @@ class MLPField(torch.nn.Module):
         ty = torch.cat([y, t.expand(y.shape[0], 1)], dim=1)
         out = self.lin2(torch.tanh(self.lin1(ty)))
         return out if args is None else out * args
+
+
+# ---- torchdiffeq-style problems: func(t, y) modules with y_exact(t), solved on t in [1, 8] ----
+
+
+class ConstantODE(torch.nn.Module):
+    """y' = a + (y - (a t + b))^5, exactly y = a t + b from y(t0) = a t0 + b (parameters a, b)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(0.2))
+        self.b = torch.nn.Parameter(torch.tensor(3.0))
+
+    def forward(self, t, y):
+        return self.a + (y - (self.a * t + self.b)) ** 5
+
+    def y_exact(self, t):
+        return self.a * t + self.b
+
+
+class SineODE(torch.nn.Module):
+    """y' = 2 y / t + t^4 sin(2t) - t^2 + 4 t^3 (no parameters), a polynomial-trigonometric y."""
+
+    def forward(self, t, y):
+        return 2 * y / t + t**4 * torch.sin(2 * t) - t**2 + 4 * t**3
+
+    def y_exact(self, t):
+        return (
+            -0.5 * t**4 * torch.cos(2 * t)
+            + 0.5 * t**3 * torch.sin(2 * t)
+            + 0.25 * t**2 * torch.cos(2 * t)
+            - t**3
+            + 2 * t**4
+            + (np.pi - 0.25) * t**2
+        )
+
+
+class LinearODE(torch.nn.Module):
+    """y' = A y on R^dim, A = U - U^T + small symmetric part (seeded), y(t) = expm(A t) 1."""
+
+    def __init__(self, dim: int = 10):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        u = torch.randn(dim, dim, generator=gen) * 0.1
+        self.dim = dim
+        self.A = torch.nn.Parameter(2 * u - (u + u.T))
+
+    def forward(self, t, y):
+        return (self.A @ y.reshape(self.dim, 1)).reshape(-1)
+
+    def y_exact(self, t):
+        a = self.A.detach().double().numpy()
+        values = [scipy.linalg.expm(a * float(s)) @ np.ones(self.dim) for s in t.reshape(-1)]
+        return torch.tensor(np.stack(values)).to(t)
+
+
+class ExpODE(torch.nn.Module):
+    """y' = -0.1 exp(-0.1 t): y = exp(-0.1 t), a field of t alone."""
+
+    def forward(self, t, y):
+        return -0.1 * self.y_exact(t)
+
+    def y_exact(self, t):
+        return torch.exp(-0.1 * t)
+
+
+TORCHDIFFEQ_PROBLEMS = {
+    "constant": ConstantODE,
+    "linear": LinearODE,
+    "sine": SineODE,
+    "exp": ExpODE,
+}
+
+
+def torchdiffeq_problem(name: str, *, reverse: bool = False, dtype=torch.float64, n: int = 10):
+    """`(func, y0, t, y_exact at t)` of a torchdiffeq-style problem on t in [1, 8]: `y0`
+    requires grad, `t` is float64 and, with `reverse`, runs from 8 down to 1."""
+    func = TORCHDIFFEQ_PROBLEMS[name]().to(dtype)
+    t = torch.linspace(1.0, 8.0, n, dtype=torch.float64)
+    if reverse:
+        t = t.flip(0)
+    with torch.no_grad():
+        exact = func.y_exact(t.to(dtype)).to(dtype)
+    return func, exact[0].clone().requires_grad_(), t, exact

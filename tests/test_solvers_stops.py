@@ -35,7 +35,14 @@ def test_saveat_exact_times_and_values(solver, float64):
     f = _Recorder(LINEAR.f)
     controller, atol = _tight(solver)
     sol = solve(
-        f, torch.tensor(LINEAR.y0), 0.0, 2.0, solver=solver, controller=controller, saveat=saveat
+        f,
+        torch.tensor(LINEAR.y0),
+        0.0,
+        2.0,
+        solver=solver,
+        controller=controller,
+        saveat=saveat,
+        land_saveat=True,
     )
     assert sol.ys.shape == (6, *LINEAR.y0.shape)
     torch.testing.assert_close(sol.ts, saveat)
@@ -66,6 +73,7 @@ def test_saveat_constant_step_lands_exactly(float64):
         solver=RK4(),
         controller=ConstantStepSize(0.3),
         saveat=torch.tensor([0.45, 1.0]),
+        land_saveat=True,
     )
     assert sol.stats.n_accepted == 5
     assert 0.45 in f.ts and 1.0 in f.ts
@@ -108,10 +116,13 @@ def test_jump_landed_exactly_adaptive(solver, dtype):
         jump_ts=torch.tensor([tau], dtype=torch.float64),
     )
     np.testing.assert_allclose(sol.ys.numpy(), f.exact(1.0, y0.numpy()), rtol=20 * rtol)
-    below = float(torch.nextafter(torch.tensor(tau, dtype=dtype), torch.tensor(-1.0, dtype=dtype)))
-    # The step ending at the jump evaluates its last stages just below it, the next starts on it.
-    assert below in f.ts and float(torch.tensor(tau, dtype=dtype)) in f.ts
-    # FSAL is not reused across the jump: one extra evaluation (the first stage at tau).
+    tau_ = torch.tensor(tau, dtype=dtype)
+    below = float(torch.nextafter(tau_, torch.tensor(-1.0, dtype=dtype)))
+    above = float(torch.nextafter(tau_, torch.tensor(2.0, dtype=dtype)))
+    # The step ending at the jump evaluates its last stages just below it, the next starts just
+    # above it: f is never evaluated on the jump.
+    assert below in f.ts and above in f.ts and float(tau_) not in f.ts
+    # FSAL is not reused across the jump: one extra evaluation (the first stage after it).
     s = sol.stats
     assert s.nfe_forward == 2 + 1 + (solver.tableau.stages - 1) * (s.n_accepted + s.n_rejected)
 
@@ -125,9 +136,10 @@ def test_jump_no_straddle_fixed_step(float64):
     sol = solve(f, y0, 0.0, 1.0, solver=RK4(), controller=ConstantStepSize(0.3), jump_ts=[tau])
     assert sol.stats.n_accepted == 5
     assert abs(sol.ys.item() - f.exact(1.0, 1.0)) < 1e-3  # measured 5.7e-4
-    # Every evaluation of the piece before the jump was below it, those after at or above it.
+    # Every evaluation of the piece before the jump was below it, those after above it.
     ts = np.array(f.ts)
-    assert np.isclose(ts, tau).sum() == 2  # the last stage below tau, the first on it
+    assert np.isclose(ts, tau).sum() == 2  # the last stage just below tau, the first just above
+    assert tau not in f.ts
     # 4 stages per step, no FSAL: 20 evaluations in all.
     assert sol.stats.nfe_forward == len(ts) == 20
 

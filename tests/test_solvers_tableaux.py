@@ -12,6 +12,7 @@ from problems import ALL_SOLVERS
 from pyanode import _names as names
 from pyanode.solvers import (
     RK4,
+    RK38,
     SOLVERS,
     AbstractSolver,
     Bosh3,
@@ -180,6 +181,8 @@ def _good(**changes):
         b=(1 / 6, 2 / 3, 1 / 6),
         b_err=(1 / 6 - 0.0, 2 / 3 - 1.0, 1 / 6 - 0.0),
         order=3,
+        b_dense=((1.0, -5 / 6), (0.0, 2 / 3), (0.0, 1 / 6)),
+        dense_order=2,
     )
     kwargs.update(changes)
     return ButcherTableau(**kwargs)
@@ -201,8 +204,58 @@ def test_valid_custom_tableau():
         (dict(order=0), r"order must be an int >= 1, got 0"),
         (dict(fsal=True), r"fsal=True needs the last row of a to equal b"),
         (dict(c=(), a=(), b=(), b_err=None), r"at least one stage"),
+        (dict(b_dense=((1.0,), (0.0,))), r"b_dense needs 3 rows \(one per stage\)"),
+        (
+            dict(b_dense=((1.0, -5 / 6), (0.1, 2 / 3), (0.0, 1 / 6))),
+            r"weights of theta\^1 sum to 1\.1, expected 1\.0",
+        ),
+        (
+            dict(b_dense=((1.0, -5 / 6), (0.0, 1 / 6), (0.0, 2 / 3))),
+            r"b_dense row 1 gives b_1\(1\) = 0\.166.*b\[1\] = 0\.666",
+        ),
+        (dict(dense_order=4), r"dense_order must be an int in \[1, order=3\], got 4"),
     ],
 )
 def test_bad_tableau(changes, message):
     with pytest.raises(ValueError, match=message):
         _good(**changes)
+
+
+def dense_residuals(tableau: ButcherTableau, theta: float, order: int) -> list[float]:
+    """`sum_i b_i(theta) Phi_i(t) - theta^|t| / gamma(t)` for every rooted tree up to `order`
+    nodes: the order conditions of a continuous extension at `theta`."""
+    a = _a_matrix(tableau)
+    powers = np.array([theta ** (p + 1) for p in range(len(tableau.b_dense[0]))])
+    weights = np.array(tableau.b_dense) @ powers
+    return [
+        float(np.dot(weights, _stage_weights(tree, a)) - theta**k / _gamma(tree))
+        for k in range(1, order + 1)
+        for tree in rooted_trees(k)
+    ]
+
+
+@pytest.mark.parametrize("solver", (*ALL_SOLVERS, RK38()), ids=lambda s: type(s).__name__)
+def test_continuous_extension_order(solver: AbstractSolver):
+    # b_i(theta) meets the order conditions up to dense_order at every theta, not one more:
+    # the stated order is the order (dp5 and tsit5: 4, bosh3 Hermite and the RK4s: 3).
+    tableau, q = solver.tableau, solver.dense_order
+    for theta in (0.1, 0.37, 0.5, 0.81):
+        assert max(abs(r) for r in dense_residuals(tableau, theta, q)) < 1e-12
+        above = dense_residuals(tableau, theta, q + 1)[len(dense_residuals(tableau, theta, q)) :]
+        assert max(abs(r) for r in above) > 1e-6
+    assert max(abs(r) for r in dense_residuals(tableau, 1.0, solver.order)) < 1e-13  # b(1) = b
+
+
+def test_dopri5_dense_output_is_shampines():
+    # The same polynomial as scipy's RK45 (Shampine's continuous extension).
+    from scipy.integrate._ivp.rk import RK45
+
+    np.testing.assert_allclose(np.array(Dopri5.tableau.b_dense), RK45.P, rtol=0, atol=1e-15)
+
+
+def test_rk38_is_torchdiffeqs_rk4():
+    # torchdiffeq's "rk4" step is Kutta's 3/8 rule: k2 at 1/3, k3 at 2/3, weights 1/8, 3/8.
+    t = RK38.tableau
+    assert t.c == (0.0, 1 / 3, 2 / 3, 1.0) and t.b == (1 / 8, 3 / 8, 3 / 8, 1 / 8)
+    assert t.a[2] == (-1 / 3, 1.0) and t.a[3] == (1.0, -1.0, 1.0)
+    assert RK38().order == 4 and not RK38().adaptive and "rk38" not in SOLVERS

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from claims import SEEDS, Bound, check
 
 import pyanode
@@ -114,3 +115,40 @@ def test_training_diverged_survives_pickling():
 
     err = pickle.loads(pickle.dumps(TrainingDiverged(2, 3, float("nan"))))
     assert (err.epoch, err.batch) == (2, 3) and "lower train.lr" in str(err)
+
+
+def test_float64_training_through_run(tmp_path):
+    # train.dtype = float64: the model, the data and the solves in float64, end to end.
+    spec = RunSpec(
+        dataset="three-spheres",
+        dataset_kwargs={"n": 120},
+        model=ModelSpec(kind="node", hidden=8),
+        train=TrainSpec(epochs=1, batch_size=40, dtype="float64"),
+    )
+    result = pyanode.run(spec, out=tmp_path / "run", progress=False)
+    model = result.fitted.model
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    assert np.isfinite(result.fitted.history[0]["loss"])
+    probs = result.fitted.predict(np.zeros((3, 2), np.float32))  # float32 in, cast to float64
+    assert probs.dtype == np.float64 and np.allclose(probs.sum(axis=1), 1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without a usable GPU")
+@pytest.mark.parametrize("device", ("cuda", "cuda:1"))
+def test_cli_unavailable_device_is_one_line_with_the_fix(device, tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--device", device, "--epochs", "1", "--out", str(out), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"train.device={device!r} is not available" in err and "use --device cpu" in err
+    assert not out.exists()  # refused before a folder is claimed
+
+
+def test_cli_takes_dtype_and_torch_device_strings(tmp_path, capsys):
+    code = main(["train", "--dtype", "float64", "--device", "cpu:0", "--epochs", "1",
+                 "--hidden", "4", "--out", str(tmp_path / "run"), "--no-progress"])  # fmt: skip
+    assert code == 0
+    spec = RunSpec.from_toml((tmp_path / "run" / "spec.toml").read_text())
+    assert (spec.train.dtype, spec.train.device) == ("float64", "cpu:0")

@@ -53,7 +53,7 @@ from pyanode.experiments.checkpoint import (
 )
 from pyanode.experiments.engines import WorkerDied
 from pyanode.specs import RunSpec, setting
-from pyanode.torch import Trainer, set_flat_parameters, torch_threads
+from pyanode.torch import Trainer, available_device, set_flat_parameters, torch_threads
 
 log = logging.getLogger("pyanode")
 
@@ -269,6 +269,8 @@ def _execute(
     if threads is not None:
         check_int("threads", threads, low=1, error=SpecError)
     check_trial(trial)
+    if trial.spec.backend != "julia":  # here, where it trains: before a folder is claimed
+        available_device(trial.spec.train.device)
     if folder is None:
         return _train(trial, None, options, threads, on_batch, progress)
     store.check_output(folder)
@@ -564,7 +566,8 @@ def failure_fields(
 def _features(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     """The features (final ODE state, or ResNet hidden state) of `model` at the points `x`."""
     model.eval()
-    return model.features(torch.as_tensor(x)).cpu().numpy()
+    like = next(model.parameters())  # the model's device and dtype (train.device, train.dtype)
+    return model.features(torch.as_tensor(x, device=like.device, dtype=like.dtype)).cpu().numpy()
 
 
 # -- in memory, and stored models ----------------------------------------------------------------

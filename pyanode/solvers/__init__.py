@@ -3,13 +3,16 @@
 One entry point, `solve(f, y0, t0, t1, *, args, solver, controller, gradient, saveat, jump_ts)`;
 every "how" is an object: a solver (`Dopri5()`, ...), a step-size controller
 (`PIController(rtol, atol)`, `ConstantStepSize(dt)`) and a gradient method (`Backprop()`,
-`Adjoint()`). The registries `SOLVERS` and `GRADIENTS` map the names used in specs and on the
-command line to these classes. A vector field may implement `AbstractFusedField` to hand the
-solver its own stage kernel (`pyanode.torch.MLPField` does); any other field is evaluated and
-differentiated through autograd, one evaluation at a time. Layout: docs/architecture.md.
+`Adjoint()`, `InterpolatingAdjoint()`); `odeint`/`odeint_adjoint` take torchdiffeq's
+arguments and solve through `solve`. The registries `SOLVERS` and `GRADIENTS` map the names
+used in specs and on the command line to these classes. A vector field may implement
+`AbstractFusedField` to hand the solver its own stage kernel (`pyanode.torch.MLPField` does);
+any other field is evaluated and differentiated through autograd, one evaluation at a time.
+Layout: docs/architecture.md.
 """
 
 from pyanode.solvers._adjoint import Adjoint as Adjoint
+from pyanode.solvers._adjoint import InterpolatingAdjoint as InterpolatingAdjoint
 from pyanode.solvers._backprop import Backprop as Backprop
 from pyanode.solvers._bosh3 import Bosh3 as Bosh3
 from pyanode.solvers._controller import AbstractStepSizeController as AbstractStepSizeController
@@ -17,13 +20,17 @@ from pyanode.solvers._controller import ConstantStepSize as ConstantStepSize
 from pyanode.solvers._controller import PIController as PIController
 from pyanode.solvers._dopri5 import Dopri5 as Dopri5
 from pyanode.solvers._euler import Euler as Euler
+from pyanode.solvers._field import field_shape as field_shape
 from pyanode.solvers._kernel import AbstractFusedField as AbstractFusedField
 from pyanode.solvers._kernel import AbstractStageKernel as AbstractStageKernel
 from pyanode.solvers._midpoint import Midpoint as Midpoint
+from pyanode.solvers._odeint import odeint as odeint
+from pyanode.solvers._odeint import odeint_adjoint as odeint_adjoint
 from pyanode.solvers._problem import AbstractGradientMethod as AbstractGradientMethod
 from pyanode.solvers._problem import Solution as Solution
 from pyanode.solvers._problem import SolverStats as SolverStats
 from pyanode.solvers._rk4 import RK4 as RK4
+from pyanode.solvers._rk38 import RK38 as RK38
 from pyanode.solvers._solve import GRADIENTS as GRADIENTS
 from pyanode.solvers._solve import SOLVERS as SOLVERS
 from pyanode.solvers._solve import gradient_from_name as gradient_from_name

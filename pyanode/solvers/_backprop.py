@@ -49,25 +49,33 @@ class Backprop(AbstractGradientMethod):
         r = request
         kernel = stage_kernel(r.f, r.y0, r.args, keeps_inputs=True)
         record = torch.is_grad_enabled() and (
-            kernel.discovers or any(x.requires_grad for x in (r.y0, *kernel.inputs))
+            kernel.discovers
+            or r.times is not None
+            or any(x.requires_grad for x in (r.y0, *kernel.inputs))
         )
         x0 = kernel.to_state(r.y0)
-        stepper = kernel.stepper(r.solver, x0, tolerances=r.controller.tolerances, record=record)
+        stepper = r.stepper(kernel, x0, record=record)
         tape = _Tape(r, kernel, stepper)
         xs, counts = forward(stepper, r, x0, tape.saved_at if record else None)
+        if record:  # a closure that starts using a tensor later would lose its gradient
+            last = stepper.tape[-1]
+            kernel.check_complete(last.saved[-1], last.t_end)
         ys = kernel.from_state(xs)
         stats = r.stats
         stats.nfe_forward = counts.nfe
         stats.n_accepted = counts.n_accepted
         stats.n_rejected = counts.n_rejected
         inputs = kernel.inputs
-        if not record or not any(x.requires_grad for x in (r.y0, *inputs)):
+        times = r.times or (None, None, None)
+        if not record or not any(
+            x is not None and x.requires_grad for x in (r.y0, *inputs, *times)
+        ):
             stepper.release()
             return ys
         # the tape's buffers go back to the pool when the graph (and so the tape) is freed
         weakref.finalize(tape, give, [step.ws for step in stepper.tape])
         tape.ys = ys
-        ys = _BackpropFunction.apply(tape, r.y0, *inputs)
+        ys = _BackpropFunction.apply(tape, r.y0, *times, *inputs)
         ys.register_hook(_CountBackward(stats, counts.nfe_graph))
         return ys
 
@@ -88,8 +96,9 @@ class _Tape:
         later = {i for indices in self.saves_after.values() for i in indices}
         return [i for i in range(len(self.request.save_ts)) if i not in later]
 
-    def sweep(self, grad_ys: torch.Tensor) -> list[torch.Tensor | None]:
-        """The gradients for `(y0, *kernel.inputs)`: the steps' VJPs in reverse."""
+    def sweep(self, ys: torch.Tensor, grad_ys: torch.Tensor) -> list[torch.Tensor | None]:
+        """The gradients for `(y0, t0, t1, saveat, *kernel.inputs)`: the steps' VJPs in
+        reverse, then the times'."""
         r, kernel, stepper = self.request, self.kernel, self.stepper
         grads = kernel.to_state(grad_ys)
         if r.save_ts:
@@ -104,11 +113,23 @@ class _Tape:
         extra = None  # dL/d(last stage) from the next step's use of it as its first stage
         for n in range(len(stepper.tape) - 1, -1, -1):
             step = stepper.tape[n]
+            inside = []  # saves interpolated inside this step
             for i in self.saves_after.get(n + 1, ()):
-                g = g + grad_rows[i : i + 1]
+                if r.save_ts[i] == step.t1:
+                    g = g + grad_rows[i : i + 1]
+                else:
+                    inside.append(i)
+            seed = None
+            if inside:  # dL/dk_j += h b_j(theta) g_i, dL/dy0 += g_i
+                h = step.t1 - step.t0
+                weights = stepper.coef.dense_weights([(r.save_ts[i] - step.t0) / h for i in inside])
+                g_inside = grad_rows[inside]
+                seed = torch.mm(weights.T, g_inside).mul_(h)
             ws = take(stepper.s, like)
             workspaces.append(ws)
-            g, folded = stepper.step_vjp(step, g, extra, ws, sums)
+            g, folded = stepper.step_vjp(step, g, extra, ws, sums, seed)
+            if inside:
+                g.add_(g_inside.sum(0, keepdim=True))
             extra = None if step.fresh else ws.a
             if folded:  # the pending records are this step's: recycle the earlier buffers
                 give(workspaces[:-1])
@@ -117,10 +138,15 @@ class _Tape:
             g = g + grad_rows[i : i + 1]
         input_grads = sums.result()
         give(workspaces)
-        return [kernel.from_state(g.view(like.shape)), *input_grads]
+        x0_grad = g.view(like.shape)
+        times = r.time_gradients(kernel, kernel.to_state(ys), grads, x0_grad)
+        return [kernel.from_state(x0_grad), *times, *input_grads]
 
-    def replay(self, grad_ys: torch.Tensor, saved: tuple) -> list[torch.Tensor | None]:
-        """The gradients of `sweep`, differentiable: autograd through a replay of the steps."""
+    def replay(
+        self, ys: torch.Tensor, grad_ys: torch.Tensor, saved: tuple
+    ) -> list[torch.Tensor | None]:
+        """The gradients of `sweep`, differentiable: autograd through a replay of the steps
+        (the times' gradients are computed as in `sweep`, first-order only)."""
         kernel, stepper = self.kernel, self.stepper
         if not isinstance(kernel, AutogradKernel):
             raise RuntimeError(
@@ -133,37 +159,55 @@ class _Tape:
         def f(t: float, y: torch.Tensor) -> torch.Tensor:
             return kernel.f(kernel.make_t(t), y, kernel.args)
 
-        y0 = saved[0]
+        save_ts = self.request.save_ts
+        y0 = saved[0] if saved[0].requires_grad else saved[0].detach().requires_grad_()
         y, k = y0, None
-        states = [y0] * len(self.request.save_ts)
+        states = [y0] * len(save_ts)
         for n, step in enumerate(stepper.tape):
             if step.fresh:
                 k = f(step.t_first, y)
-            y, k = stepper.graph_step(f, step.t0, step.t1, y, k, step.t_end)
+            y_start, h = y, step.t1 - step.t0
+            y, stages = stepper.graph_step(f, step.t0, step.t1, y, k, step.t_end)
+            k = stages[-1].view_as(y)
             for i in self.saves_after.get(n + 1, ()):
-                states[i] = y
-        ys = torch.stack(states) if states else y
+                if save_ts[i] == step.t1:
+                    states[i] = y
+                else:
+                    w = stepper.coef.dense_weights([(save_ts[i] - step.t0) / h])
+                    states[i] = torch.addmm(y_start.reshape(1, -1), w, stages, alpha=h)
+                    states[i] = states[i].view_as(y)
+        replayed = torch.stack(states) if states else y
+        saved = (y0, *saved[1:])
         wanted = [x for x in saved if x.requires_grad]
-        found = iter(torch.autograd.grad(ys, wanted, grad_ys, create_graph=True, allow_unused=True))
-        return [next(found) if x.requires_grad else None for x in saved]
+        found = torch.autograd.grad(replayed, wanted, grad_ys, create_graph=True, allow_unused=True)
+        found = iter(found)
+        grads = [next(found) if x.requires_grad else None for x in saved]
+        with torch.no_grad():
+            x0_grad = torch.zeros_like(y0) if grads[0] is None else grads[0]
+            times = self.request.time_gradients(
+                kernel, kernel.to_state(ys), kernel.to_state(grad_ys), kernel.to_state(x0_grad)
+            )
+        y0_grad = grads[0] if self.request.y0.requires_grad else None
+        return [y0_grad, *times, *grads[1:]]
 
 
 class _BackpropFunction(torch.autograd.Function):
     """The solve as one autograd node: forward hands over the tape's result, backward sweeps."""
 
     @staticmethod
-    def forward(ctx, tape: _Tape, y0: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, tape: _Tape, y0: torch.Tensor, t0, t1, saveat, *inputs: torch.Tensor):
         ctx.tape = tape
-        ctx.save_for_backward(y0, *inputs)  # read only by a replay under create_graph
         ys, tape.ys = tape.ys, None
+        ctx.save_for_backward(ys, y0, *inputs)  # y0, inputs read only by a replay
         return ys
 
     @staticmethod
     def backward(ctx, grad_ys: torch.Tensor):
         tape: _Tape = ctx.tape
+        ys, *saved = ctx.saved_tensors
         if torch.is_grad_enabled():
-            return (None, *tape.replay(grad_ys, ctx.saved_tensors))
-        return (None, *tape.sweep(grad_ys))
+            return (None, *tape.replay(ys, grad_ys, tuple(saved)))
+        return (None, *tape.sweep(ys, grad_ys))
 
 
 class _CountBackward:

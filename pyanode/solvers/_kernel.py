@@ -86,6 +86,12 @@ class AbstractStageKernel(abc.ABC):
         """`evaluate` for a step's freshly evaluated first stage (at `t0` and after a jump)."""
         return self.evaluate(t, y, None, save)
 
+    def check_complete(self, saved: Any, t: float) -> None:
+        """Raise `ValueError` if the evaluation `saved` at `t` depends on tensors that require
+        grad but are not `inputs` (their gradients would be lost); a kernel that knows its
+        inputs has nothing to check."""
+        return None
+
     @abc.abstractmethod
     def vjp(
         self, saved: Any, g: torch.Tensor, out: torch.Tensor | None, negate: bool = False
@@ -200,12 +206,14 @@ class AutogradKernel(AbstractStageKernel):
             y_in = y.detach().requires_grad_() if save else y.detach()
             k = self.f(self.make_t(t), y_in, self.args)
         if k.grad_fn is not None:
-            self._discover(k.grad_fn, y_in)
+            found = self._unknown_leaves(k.grad_fn, y_in)
+            self._known.update(id(leaf) for leaf in found)
+            self.params = (*self.params, *found)
         return k.detach(), ((y_in, k) if save else None)
 
-    def _discover(self, root: Any, y_in: torch.Tensor) -> None:
-        """Add the leaves requiring grad that the graph from `root` reaches (other than the
-        stage input `y_in`, and not behind the non-leaf args) to `params`."""
+    def _unknown_leaves(self, root: Any, y_in: torch.Tensor) -> list[torch.Tensor]:
+        """The leaves requiring grad that the graph from `root` reaches (other than the stage
+        input `y_in`, and not behind the non-leaf args) and that are not `inputs` yet."""
         seen, stack, found = set(), [root], []
         while stack:
             for node, nr in stack.pop().next_functions:
@@ -216,9 +224,26 @@ class AutogradKernel(AbstractStageKernel):
                 if leaf is None:
                     stack.append(node)
                 elif leaf is not y_in and id(leaf) not in self._known:  # AccumulateGrad: a leaf
-                    self._known.add(id(leaf))
                     found.append(leaf)
-        self.params = (*self.params, *found)
+        return found
+
+    def check_complete(self, saved: Any, t: float) -> None:
+        """Raise `ValueError` if the evaluation `saved` (at `t`) reaches tensors that require
+        grad which the first stages did not: their gradients would be lost silently."""
+        y_in, k = saved
+        if not self.discovers or k.grad_fn is None:
+            return
+        missing = self._unknown_leaves(k.grad_fn, y_in)
+        if missing:
+            shapes = ", ".join(str(tuple(x.shape)) for x in missing[:5])
+            raise ValueError(
+                f"the vector field uses {len(missing)} tensor(s) that require grad at t={t:g} "
+                f"(shapes {shapes}) that it did not use at t0 or after a jump time, so they "
+                "would get no gradient: pyanode finds the tensors of a closure in its graph "
+                "there. Pass them in args (solve), list them in adjoint_params "
+                "(odeint_adjoint), hold them as parameters of an nn.Module field, or give the "
+                "time where the field changes in jump_ts (jump_t)"
+            )
 
     def vjp(self, saved, g, out, negate=False):
         y_in, k = saved

@@ -1,5 +1,9 @@
-"""The one step-size loop: steps from `t0` to `t1`, landing on the stops (save and jump times),
-with the FSAL, save and jump bookkeeping in one place.
+"""The one step-size loop: steps from `t0` to `t1`, landing on the stops (jump and step times,
+and the save times when asked to), with the FSAL, save and jump bookkeeping in one place.
+
+Save times the steps do not land on are interpolated: after each accepted step, the states at
+the save times inside it come from the tableau's continuous extension (`Stepper.interpolate`),
+as in torchdiffeq and diffrax. Landing on them instead (`dense=False`) makes each a step end.
 
 The loop asks the stepper for a step and the controller for `(accept, next dt)`; every step
 size the controller gives, for an accepted or a rejected step, is checked against the minimum
@@ -29,14 +33,18 @@ class Stop:
         t: the time.
         save: index into `saveat` when the state is wanted here, else -1.
         jump: whether the vector field jumps here (FSAL is not reused across it).
-        t_below: for a jump, the largest time below `t` in the state's dtype: where `f` is
-            evaluated for the stages that belong to the piece before the jump.
+        t_end: where `f` is evaluated for the stages that land on `t`: `t`, or for a jump the
+            nearest time before it (in the direction of integration) in the state's dtype.
+        t_after: where the first stage after `t` is evaluated: `t`, or for a jump the nearest
+            time after it; so `f` is never evaluated on a jump, and a field may pick its piece
+            by `t >= tau` or `t > tau` alike.
     """
 
     t: float
     save: int
     jump: bool
-    t_below: float
+    t_end: float
+    t_after: float
 
 
 @dataclass
@@ -49,28 +57,39 @@ class Counts:
     nfe_graph: int = 0  # evaluations of the accepted steps that the final state depends on
 
 
-def float_below(t: float, dtype: torch.dtype) -> float:
-    """The largest number of `dtype` that is smaller than `t` rounded to `dtype`."""
+def float_toward(t: float, direction: float, dtype: torch.dtype) -> float:
+    """The number of `dtype` next to `t` (rounded to `dtype`) in `direction` (+1 or -1)."""
     x = torch.tensor(t, dtype=dtype)
-    return float(torch.nextafter(x, torch.tensor(-math.inf, dtype=dtype)))
+    return float(torch.nextafter(x, torch.tensor(direction * math.inf, dtype=dtype)))
 
 
 def make_stops(
-    t0: float, t1: float, save_ts: list[float], jump_ts: list[float], dtype: torch.dtype
+    t0: float,
+    t1: float,
+    save_ts: list[float],
+    jump_ts: list[float],
+    dtype: torch.dtype,
+    step_ts: list[float] = (),
 ) -> list[Stop]:
-    """The ordered stops after `t0` up to and including `t1`.
+    """The ordered stops after `t0` up to and including `t1`: `save_ts` (landed on), `jump_ts`
+    and `step_ts` (times to land on where `f` is continuous but not smooth).
 
     Save times equal to `t0` are not stops (the caller saves `y0`); jumps at `t0` are dropped.
     """
     direction = 1.0 if t1 >= t0 else -1.0
     saves = {t: i for i, t in enumerate(save_ts)}
     jumps = set(jump_ts)
-    times = sorted({t1, *saves, *jumps}, key=lambda t: direction * t)
-    return [
-        Stop(t, saves.get(t, -1), t in jumps, float_below(t, dtype) if t in jumps else t)
-        for t in times
-        if (t - t0) * direction > 0
-    ]
+    times = sorted({t1, *saves, *jumps, *step_ts}, key=lambda t: direction * t)
+    stops = []
+    for t in times:
+        if (t - t0) * direction <= 0:
+            continue
+        if t in jumps:
+            before, after = float_toward(t, -direction, dtype), float_toward(t, direction, dtype)
+            stops.append(Stop(t, saves.get(t, -1), True, before, after))
+        else:
+            stops.append(Stop(t, saves.get(t, -1), False, t, t))
+    return stops
 
 
 OnSave = Callable[[int, float, torch.Tensor], torch.Tensor]
@@ -85,11 +104,17 @@ def integrate(
     save_ts: list[float],
     jump_ts: list[float],
     on_save: OnSave | None = None,
+    *,
+    step_ts: list[float] = (),
+    dense: bool = False,
 ) -> tuple[torch.Tensor, Counts]:
     """Integrate from `(t0, y0)` to `t1` (either direction) with `stepper`'s steps.
 
-    `on_save(i, t, y)` is called when a step lands on `save_ts[i]` (not at `t0`) and returns
-    the state to continue from (a new tensor means the first stage is evaluated again).
+    `on_save(i, t, y)` is called with the state at `save_ts[i]` (not at `t0`). With `dense`,
+    the steps do not land on the save times: the states there are interpolated after the step
+    that passes them (a tensor of their own) and what `on_save` returns is ignored. Otherwise
+    each is a step end, and `on_save` returns the state to continue from (a new tensor means
+    the first stage is evaluated again).
 
     **Returns:** `(y1, counts)`, `y1` possibly a view of the stepper's buffers.
 
@@ -99,11 +124,15 @@ def integrate(
     counts = Counts()
     dtype = y0.dtype
     direction = 1.0 if t1 >= t0 else -1.0
-    stops = make_stops(t0, t1, save_ts, jump_ts, dtype)
+    landed = [] if dense or on_save is None else save_ts
+    stops = make_stops(t0, t1, landed, jump_ts, dtype, step_ts)
+    # dense saves: (index, time) after t0, in the order the steps pass them
+    passing = [(i, s) for i, s in enumerate(save_ts) if (s - t0) * direction > 0]
+    passing = passing if dense and on_save is not None else []
     floor = 4.0 * torch.finfo(dtype).eps * max(abs(t0), abs(t1), abs(t1 - t0))
     dtmin = max(floor, controller.dtmin or 0.0)
     n_new, fsal = stepper.n_new, stepper.fsal
-    k0_time = float_below(t0, dtype) if direction < 0 and t0 in jump_ts else t0
+    k0_time = float_toward(t0, direction, dtype) if t0 in jump_ts else t0
     k0 = None
 
     def first_stage() -> torch.Tensor:
@@ -115,7 +144,7 @@ def integrate(
         nonlocal k0
         k0 = first_stage()
         counts.nfe += 1
-        return initial_step(stepper, controller.tolerances, y0, k0, t0, stops[0].t)
+        return initial_step(stepper, stepper.tolerances, y0, k0, t0, stops[0].t)
 
     dt, state = controller.init(t0, t1, [s.t for s in stops], floor, stepper.order, select)
     if k0 is None:
@@ -138,8 +167,7 @@ def integrate(
             raise SolverError("max_steps", t, dt * direction, counts.nfe)
         landing = controller.lands((stop.t - t) * direction, dt, floor)
         if landing:
-            t_next = stop.t
-            t_end = stop.t_below if (stop.jump and direction > 0) else t_next
+            t_next, t_end = stop.t, stop.t_end
         else:
             t_next = t_end = t + dt * direction
         y1, ratio, record = stepper.step(t, t_next, y, k0, t_end)
@@ -151,6 +179,8 @@ def integrate(
         accept, dt_next, state = controller.adapt(ratio, t_next, h, dt, state)
         if accept:
             stepper.accept(record)
+            if passing and (passing[0][1] - t_next) * direction <= 0:
+                passing = _interpolate_saves(stepper, record, y, t, t_next, y1, passing, on_save)
             t, y = t_next, y1
             counts.n_accepted += 1
             counts.nfe_graph += n_new
@@ -171,8 +201,8 @@ def integrate(
                     if fsal:
                         counts.nfe_graph -= 1  # the last stage is not the next first stage
                     k0 = None
-                    if stop.jump and direction < 0:
-                        k0_time = stop.t_below
+                    if stop.jump:
+                        k0_time = stop.t_after
                 stop = stops[i_stop]
         else:
             counts.n_rejected += 1
@@ -183,6 +213,23 @@ def integrate(
             reason = "nonfinite" if nonfinite else "dt_underflow"
             raise SolverError(reason, t, dt_next, counts.nfe)
         dt = dt_next
+
+
+def _interpolate_saves(stepper, record, y, t, t_next, y1, passing, on_save):
+    """Hand `on_save` the states at the save times the accepted step `(t, y) -> (t_next, y1)`
+    passed (`y1` itself at `t_next`); returns the save times still ahead."""
+    direction = 1.0 if t_next >= t else -1.0
+    n = 0
+    while n < len(passing) and (passing[n][1] - t_next) * direction < 0:
+        n += 1
+    if n:
+        ys = stepper.interpolate(record, y, t, t_next, [s for _, s in passing[:n]])
+        for (i, s), y_s in zip(passing[:n], ys, strict=True):
+            on_save(i, s, y_s)
+    if n < len(passing) and passing[n][1] == t_next:
+        on_save(passing[n][0], t_next, y1)
+        n += 1
+    return passing[n:]
 
 
 def _finite(x: torch.Tensor) -> bool:
@@ -265,7 +312,16 @@ def forward(
 
     with torch.no_grad():
         x1, counts = integrate(
-            stepper, r.controller, x0, r.t0, r.t1, r.save_ts, r.jump_ts, save if saved else None
+            stepper,
+            r.controller,
+            x0,
+            r.t0,
+            r.t1,
+            r.save_ts,
+            r.jump_ts,
+            save if saved else None,
+            step_ts=r.step_ts,
+            dense=not r.land_saveat,
         )
         x1 = stepper.finish(x1)
         return (torch.stack(saved) if saved else x1), counts

@@ -17,8 +17,10 @@ stage):
     dL/dy0  = gbar + sum_{i>0} gY_i (+ the VJP of a freshly evaluated first stage),
 
 the same discretise-then-optimise gradient autograd computes through the operations, to
-round-off. `graph_step` is the same step with out-of-place operations, recorded by autograd: it
-serves only higher-order gradients (see `_backprop.py`).
+round-off. A state interpolated inside the step, `y0 + h sum_j b_j(theta) k_j` (the continuous
+extension of the tableau), adds `h b_j(theta) dL/dy(theta)` to `dL/dk_j` (the VJP's `seed`) and
+its gradient to `dL/dy0`. `graph_step` is the same step with out-of-place operations, recorded
+by autograd: it serves only higher-order gradients (see `_backprop.py`).
 
 A compiled kernel that takes a whole step at once (all stage sums, every evaluation, the error
 norm) and its VJP plugs in as a subclass of `Stepper` overriding `step` and `step_vjp`, returned
@@ -278,6 +280,16 @@ class Stepper:
             raise RuntimeError("internal error: the first stage of a step has no recorded source")
         return last.saved[-1], False, None
 
+    def interpolate(
+        self, record, y0: torch.Tensor, t0: float, t1: float, ts: list[float]
+    ) -> torch.Tensor:
+        """The continuous extension of the step of `record` (from `(t0, y0)` to `t1`) at the
+        times `ts` inside it: `y0 + h sum_i b_i(theta) k_i`, stacked on a new first axis."""
+        h = t1 - t0
+        weights = self.coef.dense_weights([(t - t0) / h for t in ts])
+        stages = (record.ws if isinstance(record, Step) else record).a.flat
+        return torch.addmm(y0.reshape(1, -1), weights, stages, alpha=h).view(len(ts), *y0.shape)
+
     def last_stage(self, record) -> torch.Tensor:
         """The step's last stage (for FSAL methods `f(t1, y1)`)."""
         ws = record.ws if isinstance(record, Step) else record
@@ -315,13 +327,14 @@ class Stepper:
         give([step.ws for step in self.tape[: len(self.tape) - len(keep)]])
         self.tape = keep
 
-    def step_vjp(self, step: Step, g: torch.Tensor, extra, ws: Workspace, sums) -> tuple:
+    def step_vjp(self, step: Step, g: torch.Tensor, extra, ws: Workspace, sums, seed=None) -> tuple:
         """The VJP of one recorded step (see the module docstring).
 
         **Arguments:** `g` = dL/dy1 as a `(1, N)` row; `extra` the next step's gradient
         workspace when its first stage is this step's last (else None); `ws` a workspace for
         this step's gradients (`ws.a` gets dL/dk_j, `ws.b` the stage inputs' gradients); `sums`
-        the `GradientSum` that gets the stages' VJP records.
+        the `GradientSum` that gets the stages' VJP records; `seed` None, or an `(s, N)` tensor
+        added to dL/dk_j (the states interpolated inside the step: `h sum b_j(theta) dL/dy`).
 
         **Returns:** `(dL/dy0, folded)`: a new `(1, N)` row, and whether `sums` folded.
         """
@@ -329,23 +342,29 @@ class Stepper:
         s, h, b = self.s, step.t1 - step.t0, coef.b_floats
         gk, gy = ws.a, ws.b
         saved = step.saved
+        seeded = coef.dense_used if seed is not None else (False,) * s
         folded = False
         for j in range(s - 1, 0, -1):
+            row = gk.row[j]
             if j == s - 1:
                 if b[j] != 0.0:
-                    torch.mul(g, h * b[j], out=gk.row[j])
+                    torch.mul(g, h * b[j], out=row)
                     if extra is not None:
-                        gk.row[j].add_(extra.row[0])
+                        row.add_(extra.row[0])
                 elif extra is not None:
-                    gk.row[j].copy_(extra.row[0])
+                    row.copy_(extra.row[0])
+                elif seeded[j]:
+                    row.zero_()
                 else:
                     gy.sel[j].zero_()  # the last stage feeds nothing (FSAL's unused last stage)
                     continue
-            elif b[j] == 0.0 and not coef.feeds[j]:
+            elif b[j] == 0.0 and not coef.feeds[j] and not seeded[j]:
                 gy.sel[j].zero_()
                 continue
             else:
-                torch.addmm(g, coef.cols[j], gy.tail[j], beta=h * b[j], alpha=h, out=gk.row[j])
+                torch.addmm(g, coef.cols[j], gy.tail[j], beta=h * b[j], alpha=h, out=row)
+            if seeded[j]:
+                row.add_(seed[j : j + 1])
             folded |= sums.add(kernel.vjp(saved[j], gk.sel[j], gy.sel[j])[1])
         if s == 1:
             torch.mul(g, h * b[0], out=gk.row[0])
@@ -353,6 +372,8 @@ class Stepper:
         else:
             torch.addmm(g, coef.cols[0], gy.tail[0], beta=h * b[0], alpha=h, out=gk.row[0])
             g = torch.addmm(g, coef.ones, gy.tail[0])
+        if seeded[0]:
+            gk.row[0].add_(seed[0:1])
         if step.fresh:  # the first stage was evaluated at y0: its VJP adds to dL/dy0
             folded |= sums.add(kernel.vjp(saved[0], gk.sel[0], gy.sel[0])[1])
             g.add_(gy.row[0])
@@ -361,7 +382,8 @@ class Stepper:
     def graph_step(self, f, t0: float, t1: float, y0, k0, t_end: float):
         """The step of `step` with out-of-place operations on `f(t, y)`, recorded by autograd.
 
-        **Returns:** `(y1, last stage)`.
+        **Returns:** `(y1, stages)`, the stages as an `(s, N)` matrix (the last one is the next
+        step's first for FSAL methods).
         """
         coef, h = self.coef, t1 - t0
         y0f = y0.reshape(1, -1)
@@ -369,6 +391,7 @@ class Stepper:
         for i, c in self.c_new:
             y_i = torch.addmm(y0f, coef.rows[i], torch.stack(ks), alpha=h).view_as(y0)
             ks.append(f(t_end if c == 1.0 else t0 + c * h, y_i).reshape(-1))
+        stages = torch.stack(ks)
         if self.fsal:
-            return y_i, ks[-1].view_as(y0)
-        return torch.addmm(y0f, coef.b, torch.stack(ks), alpha=h).view_as(y0), ks[-1].view_as(y0)
+            return y_i, stages
+        return torch.addmm(y0f, coef.b, stages, alpha=h).view_as(y0), stages

@@ -11,6 +11,7 @@ from pyanode.torch._bases import ChebyshevBasis as ChebyshevBasis
 from pyanode.torch._bases import FourierBasis as FourierBasis
 from pyanode.torch._bases import PiecewiseConstantBasis as PiecewiseConstantBasis
 from pyanode.torch._blocks import Augment as Augment
+from pyanode.torch._blocks import NeuralODELayer as NeuralODELayer
 from pyanode.torch._blocks import ODEBlock as ODEBlock
 from pyanode.torch._conv import ConvField as ConvField
 from pyanode.torch._conv import build_image_model as build_image_model
@@ -30,5 +31,6 @@ from pyanode.torch._models import register as register
 from pyanode.torch._models import set_flat_parameters as set_flat_parameters
 from pyanode.torch._resnet import ResNet as ResNet
 from pyanode.torch._trainer import Trainer as Trainer
+from pyanode.torch._trainer import available_device as available_device
 from pyanode.torch._trainer import batch_order as batch_order
 from pyanode.torch._trainer import torch_threads as torch_threads

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pyanode._errors import TrainingDiverged
+from pyanode._errors import SpecError, TrainingDiverged
 from pyanode.data import Dataset
 from pyanode.specs import TrainSpec
 from pyanode.torch._blocks import ODEBlock
@@ -29,6 +29,42 @@ EVAL_CHUNK = 4096  # samples per forward pass in `Trainer.evaluate`
 def batch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The permutation of the `n` training points used in `epoch` (a pure function)."""
     return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def available_device(name: str) -> torch.device:
+    """The torch device `name`, checked to be usable here.
+
+    **Raises:** `SpecError` in one line with the fix, e.g. for `cuda` on a torch without CUDA.
+    """
+    device = torch.device(name)
+    kind = device.type
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            built = "was built without CUDA" if torch.version.cuda is None else "finds no GPU"
+            raise SpecError(
+                f"train.device={name!r} is not available: this torch ({torch.__version__}) "
+                f"{built}; use --device cpu, or install a CUDA build of torch"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise SpecError(
+                f"train.device={name!r} is not available: {count} CUDA device(s) here "
+                f"(cuda:0 to cuda:{count - 1}); use one of them"
+            )
+        return device
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise SpecError(
+            f"train.device={name!r} is not available: MPS needs Apple silicon and a torch built "
+            "with MPS; use --device cpu"
+        )
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SpecError(
+            f"train.device={name!r} is not available here ({first}); use --device cpu"
+        ) from None
+    return device
 
 
 def loss_name(spec: TrainSpec, data: Dataset) -> str:
@@ -68,8 +104,9 @@ class Trainer:
         test_data: Dataset | None = None,
     ):
         self.spec = spec
-        self.device = torch.device(spec.device)
-        self.model = model.to(self.device)
+        self.device = available_device(spec.device)
+        self.dtype: torch.dtype = getattr(torch, spec.dtype)
+        self.model = model.to(device=self.device, dtype=self.dtype)
         self.loss = loss_name(spec, train_data)
         self.feature_shape = train_data.feature_shape
         self._train = self._tensors(train_data)
@@ -86,9 +123,15 @@ class Trainer:
         self.last_step: dict[str, float] = {}
 
     def _tensors(self, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.as_tensor(data.x, device=self.device)
+        x = self.inputs(data.x)
         y = torch.as_tensor(data.y, device=self.device)
+        if torch.is_floating_point(y):  # regression targets
+            y = y.to(self.dtype)
         return x, y
+
+    def inputs(self, x: np.ndarray) -> torch.Tensor:
+        """Inputs as the model takes them: on its device, in its dtype."""
+        return torch.as_tensor(x, device=self.device, dtype=self.dtype)
 
     @property
     def n_batches(self) -> int:
