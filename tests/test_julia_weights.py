@@ -130,7 +130,7 @@ def test_weight_shapes_match_the_torch_models(spec):
     """Every parameter of the real torch model, in registration (= flat) order, is the weight or
     the bias of the layer `weight_shapes` says, and `split_layers` cuts torch's own flat vector
     into exactly those tensors."""
-    torch_models = pytest.importorskip("pyanode.torch.models")
+    torch_models = pytest.importorskip("pyanode.torch")
     model = torch_models.build_model(spec, 3, 4, seed=0)
     parameters = [p.detach().numpy() for p in model.parameters()]
     shapes = weight_shapes(spec, 3, 4)

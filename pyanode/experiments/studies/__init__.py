@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pyanode._errors import SpecError
-from pyanode._registry import call_registered
+from pyanode._validate import call_registered
 from pyanode.experiments.studies._measure import PeakMemory as PeakMemory
 from pyanode.experiments.studies._neural_odes import problem_from_model as problem_from_model
 from pyanode.experiments.studies._neural_odes import problem_from_run as problem_from_run
