@@ -4,12 +4,14 @@ class, and figure creation and saving without pyplot (so no global backend is sw
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from pyanode._validate import check_choice
+from pyanode.experiments.store import atomic_write
 
 # one colour per ModelSpec kind (matplotlib's tab10), the same in every figure
 MODEL_COLORS: dict[str, str] = {
@@ -47,15 +49,6 @@ CLASS_COLORS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
 def new_figure(width: float, height: float) -> Figure:
     """A matplotlib Figure of `width` x `height` inches on the Agg canvas (no pyplot)."""
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -73,23 +66,14 @@ def save_figure(
 
     Raises:
         ValueError: for a format matplotlib cannot write.
+        StoreError: if the disk refuses a file (see `atomic_write`).
     """
     stem = Path(path).with_suffix("")
     stem.parent.mkdir(parents=True, exist_ok=True)
     supported = fig.canvas.get_supported_filetypes()
     written = []
     for fmt in formats:
-        if fmt not in supported:
-            raise ValueError(f"format={fmt!r} is not known; accepted: {', '.join(supported)}")
+        check_choice("format", fmt, supported)
         target = stem.with_name(f"{stem.name}.{fmt}")
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp makes 0600; figures are shared
-                fig.savefig(f, format=fmt, dpi=dpi)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        written.append(target)
+        written.append(atomic_write(target, lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=dpi)))
     return written
