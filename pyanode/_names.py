@@ -23,6 +23,7 @@ SOLVERS: dict[str, tuple[str, bool]] = {
 # other spellings users bring from torchdiffeq, diffrax and OrdinaryDiffEq
 SOLVER_ALIASES: dict[str, str] = {"dopri5": "dp5"}
 ADAPTIVE_SOLVERS = tuple(name for name, (_, adaptive) in SOLVERS.items() if adaptive)
+FIXED_STEP_SOLVERS = tuple(name for name, (_, adaptive) in SOLVERS.items() if not adaptive)
 
 # gradient method -> the backends that have it
 GRADIENTS: dict[str, tuple[str, ...]] = {
