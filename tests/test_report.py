@@ -17,7 +17,7 @@ from pyanode._errors import SpecError
 from pyanode.cli import main
 from pyanode.cli._reproduce import REPRODUCTIONS, reproduction
 from pyanode.experiments import report
-from pyanode.experiments.report_runs import DATA, DONE, JOBS, PROVENANCE, Job, run_job
+from pyanode.experiments.report import DATA, DONE, JOBS, PROVENANCE, Job, run_job
 from pyanode.experiments.report_tables import REGIONS
 from pyanode.experiments.table1 import boundary_regions, grid_points
 

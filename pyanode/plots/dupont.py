@@ -28,7 +28,7 @@ from matplotlib.patches import Circle, Wedge
 
 from pyanode.experiments.dupont import group, read_config, read_trials, stack
 from pyanode.experiments.store import StoredTrial, read_json
-from pyanode.plots._style import MODEL_COLORS, new_figure, save_figure
+from pyanode.plots import MODEL_COLORS, new_figure, save_figure
 
 MODEL_ORDER = ("node", "node-matched", "anode", "resnet")  # legend order
 # the ANODE paper's names (the survey's "Vanilla NODE" is Dupont's "NODE")

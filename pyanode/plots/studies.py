@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from pyanode._names import FIXED_STEP_SOLVERS
-from pyanode.plots._style import new_figure, save_figure
+from pyanode.plots import new_figure, save_figure
 
 # one colour per solver (matplotlib's tab10), the same in every study figure
 SOLVER_COLORS: dict[str, str] = {
