@@ -52,7 +52,10 @@ def test_toml_leaves_out_unset_optionals():
         (lambda: TrainSpec(lr=0), r"train.lr must be a finite number > 0, got 0"),
         (lambda: TrainSpec(device="tpu"), r"train.device='tpu' is not known; accepted: cpu, cuda"),
         (lambda: RunSpec(backend="jax"), r"run.backend='jax' is not known"),
-        (lambda: RunSpec(test_fraction=1.0), r"run.test_fraction must be in \[0, 1\)"),
+        (
+            lambda: RunSpec(test_fraction=1.0),
+            r"run.test_fraction must be a finite number >= 0 and < 1, got 1.0",
+        ),
         (lambda: ModelSpec(readout="none"), r"model.readout='none' is not known; accepted: linear"),
         (
             lambda: TrainSpec(seed=2**32),
