@@ -34,7 +34,6 @@ from pyanode.plots.dupont import (
     plot_losses,
     plot_nfe,
 )
-from pyanode.torch import Trainer
 
 G1D = Toy1dConfig(
     panels=("g1d",),
@@ -151,13 +150,10 @@ def test_iteration_rows_average_to_the_epoch_history(g1d_run):
         assert (nfe_values == 0).all() if resnet else (nfe_values >= 14).all()
 
 
-def test_figures_are_redrawn_from_stored_results_without_training(g1d_run, monkeypatch, capsys):
+def test_figures_are_redrawn_from_stored_results_without_training(g1d_run, capsys, forbid_training):
     out, summary = g1d_run
 
-    def no_training(*args, **kwargs):
-        raise AssertionError("re-plotting must not train")
-
-    monkeypatch.setattr(Trainer, "run", no_training)
+    forbid_training()  # re-plotting must not train
     assert DUPONT_1D.run(G1D, out).summary == summary  # all skipped: read back
     png = out / "fig5_fig8_losses.png"
     png.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 import pytest
 
 from pyanode import ModelSpec, RunSpec, SolverSpec, SpecError, TrainSpec
+from pyanode.experiments.store import trial_id
 
 
 def test_defaults_round_trip_through_json_and_toml():
@@ -119,3 +120,25 @@ def test_the_data_fields_round_trip():
     assert RunSpec.from_json(spec.to_json()) == spec
     draw = RunSpec(test_fraction=0, test_kwargs={"seed": 1000})
     assert RunSpec.from_toml(draw.to_toml()) == draw
+
+
+@pytest.mark.parametrize("text", ["", "nope", "[]", None, b"\xff", '{"model": 3}'])
+def test_run_spec_from_json_raises_spec_error(text):
+    with pytest.raises(SpecError, match=r"malformed JSON|must be a table"):
+        RunSpec.from_json(text)
+
+
+def test_the_arguments_of_a_frozen_spec_cannot_be_changed():
+    spec = RunSpec(dataset="concentric-spheres", dataset_kwargs={"dim": 2, "r1": 0.5},
+                   test_fraction=0, test_kwargs={"seed": 1000})  # fmt: skip
+    before = trial_id(spec)
+    for change in (lambda d: d.__setitem__("dim", 3), lambda d: d.update(dim=3),
+                   lambda d: d.pop("dim"), lambda d: d.clear()):  # fmt: skip
+        for kwargs in (spec.dataset_kwargs, spec.test_kwargs):
+            with pytest.raises(TypeError, match=r"spec\.replace\(dataset_kwargs="):
+                change(kwargs)
+    assert trial_id(spec) == before and spec.dataset_kwargs == {"dim": 2, "r1": 0.5}
+    changed = spec.replace(dataset_kwargs={**spec.dataset_kwargs, "dim": 3})
+    assert changed.dataset_kwargs["dim"] == 3 and trial_id(changed) != before
+    assert RunSpec.from_dict(spec.to_dict()) == spec
+    spec.to_dict()["dataset_kwargs"]["dim"] = 5  # a plain copy, not the spec's own
