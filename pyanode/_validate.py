@@ -21,7 +21,10 @@ SEED_MAX = 2**32 - 1  # numpy's and torch's seeds are unsigned 32-bit (and 64-bi
 
 
 def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool) or type(value).__name__ == "bool_"
+    kind = type(value)  # numpy's bool is `bool_` in numpy 1, `bool` in numpy 2
+    return isinstance(value, bool) or (
+        kind.__module__ == "numpy" and kind.__name__ in ("bool_", "bool")
+    )
 
 
 def _bound(
