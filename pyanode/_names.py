@@ -54,6 +54,7 @@ TORCHDIFFEQ_MISSING = (
     "trbdf2",
     "scipy_solver",
 )
+FIXED_STEP_SOLVERS = tuple(name for name, (_, adaptive) in SOLVERS.items() if not adaptive)
 
 # gradient method -> the backends that have it
 GRADIENTS: dict[str, tuple[str, ...]] = {

@@ -1,4 +1,5 @@
-"""The checks of plain values at pyanode's boundaries, written once.
+"""The checks at pyanode's boundaries, written once: plain values, names, keys, and calls of a
+name registry.
 
 Every check names the field, the value received and what is accepted, and raises the caller's
 error type (`SpecError` for specs, `DataError` for data, `ValueError` for the solvers' API), so
@@ -8,24 +9,32 @@ numbers; bools never do. No torch, no numpy import cost beyond numpy itself.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SEED_MAX = 2**32 - 1  # numpy's and torch's seeds are unsigned 32-bit (and 64-bit) integers
 
 
 def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool) or type(value).__name__ == "bool_"
+    kind = type(value)  # numpy's bool is `bool_` in numpy 1, `bool` in numpy 2
+    return isinstance(value, bool) or (
+        kind.__module__ == "numpy" and kind.__name__ in ("bool_", "bool")
+    )
 
 
-def _bound(low: float | None, high: float | None, strict_low: bool) -> str:
+def _bound(
+    low: float | None, high: float | None, strict_low: bool, strict_high: bool = False
+) -> str:
     parts = []
     if low is not None:
         parts.append(f"{'>' if strict_low else '>='} {_show(low)}")
     if high is not None:
-        parts.append(f"<= {_show(high)}")
+        parts.append(f"{'<' if strict_high else '<='} {_show(high)}")
     return " and ".join(parts)
 
 
@@ -40,6 +49,7 @@ def check_number(
     low: float | None = None,
     high: float | None = None,
     strict_low: bool = False,
+    strict_high: bool = False,
     error: type[Exception] = ValueError,
 ) -> float:
     """`value` as a finite float within the bounds, or raise `error`.
@@ -47,10 +57,10 @@ def check_number(
     Arguments:
         name: the field as the user writes it (`"solver.rtol"`, `"rtol"`, `"dt"`).
         value: what was given.
-        low, high: inclusive bounds (`low` exclusive with `strict_low`); None for none.
+        low, high: inclusive bounds (exclusive with `strict_low`, `strict_high`); None for none.
         error: the exception type to raise.
     """
-    bound = _bound(low, high, strict_low)
+    bound = _bound(low, high, strict_low, strict_high)
     what = "a finite number" + (f" {bound}" if bound else "")
     if _is_bool(value) or not isinstance(value, numbers.Real):
         raise error(f"{name} must be {what}, got {value!r} of type {type(value).__name__}")
@@ -58,7 +68,7 @@ def check_number(
     if (
         not math.isfinite(x)
         or (low is not None and (x <= low if strict_low else x < low))
-        or (high is not None and x > high)
+        or (high is not None and (x >= high if strict_high else x > high))
     ):
         raise error(f"{name} must be {what}, got {value!r}")
     return x
@@ -120,6 +130,20 @@ def check_choice(
     raise error(f"{name}={value!r} is not known; accepted: {listed}")
 
 
+def check_subset(
+    name: str, values: Any, accepted: Iterable[str], *, error: type[Exception] = ValueError
+) -> tuple[str, ...]:
+    """`values` as a tuple if it is a non-empty collection of names from `accepted`, else raise
+    `error` listing the accepted names."""
+    accepted = tuple(accepted)
+    listed = not isinstance(values, str) and isinstance(values, Iterable)
+    names = tuple(values) if listed else ()
+    if not names or any(v not in accepted for v in names):
+        shown = ",".join(map(str, names)) if listed else values
+        raise error(f"{name}={shown!r} must be a non-empty subset of: {', '.join(accepted)}")
+    return names
+
+
 def check_keys(
     name: str, given: Iterable[str], accepted: Iterable[str], *, error: type[Exception] = ValueError
 ) -> None:
@@ -128,6 +152,47 @@ def check_keys(
     accepted = tuple(accepted)
     unknown = sorted(set(given) - set(accepted))
     if unknown:
+        listed = ", ".join(sorted(accepted))
+        raise error(f"unknown key(s) {', '.join(unknown)} in {name}; accepted: {listed}")
+
+
+def check_registered(
+    registry: Mapping[str, Callable[..., T]],
+    what: str,
+    name: str,
+    kwargs: Mapping[str, Any],
+    error: type[Exception],
+) -> Callable[..., T]:
+    """`registry[name]`, after checking that it exists and accepts the keywords `kwargs`.
+
+    Arguments:
+        registry: names (as written at the CLI or in a config) to functions.
+        what: the noun for messages, e.g. "dataset".
+        name, kwargs: the entry and its keyword arguments.
+        error: the exception type to raise (the caller's layer's ValueError subclass).
+
+    Raises:
+        error: naming the unknown name or keywords and listing the accepted ones.
+    """
+    if name not in registry:
+        raise error(f"{what} {name!r} is not known; accepted: {', '.join(registry)}")
+    function = registry[name]
+    accepted = list(inspect.signature(function).parameters)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
         raise error(
-            f"unknown key(s) {', '.join(unknown)} in {name}; accepted: {', '.join(sorted(accepted))}"
+            f"{what} {name!r} got unknown keyword argument(s) {', '.join(unknown)}; "
+            f"accepted: {', '.join(accepted)}"
         )
+    return function
+
+
+def call_registered(
+    registry: Mapping[str, Callable[..., T]],
+    what: str,
+    name: str,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+) -> T:
+    """`registry[name](**kwargs)`, checked first by `check_registered`."""
+    return check_registered(registry, what, name, kwargs, error)(**kwargs)

@@ -15,6 +15,7 @@ from torch import nn
 
 from pyanode._errors import DataError, SpecError
 from pyanode._names import BACKENDS, gradients_of
+from pyanode._validate import check_choice
 from pyanode.data import Dataset
 from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
 from pyanode.torch import (
@@ -194,18 +195,17 @@ def get_backend(name: str) -> Backend:
         JuliaUnavailable: for `julia` when Julia cannot be used, with the reason and the fix.
     """
     global _AUTO_SAID
+    check_choice("backend", name, BACKENDS, error=SpecError)
     if name == "torch":
         return TorchBackend()
-    if name in ("julia", "auto"):
-        from pyanode import julia
+    from pyanode import julia
 
-        if name == "julia":
-            return julia.JuliaBackend()
-        state = julia.status()
-        if state.available and state.installed:
-            return julia.JuliaBackend()
-        if not _AUTO_SAID:
-            log.warning("backend 'auto': using torch (Julia: %s)", state.reason)
-            _AUTO_SAID = True
-        return TorchBackend()
-    raise SpecError(f"backend={name!r} is not known; accepted: {', '.join(BACKENDS)}")
+    if name == "julia":
+        return julia.JuliaBackend()
+    state = julia.status()  # auto
+    if state.available and state.installed:
+        return julia.JuliaBackend()
+    if not _AUTO_SAID:
+        log.warning("backend 'auto': using torch (Julia: %s)", state.reason)
+        _AUTO_SAID = True
+    return TorchBackend()

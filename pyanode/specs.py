@@ -371,8 +371,7 @@ class RunSpec(_Spec):
             if not isinstance(value, dict):
                 raise SpecError(f"run.{name} must be a table of arguments, got {value!r}")
             object.__setattr__(self, name, _freeze(canonical_kwargs(self.dataset, value)))
-        if _float(self, "test_fraction", "run", low=0) >= 1:
-            raise SpecError(f"run.test_fraction must be in [0, 1), got {self.test_fraction!r}")
+        _float(self, "test_fraction", "run", low=0, high=1, strict_high=True)
         if self.test_slice is not None:
             self._check_slice()
         given = [

@@ -1,4 +1,6 @@
-"""Shared fixtures: float64 where a test asks for it, one thread for reproducible timings."""
+"""Shared fixtures: float64 where a test asks for it, one thread for reproducible timings, a
+pyanode command killed mid-run, and the trainings a test counts or forbids (stored results read
+back, not trained again)."""
 
 import pytest
 import torch
@@ -52,3 +54,35 @@ def cli_killed_at():
         assert proc.returncode == -signal.SIGKILL, proc.stderr
 
     return run
+
+
+@pytest.fixture
+def forbid_training(monkeypatch):
+    """`forbid_training()`: from then on, a trainer run fails the test (what is stored must be
+    read back, not trained again)."""
+    from pyanode.torch import Trainer
+
+    def trained_again(*args, **kwargs):
+        raise AssertionError("trained again: a stored result must be read back")
+
+    return lambda: monkeypatch.setattr(Trainer, "run", trained_again)
+
+
+@pytest.fixture
+def count_trainings(monkeypatch):
+    """`count_trainings()`: a list that gets one entry per trainer run from then on (the trials
+    actually trained)."""
+    from pyanode.torch import Trainer
+
+    def start() -> list:
+        runs: list = []
+        original = Trainer.run
+
+        def run(trainer, *args, **kwargs):
+            runs.append(trainer)
+            return original(trainer, *args, **kwargs)
+
+        monkeypatch.setattr(Trainer, "run", run)
+        return runs
+
+    return start

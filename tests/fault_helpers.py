@@ -1,4 +1,4 @@
-"""What test_faults ships to worker processes: `Record.arrays` functions that kill the process
+"""What test_batch ships to worker processes: `Record.arrays` functions that kill the process
 running them, as the out-of-memory killer does (SIGKILL: no cleanup, no flush). They are named by
 module and function in a trial, so they live in a module that workers import (tests/ is on the
 path the pool's and Dask's workers inherit)."""

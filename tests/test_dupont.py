@@ -10,13 +10,23 @@ from claims import SEEDS, Bound, check
 from pyanode import SpecError
 from pyanode.cli import main
 from pyanode.data import load_dataset
-from pyanode.experiments.dupont import features, flows, generalisation, nfe, read_trials, toy1d
+from pyanode.experiments.dupont import read_trials
 from pyanode.experiments.dupont import toy_data as toy_args
-from pyanode.experiments.dupont.features import FeaturesConfig, snapshot_iterations
-from pyanode.experiments.dupont.flows import FlowsConfig
-from pyanode.experiments.dupont.generalisation import GeneralisationConfig
-from pyanode.experiments.dupont.nfe import NFEConfig
-from pyanode.experiments.dupont.toy1d import Toy1dConfig, monotone_floor
+from pyanode.experiments.dupont.curves import (
+    DUPONT_1D,
+    DUPONT_NFE,
+    NFEConfig,
+    Toy1dConfig,
+    monotone_floor,
+)
+from pyanode.experiments.dupont.flows import (
+    DUPONT_FEATURES,
+    DUPONT_FLOWS,
+    FeaturesConfig,
+    FlowsConfig,
+    snapshot_iterations,
+)
+from pyanode.experiments.dupont.generalisation import DUPONT_GENERALISATION, GeneralisationConfig
 from pyanode.plots.dupont import (
     plot_features,
     plot_flows,
@@ -24,7 +34,6 @@ from pyanode.plots.dupont import (
     plot_losses,
     plot_nfe,
 )
-from pyanode.torch import Trainer
 
 G1D = Toy1dConfig(
     panels=("g1d",),
@@ -105,7 +114,7 @@ def toy_data(panel, **kwargs):
 @pytest.fixture(scope="module")
 def g1d_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("dupont-1d")
-    return out, toy1d.EXPERIMENT.run(G1D, out).summary
+    return out, DUPONT_1D.run(G1D, out).summary
 
 
 def test_monotone_floor_is_the_isotonic_closed_form():
@@ -141,14 +150,11 @@ def test_iteration_rows_average_to_the_epoch_history(g1d_run):
         assert (nfe_values == 0).all() if resnet else (nfe_values >= 14).all()
 
 
-def test_figures_are_redrawn_from_stored_results_without_training(g1d_run, monkeypatch, capsys):
+def test_figures_are_redrawn_from_stored_results_without_training(g1d_run, capsys, forbid_training):
     out, summary = g1d_run
 
-    def no_training(*args, **kwargs):
-        raise AssertionError("re-plotting must not train")
-
-    monkeypatch.setattr(Trainer, "run", no_training)
-    assert toy1d.EXPERIMENT.run(G1D, out).summary == summary  # all skipped: read back
+    forbid_training()  # re-plotting must not train
+    assert DUPONT_1D.run(G1D, out).summary == summary  # all skipped: read back
     png = out / "fig5_fig8_losses.png"
     png.unlink(missing_ok=True)
     assert main(["reproduce", "dupont-1d", "--out", str(out), "--plot-only"]) == 0
@@ -161,14 +167,14 @@ def test_anode_needs_fewer_function_evaluations_on_concentric_spheres(tmp_path):
     more than 5 fewer forward NFE than the NODE, whose NFE grows by more than 5 (its flow gets
     harder to solve) (medians over seeds); no NODE goes below the best monotone map's loss
     (the 1-D flow is a homeomorphism) while the ANODE's median loss is below a quarter of it."""
-    nfe.EXPERIMENT.run(NFE_CONFIG, tmp_path)
+    DUPONT_NFE.run(NFE_CONFIG, tmp_path)
     check(nfe_statistics(read_trials(tmp_path), spheres_1d_floor(NFE_CONFIG)), NFE_BOUNDS)
     assert [f.name for f in plot_nfe(tmp_path)] == ["fig7_fig11b_nfe.png"]
 
 
 def test_flows_store_trajectories_from_the_inputs(tmp_path):
     config = FlowsConfig(panels=("g1d",), g1d_epochs=3, g1d_points=8, n_probe=6, n_times=5)
-    flows.EXPERIMENT.run(config, tmp_path)
+    DUPONT_FLOWS.run(config, tmp_path)
     trials = {t.key["model"]: t for t in read_trials(tmp_path)}
     anode, resnet = trials["anode"].arrays, trials["resnet"].arrays
     x = anode["probe_x"]
@@ -184,7 +190,7 @@ def test_flows_store_trajectories_from_the_inputs(tmp_path):
 def test_features_are_snapshotted_before_and_after_training(tmp_path):
     assert snapshot_iterations(100, 5) == [0, 25, 50, 75, 100]
     config = FeaturesConfig(epochs=2, n_inner=40, n_outer=80, n_probe=30, snapshots=3)
-    features.EXPERIMENT.run(config, tmp_path)
+    DUPONT_FEATURES.run(config, tmp_path)
     for trial in read_trials(tmp_path):
         a = trial.arrays
         np.testing.assert_array_equal(a["snapshot_iterations"], [0, 2, 4])  # 2 batches / epoch
@@ -197,7 +203,7 @@ def test_generalisation_validates_on_exactly_the_removed_slice(tmp_path):
     config = GeneralisationConfig(
         seeds=1, epochs=1, map_epochs=1, n_inner=60, n_outer=120, grid=11, eval_every=1
     )
-    summary = generalisation.EXPERIMENT.run(config, tmp_path).summary
+    summary = DUPONT_GENERALISATION.run(config, tmp_path).summary
     data = toy_data("spheres-2d", n_inner=60, n_outer=120)
     angle = np.mod(np.arctan2(data.x[:, 1], data.x[:, 0]), 2 * math.pi)
     n_slice = int((angle <= math.pi / 5).sum())

@@ -11,7 +11,7 @@ from pyanode import ModelSpec, SolverSpec, SpecError, TrainSpec
 from pyanode.backends import TorchBackend
 from pyanode.data import digits
 from pyanode.experiments.dupont import read_trials
-from pyanode.experiments.dupont.images import EXPERIMENT, ImagesConfig
+from pyanode.experiments.dupont.images import DUPONT_IMAGES, ImagesConfig
 from pyanode.plots.dupont import plot_images
 from pyanode.torch import ConvField, build_image_model, image_parameter_count, matched_filters
 
@@ -135,7 +135,7 @@ DIGITS_CONFIG = ImagesConfig(
 def test_digits_trains_one_epoch_and_its_loss_decreases(tmp_path):
     """Claim (`DIGITS_BOUNDS`, seeds 0-2): one epoch lowers each model's median test
     cross-entropy by more than 0.05, from within 0.2 of log 10 (untrained) for every seed."""
-    summary = EXPERIMENT.run(DIGITS_CONFIG, tmp_path).summary
+    summary = DUPONT_IMAGES.run(DIGITS_CONFIG, tmp_path).summary
     trials = read_trials(tmp_path)
     assert {t.key["model"] for t in trials} == {"node", "anode"} and len(trials) == 2 * len(SEEDS)
     check(digits_statistics(trials), DIGITS_BOUNDS)

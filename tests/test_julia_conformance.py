@@ -8,7 +8,7 @@ juliacall must come before torch. Sharing it means Julia starts and compiles onc
 test still waits for that (the first call of each adjoint compiles for minutes), so these tests
 get a longer timeout than the suite's 600 s.
 
-Torch-side helpers assumed (pyanode.torch.models): build_model(spec, in_dim, out_dim, solver,
+Torch-side helpers assumed (pyanode.torch): build_model(spec, in_dim, out_dim, solver,
 seed=...), flat_parameters(model), set_flat_parameters(model, v); the NeuralODE module's
 `features(x)`, `trajectories(x, ts)` and `block.last_stats.nfe_forward`.
 """
@@ -78,7 +78,7 @@ def julia(worker):
 
 
 def torch_model(model, solver, seed=0):
-    from pyanode.torch.models import build_model
+    from pyanode.torch import build_model
 
     return build_model(model, 2, N_CLASSES, solver, seed=seed)
 
@@ -88,7 +88,7 @@ def torch_model(model, solver, seed=0):
 def test_same_weights_same_outputs(kind, augment_dim, solver_name, julia):
     import torch
 
-    from pyanode.torch.models import flat_parameters
+    from pyanode.torch import flat_parameters
 
     model = ModelSpec(kind=kind, hidden=16, augment_dim=augment_dim, activation="tanh")
     solver = SolverSpec(solver=solver_name, **TIGHT)
@@ -129,7 +129,7 @@ def test_variants_same_weights_same_outputs(kind, augment_dim, extra, solver_nam
     1/3 and 2/3, adaptive-depth times are fractions of each sample's T(x)."""
     import torch
 
-    from pyanode.torch.models import flat_parameters
+    from pyanode.torch import flat_parameters
 
     model = ModelSpec(kind=kind, hidden=16, augment_dim=augment_dim, activation="tanh", **extra)
     solver = SolverSpec(solver=solver_name, **TIGHT)
@@ -167,7 +167,7 @@ def test_variants_same_weights_same_outputs(kind, augment_dim, extra, solver_nam
 def test_resnet_same_weights_same_outputs(julia):
     import torch
 
-    from pyanode.torch.models import flat_parameters
+    from pyanode.torch import flat_parameters
 
     model = ModelSpec(kind="resnet", hidden=16, augment_dim=1, depth=3, activation="tanh")
     solver = SolverSpec()
@@ -218,7 +218,7 @@ def test_same_weights_same_gradients(kind, augment_dim, extra, gradient, julia):
     through the solve's initial state in Julia (and through `args` in torch)."""
     import torch
 
-    from pyanode.torch.models import flat_parameters
+    from pyanode.torch import flat_parameters
 
     model = ModelSpec(kind=kind, hidden=16, augment_dim=augment_dim, activation="tanh", **extra)
     solver = SolverSpec(solver="dp5", gradient=gradient, **TIGHT)
@@ -254,7 +254,7 @@ def test_forward_nfe_within_one_step(solver_name, julia):
     spends one more evaluation on it), and the steps differ from the first on."""
     import torch
 
-    from pyanode.torch.models import flat_parameters
+    from pyanode.torch import flat_parameters
 
     model = ModelSpec(kind="anode", hidden=16, augment_dim=1, activation="tanh")
     solver = SolverSpec(solver=solver_name, rtol=1e-3, atol=1e-3, dt=0.05)
@@ -336,7 +336,7 @@ def _initial_torch_parameters(model, solver, train, data) -> np.ndarray:
     """The torch backend's initial weights (seeded by `train.seed`), so both start equal and,
     with the same batch order, see the same batches."""
     from pyanode.backends import TorchBackend
-    from pyanode.torch.models import flat_parameters
+    from pyanode.torch import flat_parameters
 
     return flat_parameters(TorchBackend().build(model, solver, train, data))
 
@@ -346,7 +346,7 @@ def _initial_torch_parameters(model, solver, train, data) -> np.ndarray:
 def test_cuda_matches_cpu_torch(julia):
     import torch
 
-    from pyanode.torch.models import flat_parameters
+    from pyanode.torch import flat_parameters
 
     model = ModelSpec(kind="anode", hidden=16, augment_dim=2, activation="tanh")
     solver = SolverSpec(solver="tsit5", gradient="interpolating-adjoint", **TIGHT)

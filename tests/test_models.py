@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from pyanode import ModelSpec, SolverSpec, SpecError
+from pyanode._names import MODEL_KINDS
 from pyanode.torch import (
+    MODELS,
     Augment,
     NeuralODE,
     build_model,
@@ -97,9 +99,17 @@ def test_trajectories_start_at_the_input_and_end_at_the_features():
     assert torch.allclose(traj[-1], feats, atol=1e-2)
 
 
-def test_kind_without_builder_is_a_spec_error(monkeypatch):
-    from pyanode.torch import MODELS
+def test_the_model_table_has_one_builder_per_kind_in_the_name_tables_order():
+    # explicit, not filled in as a side effect of importing the modules that define the kinds
+    assert tuple(MODELS) == MODEL_KINDS
+    for kind in MODEL_KINDS:
+        spec = ModelSpec(kind=kind, hidden=4, augment_dim=1 if kind == "anode" else 0)
+        model = MODELS[kind](spec, SolverSpec(solver="rk4", dt=0.5), 2, 3)
+        with torch.no_grad():
+            assert model(torch.randn(5, 2)).shape == (5, 3), kind
 
+
+def test_kind_without_builder_is_a_spec_error(monkeypatch):
     monkeypatch.delitem(MODELS, "stacked")
     with pytest.raises(SpecError, match="model.kind='stacked' has no torch builder; available: "):
         build_model(ModelSpec(kind="stacked"), 2, 2)

@@ -15,9 +15,9 @@ import pytest
 
 from pyanode._errors import SpecError
 from pyanode.cli import main
-from pyanode.cli._reproduce import REPRODUCTIONS
+from pyanode.cli._reproduce import REPRODUCTIONS, reproduction
 from pyanode.experiments import report
-from pyanode.experiments.report_runs import DATA, DONE, JOBS, PROVENANCE, Job, run_job
+from pyanode.experiments.report import DATA, DONE, JOBS, PROVENANCE, Job, run_job
 from pyanode.experiments.report_tables import REGIONS
 from pyanode.experiments.table1 import boundary_regions, grid_points
 
@@ -141,8 +141,8 @@ def test_every_reproduction_writes_a_summary(tmp_path):
     wrote none before the one runner, through the command line."""
     from pyanode.experiments.reproduce import Reproduction
 
-    for _name, (module, _) in REPRODUCTIONS.items():
-        assert isinstance(__import__(module, fromlist=["EXPERIMENT"]).EXPERIMENT, Reproduction)
+    for name in REPRODUCTIONS:
+        assert isinstance(reproduction(name), Reproduction)
     argv = ["reproduce", "dupont-flows", "--out", str(tmp_path), "--no-figures", "--panels",
             "identity", "--g1d-epochs", "2", "--g1d-points", "8", "--n-probe", "4"]  # fmt: skip
     assert main(argv) == 0

@@ -14,14 +14,12 @@ from pathlib import Path
 import pytest
 
 from pyanode.cli import main
-from pyanode.cli._reproduce import REPRODUCTIONS
+from pyanode.cli._reproduce import REPRODUCTIONS, reproduction
 from pyanode.experiments.collect import collect, read_csv
-from pyanode.experiments.dupont.features import FeaturesConfig
-from pyanode.experiments.dupont.flows import FlowsConfig
+from pyanode.experiments.dupont.curves import NFEConfig, Toy1dConfig
+from pyanode.experiments.dupont.flows import FeaturesConfig, FlowsConfig
 from pyanode.experiments.dupont.generalisation import GeneralisationConfig
 from pyanode.experiments.dupont.images import ImagesConfig
-from pyanode.experiments.dupont.nfe import NFEConfig
-from pyanode.experiments.dupont.toy1d import Toy1dConfig
 from pyanode.experiments.store import ITERATIONS, RESULT, read_batch, read_manifest
 from pyanode.experiments.table1 import Table1Config
 
@@ -45,12 +43,6 @@ TINY = {
 PROGRESS = re.compile(r"\[(\d+)/(\d+)\] \d+:\d\d elapsed, ETA \d+:\d\d: \w{12} ")
 
 
-def _experiment(name: str):
-    import importlib
-
-    return importlib.import_module(REPRODUCTIONS[name][0]).EXPERIMENT
-
-
 def _stored(out: Path) -> dict[str, bytes]:
     """Every trial's result.json, as bytes, by trial id."""
     return {e["id"]: (out / e["id"] / RESULT).read_bytes() for e in read_manifest(out)}
@@ -62,7 +54,7 @@ def test_every_reproduction_has_a_tiny_config():
 
 @pytest.mark.parametrize("name", list(TINY))
 def test_a_second_run_skips_every_finished_trial(name, tmp_path, caplog):
-    experiment = _experiment(name)
+    experiment = reproduction(name)
     config = TINY[name]
     caplog.set_level(logging.INFO, logger="pyanode")
     tic = time.perf_counter()

@@ -3,6 +3,7 @@
 import pytest
 
 from pyanode import ModelSpec, RunSpec, SolverSpec, SpecError, TrainSpec
+from pyanode.experiments.store import trial_id
 
 
 def test_defaults_round_trip_through_json_and_toml():
@@ -56,7 +57,10 @@ def test_toml_leaves_out_unset_optionals():
             r"train.device='tpu' is not a torch device; examples: cpu, cuda, cuda:1, mps",
         ),
         (lambda: RunSpec(backend="jax"), r"run.backend='jax' is not known"),
-        (lambda: RunSpec(test_fraction=1.0), r"run.test_fraction must be in \[0, 1\)"),
+        (
+            lambda: RunSpec(test_fraction=1.0),
+            r"run.test_fraction must be a finite number >= 0 and < 1, got 1.0",
+        ),
         (lambda: ModelSpec(readout="none"), r"model.readout='none' is not known; accepted: linear"),
         (
             lambda: TrainSpec(seed=2**32),
@@ -125,3 +129,25 @@ def test_the_data_fields_round_trip():
 def test_devices_are_parsed_by_torch():
     for device in ("cpu", "cuda", "cuda:1", "mps", "cpu:0"):
         assert TrainSpec(device=device).device == device
+
+
+@pytest.mark.parametrize("text", ["", "nope", "[]", None, b"\xff", '{"model": 3}'])
+def test_run_spec_from_json_raises_spec_error(text):
+    with pytest.raises(SpecError, match=r"malformed JSON|must be a table"):
+        RunSpec.from_json(text)
+
+
+def test_the_arguments_of_a_frozen_spec_cannot_be_changed():
+    spec = RunSpec(dataset="concentric-spheres", dataset_kwargs={"dim": 2, "r1": 0.5},
+                   test_fraction=0, test_kwargs={"seed": 1000})  # fmt: skip
+    before = trial_id(spec)
+    for change in (lambda d: d.__setitem__("dim", 3), lambda d: d.update(dim=3),
+                   lambda d: d.pop("dim"), lambda d: d.clear()):  # fmt: skip
+        for kwargs in (spec.dataset_kwargs, spec.test_kwargs):
+            with pytest.raises(TypeError, match=r"spec\.replace\(dataset_kwargs="):
+                change(kwargs)
+    assert trial_id(spec) == before and spec.dataset_kwargs == {"dim": 2, "r1": 0.5}
+    changed = spec.replace(dataset_kwargs={**spec.dataset_kwargs, "dim": 3})
+    assert changed.dataset_kwargs["dim"] == 3 and trial_id(changed) != before
+    assert RunSpec.from_dict(spec.to_dict()) == spec
+    spec.to_dict()["dataset_kwargs"]["dim"] = 5  # a plain copy, not the spec's own

@@ -294,16 +294,12 @@ def test_cross_solver_on_a_stored_run_loads_its_weights(cross):
     assert "stored weights" in stored.meta["problems"][0]["description"]
 
 
-def test_a_study_run_again_loads_its_trained_models(cross, monkeypatch):
+def test_a_study_run_again_loads_its_trained_models(cross, forbid_training):
     """The models of the cross-solver study are trials: a second run loads them, trains none."""
-    from pyanode.torch import Trainer
 
     result, out = cross
 
-    def no_training(*args, **kwargs):
-        raise AssertionError("a stored model was trained again")
-
-    monkeypatch.setattr(Trainer, "run", no_training)
+    forbid_training()
     config = CrossSolverConfig(
         train_settings=("euler:dt=1", "dp5:1e-3"), hidden=8, epochs=1, n_points=96, julia="off"
     )
@@ -311,9 +307,8 @@ def test_a_study_run_again_loads_its_trained_models(cross, monkeypatch):
     assert [r["test_acc"] for r in again.rows] == [r["test_acc"] for r in result.rows]
 
 
-def test_problem_from_run_loads_the_stored_weights(tmp_path, monkeypatch):
+def test_problem_from_run_loads_the_stored_weights(tmp_path, forbid_training):
     from pyanode import ModelSpec, RunSpec, TrainSpec, run
-    from pyanode.torch import Trainer
 
     spec = RunSpec(
         dataset_kwargs={"n": 60, "seed": 3},
@@ -321,7 +316,7 @@ def test_problem_from_run_loads_the_stored_weights(tmp_path, monkeypatch):
         train=TrainSpec(epochs=1, batch_size=24, seed=3),
     )
     result = run(spec, tmp_path, progress=False)
-    monkeypatch.setattr(Trainer, "run", lambda *a, **k: pytest.fail("trained again"))
+    forbid_training()
     problem = problem_from_run(tmp_path, batch=8)
     model = result.fitted.model
     assert torch.equal(problem.field.net[0].weight, model.block.field.net[0].weight)
@@ -409,18 +404,18 @@ def test_julia_required_but_unavailable(linear, tiny_node):
         (lambda: load_problem("nope"), SpecError, "problem 'nope' is not known; accepted: linear"),
         (lambda: load_problem("linear", foo=1), SpecError, "unknown keyword argument.*foo"),
         (lambda: load_problem("linear", batch=0), SpecError, "batch must be an integer >= 1"),
-        (lambda: ForwardConfig(solvers=("rk5",)), SpecError, "solver 'rk5' is not accepted"),
+        (lambda: ForwardConfig(solvers=("rk5",)), SpecError, "solvers='rk5' must be a non-empty"),
         (
             lambda: ForwardConfig(tolerances=(2.0,)),
             SpecError,
-            r"tolerances must lie in \[1e-14, 1\), got 2.0",
+            r"tolerances must be a finite number >= 1e-14 and < 1, got 2.0",
         ),
         (lambda: ForwardConfig(steps=(0,)), SpecError, "steps must be an integer >= 1"),
         (lambda: ForwardConfig(dtype="float16"), SpecError, "dtype='float16' is not known"),
         (lambda: ForwardConfig(repeats=0), SpecError, "repeats must be an integer >= 1"),
         (lambda: ForwardConfig(julia="maybe"), SpecError, "julia='maybe' is not known"),
         (lambda: ForwardConfig(reference_rtol=1e-6), SpecError, "reference_rtol must be"),
-        (lambda: GradientConfig(gradients=("magic",)), SpecError, "must be a non-empty list of"),
+        (lambda: GradientConfig(gradients=("magic",)), SpecError, "must be a non-empty subset of"),
         (
             lambda: BatchCouplingConfig(solvers=("rk4",)),
             SpecError,

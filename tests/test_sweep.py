@@ -64,22 +64,6 @@ def _write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
     return path
 
 
-class _CountFits:
-    """Wraps Trainer.run to count the trials that were actually trained."""
-
-    def __init__(self, monkeypatch):
-        from pyanode.torch import Trainer
-
-        self.calls = 0
-        original = Trainer.run
-
-        def run(trainer, *args, **kwargs):
-            self.calls += 1
-            return original(trainer, *args, **kwargs)
-
-        monkeypatch.setattr(Trainer, "run", run)
-
-
 # -- the grid ------------------------------------------------------------------------------------
 def test_grid_is_the_product_of_its_axes_in_order():
     sweep = Sweep.from_toml(GRID)
@@ -139,11 +123,11 @@ def test_trial_id_is_a_hash_of_the_resolved_spec_and_its_seed():
     assert [trial_id(s) for s in a] == [trial_id(s) for s in b]
 
 
-def test_the_same_trial_twice_runs_once(tmp_path, monkeypatch):
+def test_the_same_trial_twice_runs_once(tmp_path, count_trainings):
     spec = Sweep.from_toml(BASE).trials()[0]
-    fits = _CountFits(monkeypatch)
+    fits = count_trainings()
     report = run_sweep([spec, spec], tmp_path, engine=InProcess())
-    assert report.ids == [trial_id(spec)] and fits.calls == 1
+    assert report.ids == [trial_id(spec)] and len(fits) == 1
 
 
 # -- failures ------------------------------------------------------------------------------------
@@ -191,7 +175,7 @@ def test_cli_sweep_reports_failures_with_exit_code_1(tmp_path, capsys):
     assert rows[1]["reason"] != "" and rows[0]["reason"] == ""
 
 
-def test_on_failure_raise_stops_at_the_first_failure(tmp_path, monkeypatch):
+def test_on_failure_raise_stops_at_the_first_failure(tmp_path, count_trainings):
     sweep = Sweep.from_toml(EXPLODING)
     ids = [trial_id(s) for s in sweep.trials()]
     with pytest.raises(
@@ -203,12 +187,12 @@ def test_on_failure_raise_stops_at_the_first_failure(tmp_path, monkeypatch):
     assert not (tmp_path / ids[2] / RESULT).exists()  # never started
 
     # record-and-continue finishes the rest; the stored failure still counts
-    fits = _CountFits(monkeypatch)
+    fits = count_trainings()
     report = run_sweep(sweep, tmp_path, engine=InProcess())
-    assert fits.calls == 1 and report.skipped == ids[:2] and report.failed == [ids[1]]
+    assert len(fits) == 1 and report.skipped == ids[:2] and report.failed == [ids[1]]
     # --retry-failed runs the failed trial again (it fails again: the failure is deterministic)
     report = run_sweep(sweep, tmp_path, engine=InProcess(), options=RunOptions(retry_failed=True))
-    assert fits.calls == 2 and report.failed == [ids[1]] and report.skipped == [ids[0], ids[2]]
+    assert len(fits) == 2 and report.failed == [ids[1]] and report.skipped == [ids[0], ids[2]]
 
 
 def test_cli_on_failure_raise_exits_1(tmp_path, capsys):
@@ -220,7 +204,7 @@ def test_cli_on_failure_raise_exits_1(tmp_path, capsys):
 
 # -- interruption ------------------------------------------------------------------------------
 def test_an_interrupted_sweep_completes_on_rerun_without_repeating_trials(
-    tmp_path, monkeypatch, cli_killed_at
+    tmp_path, cli_killed_at, count_trainings
 ):
     config = _write(tmp_path, GRID)
     ids = [trial_id(s) for s in load_sweep(config).trials()]
@@ -232,10 +216,10 @@ def test_an_interrupted_sweep_completes_on_rerun_without_repeating_trials(
     assert [r["status"] for r in collect(out)] == ["ok", "ok", "interrupted", "pending"]
     stamps = {i: (out / i / RESULT).stat().st_mtime_ns for i in ids[:2]}
 
-    fits = _CountFits(monkeypatch)
+    fits = count_trainings()
     argv = ["sweep", str(config), "--out", str(out), "--engine", "inline"]
     assert main(argv) == 0
-    assert fits.calls == 2  # the interrupted trial and the one not started; not the finished two
+    assert len(fits) == 2  # the interrupted trial and the one not started; not the finished two
     assert {i: (out / i / RESULT).stat().st_mtime_ns for i in ids[:2]} == stamps
     resumed = read_result(out / ids[2])
     assert (resumed["resumed_epoch"], resumed["resumed_batch"]) == (0, 2)
@@ -250,7 +234,7 @@ def test_an_interrupted_sweep_completes_on_rerun_without_repeating_trials(
             r["loss"] for r in read_history(tmp_path / "reference" / i)
         ]
 
-    assert main(argv) == 0 and fits.calls == 2 + 4  # (reference) + nothing more
+    assert main(argv) == 0 and len(fits) == 2 + 4  # (reference) + nothing more
 
 
 # -- collect ------------------------------------------------------------------------------------

@@ -76,23 +76,24 @@ def adaptive_depth(out: Path) -> tuple[Statistics, tuple[Bound, ...]]:
 def g1d(out: Path) -> tuple[Statistics, tuple[Bound, ...]]:
     import test_dupont as t
 
-    from pyanode.experiments.dupont import read_trials, toy1d
+    from pyanode.experiments.dupont import read_trials
+    from pyanode.experiments.dupont.curves import DUPONT_1D
 
     threads = torch.get_num_threads()
-    toy1d.EXPERIMENT.run(dataclasses.replace(t.G1D, seeds=len(ALL_SEEDS), threads=threads), out)
+    DUPONT_1D.run(dataclasses.replace(t.G1D, seeds=len(ALL_SEEDS), threads=threads), out)
     return _by_group(read_trials(out), t.g1d_statistics), t.G1D_BOUNDS
 
 
 def nfe(out: Path) -> tuple[Statistics, tuple[Bound, ...]]:
     import test_dupont as t
 
-    from pyanode.experiments.dupont import nfe as experiment
     from pyanode.experiments.dupont import read_trials
+    from pyanode.experiments.dupont.curves import DUPONT_NFE
 
     config = dataclasses.replace(
         t.NFE_CONFIG, seeds=len(ALL_SEEDS), threads=torch.get_num_threads()
     )
-    experiment.EXPERIMENT.run(config, out)
+    DUPONT_NFE.run(config, out)
     floor = t.spheres_1d_floor(config)
     return _by_group(read_trials(out), lambda trials: t.nfe_statistics(trials, floor)), t.NFE_BOUNDS
 
@@ -100,10 +101,11 @@ def nfe(out: Path) -> tuple[Statistics, tuple[Bound, ...]]:
 def digits(out: Path) -> tuple[Statistics, tuple[Bound, ...]]:
     import test_dupont_images as t
 
-    from pyanode.experiments.dupont import images, read_trials
+    from pyanode.experiments.dupont import read_trials
+    from pyanode.experiments.dupont.images import DUPONT_IMAGES
 
     threads = torch.get_num_threads()
-    images.EXPERIMENT.run(
+    DUPONT_IMAGES.run(
         dataclasses.replace(t.DIGITS_CONFIG, seeds=len(ALL_SEEDS), threads=threads), out
     )
     return _by_group(read_trials(out), t.digits_statistics), t.DIGITS_BOUNDS

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser, words: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pyanode.experiments import report, report_runs
+    from pyanode.experiments import report
     from pyanode.experiments.report import ReportOptions
 
     options = build(ReportOptions, args, prefix="report.")
@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
         return 1 if stale else 0
     failed = []
     if options.rerun or options.dry_run:
-        results = options.results or report_runs.default_results(root)
-        jobs = report_runs.jobs_named(options.jobs)
-        steps = report_runs.plan(jobs, root, results)
+        results = options.results or report.default_results(root)
+        jobs = report.jobs_named(options.jobs)
+        steps = report.plan(jobs, root, results)
         for job, state, seconds in steps:
             print(f"{state:>6}  ~{seconds / 60:4.0f} min  {job.shown(results / job.name)}")
         total = sum(seconds for _, _, seconds in steps)
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if options.dry_run:
             return 0
-        outcomes = report_runs.run_jobs(jobs, root, results)
+        outcomes = report.run_jobs(jobs, root, results)
         failed = [o for o in outcomes if o.error]
     changed = report.rewrite(root)
     print("rewritten: " + ", ".join(str(p.relative_to(root)) for p in changed) if changed

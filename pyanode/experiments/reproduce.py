@@ -204,14 +204,3 @@ def check_positive(config: Any, names: Sequence[str]) -> None:
     """Raise SpecError naming the field if one of the integer fields `names` is < 1."""
     for name in names:
         check_int(name, getattr(config, name), low=1, error=SpecError)
-
-
-def check_subset(config: Any, name: str, accepted: Sequence[str]) -> None:
-    """Raise SpecError naming the field unless the tuple field `name` is a non-empty subset of
-    `accepted`."""
-    value = getattr(config, name)
-    if not value or any(v not in accepted for v in value):
-        raise SpecError(
-            f"{name}={','.join(map(str, value))!r} must be a non-empty subset of: "
-            f"{', '.join(accepted)}"
-        )

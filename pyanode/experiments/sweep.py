@@ -39,7 +39,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from pyanode._errors import DataError, SpecError
-from pyanode._registry import check_registered
+from pyanode._validate import check_registered
 from pyanode.backends import check_supported
 from pyanode.data import DATASETS
 from pyanode.experiments.batch import BatchReport, run_trials

@@ -35,10 +35,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pyanode._errors import SpecError
 from pyanode._names import SOLVERS, gradients_of
+from pyanode._validate import check_subset
 from pyanode.backends import TorchFitted
 from pyanode.data import Dataset, three_spheres
-from pyanode.experiments.reproduce import Reproduction, check_positive, check_subset
+from pyanode.experiments.reproduce import Reproduction, check_positive
 from pyanode.experiments.runner import TEST_SEED_OFFSET, Record, Trial
 from pyanode.experiments.store import StoredTrial, atomic_write, atomic_write_text, read_batch
 from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec, setting
@@ -133,7 +135,7 @@ class Table1Config:
     threads: int = setting(1, "torch threads per trial")
 
     def __post_init__(self) -> None:
-        check_subset(self, "nets", NET_KINDS)
+        check_subset("nets", self.nets, NET_KINDS, error=SpecError)
         check_positive(self, ("seeds", "n_points", "grid_size", "threads"))
         self.solver_spec()  # validates solver, tolerances and gradient
         self.train_spec(0)  # validates epochs, batch size and learning rate
@@ -308,7 +310,7 @@ def draw_figures(out: str | Path) -> list[Path]:
     from pyanode.plots.table1 import DecisionBoundary, plot_dataset, plot_decision_boundaries
 
     out = Path(out)
-    config = EXPERIMENT.load_config(out)
+    config = TABLE1.load_config(out)
     stored = [t for t in read_batch(out, seed=0) if t.result["status"] == "ok"]
     by_kind = {t.key["net"]: t for t in stored}
     xs, _ = grid_points(config.grid_size)
@@ -483,7 +485,7 @@ def csv_table(rows: list[Row]) -> str:
     return buffer.getvalue()
 
 
-EXPERIMENT = Reproduction(
+TABLE1 = Reproduction(
     name="table1",
     config=Table1Config,
     trials=trials,

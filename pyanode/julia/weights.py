@@ -32,7 +32,6 @@ from pyanode.specs import ModelSpec
 Shape = tuple[int, ...]  # a torch weight shape: (out, in) or (K, out, in)
 Shapes = Sequence[Shape]  # one per layer, in forward order
 
-JULIA_KINDS = MODEL_KINDS  # the Julia backend builds every model kind
 DEPTH_VARIANT_KINDS = ("chebyshev", "fourier", "stacked")
 
 
@@ -59,7 +58,7 @@ def weight_shapes(spec: ModelSpec, in_dim: int, out_dim: int) -> list[Shape]:
     """The torch weight shape of every layer of `spec`'s model, in forward order.
 
     Arguments:
-        spec: the model spec; `kind` one of `JULIA_KINDS`.
+        spec: the model spec (the Julia backend builds every kind of `MODEL_KINDS`).
         in_dim: input features; out_dim: classes or regression targets.
 
     Returns:
@@ -70,7 +69,7 @@ def weight_shapes(spec: ModelSpec, in_dim: int, out_dim: int) -> list[Shape]:
     Raises:
         SpecError: for a kind the Julia backend does not build.
     """
-    check_choice("model.kind", spec.kind, JULIA_KINDS, error=SpecError)
+    check_choice("model.kind", spec.kind, MODEL_KINDS, error=SpecError)
     state = in_dim + spec.augment_dim
     head: list[Shape] = [(out_dim, state)]
 

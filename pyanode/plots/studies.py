@@ -18,7 +18,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
-from pyanode.plots._style import new_figure, save_figure
+from pyanode._names import FIXED_STEP_SOLVERS
+from pyanode.plots import new_figure, save_figure
 
 # one colour per solver (matplotlib's tab10), the same in every study figure
 SOLVER_COLORS: dict[str, str] = {
@@ -29,7 +30,6 @@ SOLVER_COLORS: dict[str, str] = {
     "dp5": "#1f77b4",
     "tsit5": "#ff7f0e",
 }
-FIXED_STEP_SOLVERS = ("euler", "midpoint", "rk4")
 FIXED_STEP_STYLES: dict[str, str] = dict.fromkeys(FIXED_STEP_SOLVERS, "--")
 GRADIENT_STYLES: dict[str, str] = {"backprop": "-", "adjoint": "--", "adjoint-fullnorm": ":"}
 MODE_STYLES: dict[str, str] = {"batch": "-", "per-sample": "--"}

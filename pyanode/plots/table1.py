@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 
-from pyanode.plots._style import CLASS_COLORS, MODEL_COLORS, new_figure, save_figure
+from pyanode.plots import CLASS_COLORS, MODEL_COLORS, new_figure, save_figure
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The torch backend's modules: vector fields, the ODE block, models and the trainer.
 
-Importing `_depth_variant` and `_adaptive` registers the chebyshev, fourier, stacked and
-adaptive-depth kinds in `MODELS`.
+`MODELS` (in `_models`) is the explicit table of model kind -> builder, one per kind of
+`pyanode._names.MODEL_KINDS`.
 """
 
 from pyanode.torch._adaptive import AdaptiveDepthBlock as AdaptiveDepthBlock
@@ -21,15 +21,14 @@ from pyanode.torch._depth_variant import DepthVariantField as DepthVariantField
 from pyanode.torch._depth_variant import GalerkinLinear as GalerkinLinear
 from pyanode.torch._depth_variant import basis_for as basis_for
 from pyanode.torch._fields import MLPField as MLPField
-from pyanode.torch._matching import match_width as match_width
 from pyanode.torch._models import MODELS as MODELS
-from pyanode.torch._models import NeuralODE as NeuralODE
 from pyanode.torch._models import build_model as build_model
 from pyanode.torch._models import count_parameters as count_parameters
 from pyanode.torch._models import flat_parameters as flat_parameters
-from pyanode.torch._models import register as register
+from pyanode.torch._models import match_width as match_width
 from pyanode.torch._models import set_flat_parameters as set_flat_parameters
-from pyanode.torch._resnet import ResNet as ResNet
+from pyanode.torch._networks import NeuralODE as NeuralODE
+from pyanode.torch._networks import ResNet as ResNet
 from pyanode.torch._trainer import Trainer as Trainer
 from pyanode.torch._trainer import available_device as available_device
 from pyanode.torch._trainer import batch_order as batch_order

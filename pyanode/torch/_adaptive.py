@@ -21,7 +21,7 @@ from pyanode._errors import SpecError
 from pyanode.specs import ModelSpec, SolverSpec
 from pyanode.torch._blocks import Augment, ODEBlock
 from pyanode.torch._fields import MLPField, activation
-from pyanode.torch._models import NeuralODE, register
+from pyanode.torch._networks import NeuralODE
 
 
 class RescaledField(nn.Module):
@@ -100,8 +100,7 @@ def depth_net(in_dim: int, hidden: int, act: str) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden), activation(act), nn.Linear(hidden, 1))
 
 
-@register("adaptive-depth")
-def _adaptive_depth(spec: ModelSpec, solver: SolverSpec, in_dim: int, out_dim: int) -> nn.Module:
+def adaptive_depth(spec: ModelSpec, solver: SolverSpec, in_dim: int, out_dim: int) -> nn.Module:
     dim = in_dim + spec.augment_dim
     field = MLPField(dim, spec.hidden, act=spec.activation, time_dependent=spec.time_dependent)
     block = AdaptiveDepthBlock(depth_net(in_dim, spec.hidden, spec.activation), field, solver)

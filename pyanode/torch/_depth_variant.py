@@ -28,7 +28,7 @@ from pyanode.torch._bases import (
 )
 from pyanode.torch._blocks import Augment, ODEBlock
 from pyanode.torch._fields import activation
-from pyanode.torch._models import NeuralODE, register
+from pyanode.torch._networks import NeuralODE
 
 
 class GalerkinLinear(nn.Module):
@@ -145,10 +145,7 @@ def basis_for(spec: ModelSpec, t1: float = 1.0) -> AbstractBasis:
     return BASES[spec.kind](spec, t1)
 
 
-@register("chebyshev")
-@register("fourier")
-@register("stacked")
-def _depth_variant(spec: ModelSpec, solver: SolverSpec, in_dim: int, out_dim: int) -> nn.Module:
+def depth_variant(spec: ModelSpec, solver: SolverSpec, in_dim: int, out_dim: int) -> nn.Module:
     basis = basis_for(spec, solver.t1)
     dim = in_dim + spec.augment_dim
     field = DepthVariantField(

@@ -1,7 +1,9 @@
-"""Build the networks of the papers from a ModelSpec, and move weights in and out as one vector."""
+"""Build the networks of the papers from a ModelSpec: the table of builders (one per model kind
+of `pyanode._names`), parameter counting and width matching, and the weights as one vector."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -9,49 +11,15 @@ import torch
 from torch import nn
 
 from pyanode._errors import SpecError
+from pyanode._names import MODEL_KINDS
 from pyanode.specs import ModelSpec, SolverSpec
+from pyanode.torch._adaptive import adaptive_depth
 from pyanode.torch._blocks import Augment, ODEBlock
+from pyanode.torch._depth_variant import depth_variant
 from pyanode.torch._fields import MLPField
-from pyanode.torch._resnet import ResNet
-
-
-class NeuralODE(nn.Module):
-    """x -> output_map(ODEBlock(input_map(x), x)): the generalised IVP of Massaroli et al. 2020.
-
-    NODE: input_map = identity; ANODE: input_map = Augment; IL-NODE: input_map = Linear. The block
-    receives the raw input x as well, which a data-controlled field uses and others ignore.
-    """
-
-    def __init__(self, input_map: nn.Module, block: nn.Module, output_map: nn.Module):
-        super().__init__()
-        self.input_map = input_map
-        self.block = block
-        self.output_map = output_map
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The flow's end state z(T) (the ANODE paper's features)."""
-        return self.block(self.input_map(x), x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output_map(self.features(x))
-
-    def trajectories(self, x: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
-        """States z(t) at the times `ts` (in [0, t1]), shape (len(ts), B, state dim)."""
-        return self.block(self.input_map(x), x, saveat=ts)
-
+from pyanode.torch._networks import NeuralODE, ResNet
 
 Builder = Callable[[ModelSpec, SolverSpec, int, int], nn.Module]
-MODELS: dict[str, Builder] = {}
-
-
-def register(kind: str) -> Callable[[Builder], Builder]:
-    """Register the builder of a model kind (one builder per name in `specs.MODEL_KINDS`)."""
-
-    def add(builder: Builder) -> Builder:
-        MODELS[kind] = builder
-        return builder
-
-    return add
 
 
 def _field(spec: ModelSpec, dim: int, control_dim: int = 0) -> MLPField:
@@ -64,22 +32,18 @@ def _field(spec: ModelSpec, dim: int, control_dim: int = 0) -> MLPField:
     )
 
 
-@register("node")
-@register("anode")
 def _node(spec: ModelSpec, solver: SolverSpec, in_dim: int, out_dim: int) -> nn.Module:
     dim = in_dim + spec.augment_dim
     input_map = Augment(spec.augment_dim) if spec.augment_dim else nn.Identity()
     return NeuralODE(input_map, ODEBlock(_field(spec, dim), solver), nn.Linear(dim, out_dim))
 
 
-@register("il-node")
 def _il_node(spec: ModelSpec, solver: SolverSpec, in_dim: int, out_dim: int) -> nn.Module:
     dim = in_dim + spec.augment_dim
     block = ODEBlock(_field(spec, dim), solver)
     return NeuralODE(nn.Linear(in_dim, dim), block, nn.Linear(dim, out_dim))
 
 
-@register("data-controlled")
 def _data_controlled(spec: ModelSpec, solver: SolverSpec, in_dim: int, out_dim: int) -> nn.Module:
     dim = in_dim + spec.augment_dim
     input_map = Augment(spec.augment_dim) if spec.augment_dim else nn.Identity()
@@ -87,9 +51,23 @@ def _data_controlled(spec: ModelSpec, solver: SolverSpec, in_dim: int, out_dim: 
     return NeuralODE(input_map, block, nn.Linear(dim, out_dim))
 
 
-@register("resnet")
 def _resnet(spec: ModelSpec, solver: SolverSpec, in_dim: int, out_dim: int) -> nn.Module:
     return ResNet(in_dim, out_dim, spec.hidden, spec.depth, spec.activation, spec.augment_dim)
+
+
+_BUILDERS: dict[str, Builder] = {
+    "resnet": _resnet,
+    "node": _node,
+    "anode": _node,
+    "il-node": _il_node,
+    "data-controlled": _data_controlled,
+    "chebyshev": depth_variant,
+    "fourier": depth_variant,
+    "stacked": depth_variant,
+    "adaptive-depth": adaptive_depth,
+}
+# model kind -> builder, in the order of the name table (a kind without a builder fails here)
+MODELS: dict[str, Builder] = {kind: _BUILDERS[kind] for kind in MODEL_KINDS}
 
 
 def build_model(
@@ -126,6 +104,70 @@ def count_parameters(spec: ModelSpec, in_dim: int, out_dim: int) -> int:
     """Number of trainable parameters of the model `spec` builds."""
     model = build_model(spec, in_dim, out_dim, seed=0)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def match_width(
+    spec: ModelSpec,
+    in_dim: int,
+    out_dim: int,
+    budget: int,
+    tolerance: float = 0.05,
+    *,
+    max_width: int = 4096,
+) -> tuple[int, int]:
+    """The hidden width whose model has the parameter count closest to `budget`: "we choose the
+    hidden layer's width so that the number of parameters is approximately equal between models"
+    ("Overcoming Limitations of Neural ODEs", §4; Table 1: about 1.3k each).
+
+    The count grows with the width, so the search doubles and bisects for the first width at or
+    above the budget and keeps it or the width below, whichever is closer (the smaller on a tie).
+
+    Arguments:
+        spec: the model; every field but `hidden` is kept.
+        in_dim, out_dim: input features and outputs of the model.
+        budget: the target number of trainable parameters (> 0).
+        tolerance: the accepted relative distance |n - budget| / budget, in (0, 1).
+        max_width: the largest width tried.
+
+    Returns:
+        `(width, n_parameters)`.
+
+    Raises:
+        SpecError: for a bad budget or tolerance, or when no width lands within the tolerance
+            (the message gives the two nearest widths and their counts).
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+        raise SpecError(f"budget must be an integer > 0, got {budget!r}")
+    if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
+        raise SpecError(f"tolerance must be a number in (0, 1), got {tolerance!r}")
+
+    def count(width: int) -> int:
+        return count_parameters(spec.replace(hidden=width), in_dim, out_dim)
+
+    # the first width whose count is >= budget: double until past it (building a model of the
+    # largest width would be slow), then bisect
+    lo, hi = 1, 1
+    while hi < max_width and count(hi) < budget:
+        lo, hi = hi + 1, min(2 * hi, max_width)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count(mid) >= budget:
+            hi = mid
+        else:
+            lo = mid + 1
+    candidates = [(w, count(w)) for w in (lo - 1, lo) if w >= 1]
+    width, n = min(candidates, key=lambda wn: (abs(wn[1] - budget), wn[0]))
+    if abs(n - budget) > tolerance * budget:
+        near = ", ".join(
+            f"width {w} gives {c} ({(c - budget) / budget:+.1%})" for w, c in candidates
+        )
+        raise SpecError(
+            f"no hidden width puts model.kind={spec.kind!r} within {tolerance:.0%} of {budget} "
+            f"parameters ({math.ceil((1 - tolerance) * budget)}..."
+            f"{math.floor((1 + tolerance) * budget)}): {near}; change the budget, the tolerance "
+            "or the other fields of the spec (degree, n_pieces, augment_dim, depth)"
+        )
+    return width, n
 
 
 def flat_parameters(model: nn.Module) -> np.ndarray:

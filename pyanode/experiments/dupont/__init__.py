@@ -1,16 +1,19 @@
 """Reproductions of Dupont et al., "Augmented Neural ODEs" (NeurIPS 2019).
 
-One module per experiment, each a `Reproduction` (`pyanode.experiments.reproduce`): a frozen
-config dataclass (its defaults run in minutes on a laptop CPU; `PAPER` holds the paper's values),
-its trials, their summary and figures. Every trial is a `Trial` for the one runner, keyed by
-`panel`, `model` and `seed`; the figures (`pyanode.plots.dupont`) read the stored trials alone.
+Each experiment is a `Reproduction` (`pyanode.experiments.reproduce`): a frozen config dataclass
+(its defaults run in minutes on a laptop CPU; `PAPER` holds the paper's values), its trials,
+their summary and figures. Every trial is a `Trial` for the one runner, keyed by `panel`,
+`model` and `seed`; the figures (`pyanode.plots.dupont`) read the stored trials alone.
 
-- `toy1d` (dupont-1d): loss curves on g_1d and concentric spheres, d = 1, 2 (Figs. 5, 8);
-- `flows` (dupont-flows): trajectories of the learned flows (Figs. 2, 9);
-- `features` (dupont-features): features during training (Figs. 6, 10);
-- `nfe` (dupont-nfe): forward NFE per iteration, NODE vs ANODE (Figs. 7, 11b);
-- `generalisation` (dupont-generalisation): prediction maps, slice-removed validation (Fig. 11a/c);
-- `images` (dupont-images): conv NODE vs ANODE on digits / MNIST / CIFAR-10 (§5.2, Figs. 13, 14).
+- `curves`: `DUPONT_1D` (dupont-1d), loss curves on g_1d and concentric spheres, d = 1, 2
+  (Figs. 5, 8); `DUPONT_NFE` (dupont-nfe), forward NFE per iteration, NODE vs ANODE (Figs. 7,
+  11b);
+- `flows`: `DUPONT_FLOWS` (dupont-flows), trajectories of the learned flows (Figs. 2, 9);
+  `DUPONT_FEATURES` (dupont-features), features during training (Figs. 6, 10);
+- `generalisation`: `DUPONT_GENERALISATION` (dupont-generalisation), prediction maps and the
+  slice-removed validation loss (Fig. 11a/c);
+- `images`: `DUPONT_IMAGES` (dupont-images), conv NODE vs ANODE on digits / MNIST / CIFAR-10
+  (§5.2, Figs. 13, 14).
 
 This module holds what they share: the toy problems and models of §§3-5.1 and App. E, and the
 grouping of stored trials by panel and model.

@@ -1,4 +1,8 @@
-"""Trajectories of learned flows: Dupont et al., "Augmented Neural ODEs" (2019), Figs. 2 and 9.
+"""The learned flow drawn in its state space: Dupont et al., "Augmented Neural ODEs" (2019), the
+trajectories (Figs. 2 and 9, `dupont-flows`) and the features during training (Figs. 6 and 10,
+`dupont-features`) of NODE, ANODE and ResNet on the toy problems (`pyanode.experiments.dupont`).
+
+`dupont-flows`:
 
 - Fig. 2(b-d): a NODE fitted to the identity and to g_1d (flow only), and a ResNet fitted to
   g_1d, whose discrete states may jump across each other;
@@ -9,11 +13,18 @@
 Stored per trial: `ts` (T,) and `trajectories` (T, N, state dim) of `n_probe` training points
 (`probe_x`, `probe_y`), `grid_trajectories` of evenly spaced 1-D starts (`grid_x`), and for the
 ResNet `layer_states` (depth + 1, N, d) instead of continuous trajectories.
+
+`dupont-features`: NODE and ANODE (one augmented dimension, so its features are drawn in 3-D) are
+trained on g(x) (concentric spheres, d = 2) and on the separable control set; the features
+phi(x) = h(T) of `n_probe` training points are stored at `snapshots` evenly spaced iterations,
+the first before training and the last after it (`snapshot_iterations` (S,), `snapshots`
+(S, N, state dim), `probe_x`, `probe_y` in each trial's arrays.npz).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,15 +32,16 @@ import numpy as np
 import torch
 
 from pyanode._errors import SpecError
-from pyanode._validate import check_int
+from pyanode._validate import check_int, check_subset
 from pyanode.backends import TorchFitted
 from pyanode.data import Dataset
 from pyanode.experiments.dupont import shared_setting, toy_data, toy_model, toy_trial
-from pyanode.experiments.reproduce import Reproduction, check_positive, check_subset
+from pyanode.experiments.reproduce import Reproduction, check_positive
 from pyanode.experiments.runner import Record, Trial
 from pyanode.specs import setting
 from pyanode.torch import ResNet
 
+# -- dupont-flows: trajectories (Figs. 2, 9) ------------------------------------------------------
 # panel -> the models drawn for it
 PANEL_MODELS = {
     "identity": ("node",),
@@ -37,7 +49,7 @@ PANEL_MODELS = {
     "spheres-1d": ("node", "anode"),
     "spheres-2d": ("node", "anode"),
 }
-PANELS = tuple(PANEL_MODELS)
+FLOW_PANELS = tuple(PANEL_MODELS)
 
 
 @dataclass(frozen=True)
@@ -46,7 +58,7 @@ class FlowsConfig:
 
     PAPER: ClassVar[dict[str, Any]] = {"epochs": 50}
 
-    panels: tuple[str, ...] = setting(PANELS, "which panels")
+    panels: tuple[str, ...] = setting(FLOW_PANELS, "which panels")
     seed: int = setting(0, "seed of the weights and batches")
     epochs: int = setting(10, "epochs on the spheres")
     g1d_epochs: int = setting(150, "epochs on g_1d and the identity")
@@ -68,9 +80,9 @@ class FlowsConfig:
             self,
             ("epochs", "g1d_epochs", "g1d_points", "n_inner", "n_outer", "batch_size", "n_probe"),
         )
-        check_subset(self, "panels", PANELS)
+        check_subset("panels", self.panels, FLOW_PANELS, error=SpecError)
         check_int("n_times", self.n_times, low=2, error=SpecError)
-        trials(self)  # building the specs validates the training settings
+        trials_flows(self)  # building the specs validates the training settings
 
 
 def flow_arrays(
@@ -108,7 +120,7 @@ def _layer_states(model: ResNet, x: np.ndarray) -> np.ndarray:
     return torch.stack(states).numpy()
 
 
-def trials(config: FlowsConfig) -> list[Trial]:
+def trials_flows(config: FlowsConfig) -> list[Trial]:
     """One trial per panel and model drawn for it, at one seed."""
     arrays = functools.partial(flow_arrays, n_probe=config.n_probe, n_times=config.n_times)
     record = Record(iterations=True, probe=config.n_probe, arrays=arrays)
@@ -131,7 +143,7 @@ def trials(config: FlowsConfig) -> list[Trial]:
     return out
 
 
-def report(summary: dict[str, dict[str, Any]]) -> str:
+def report_flows(summary: dict[str, dict[str, Any]]) -> str:
     """One line per trial: its final training MSE and forward NFE."""
     return "\n".join(
         f"{key}: final training MSE {r['train_loss']:.4f}, NFE {r['nfe_forward']:.0f}"
@@ -139,10 +151,87 @@ def report(summary: dict[str, dict[str, Any]]) -> str:
     )
 
 
-EXPERIMENT = Reproduction(
+DUPONT_FLOWS = Reproduction(
     name="dupont-flows",
     config=FlowsConfig,
-    trials=trials,
-    report=report,
+    trials=trials_flows,
+    report=report_flows,
     figures="pyanode.plots.dupont:plot_flows",
+)
+
+
+# -- dupont-features: features during training (Figs. 6, 10) --------------------------------------
+FEATURE_PANELS = ("spheres-2d", "separable")
+FEATURE_MODELS = ("node", "anode")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """The settings of `dupont-features`; `PAPER` holds the paper's values where they differ."""
+
+    PAPER: ClassVar[dict[str, Any]] = {"epochs": 50}
+
+    panels: tuple[str, ...] = setting(FEATURE_PANELS, "which datasets")
+    models: tuple[str, ...] = setting(FEATURE_MODELS, "which models")
+    seed: int = setting(0, "seed of the weights and batches")
+    epochs: int = setting(10, "training epochs")
+    snapshots: int = setting(5, "feature snapshots, first and last incl.")
+    n_inner: int = shared_setting("n_inner")
+    n_outer: int = shared_setting("n_outer")
+    batch_size: int = shared_setting("batch_size")
+    lr: float = shared_setting("lr")
+    hidden: int = setting(32, "hidden width of the field")
+    augment_dim: int = setting(1, "ANODE's zeros (1: drawable in 3-D)")
+    n_probe: int = setting(600, "training points whose features are kept")
+    data_seed: int = setting(0, "seed of the datasets")
+    threads: int = shared_setting("threads")
+
+    def __post_init__(self) -> None:
+        check_positive(self, ("epochs", "n_inner", "n_outer", "batch_size", "n_probe"))
+        check_subset("panels", self.panels, FEATURE_PANELS, error=SpecError)
+        check_subset("models", self.models, FEATURE_MODELS, error=SpecError)
+        check_int("snapshots", self.snapshots, low=2, error=SpecError)
+        trials_features(self)  # building the specs validates the training settings
+
+
+def snapshot_iterations(n_iterations: int, snapshots: int) -> list[int]:
+    """`snapshots` evenly spaced iterations from 0 (before training) to `n_iterations`."""
+    return sorted({round(i * n_iterations / (snapshots - 1)) for i in range(snapshots)})
+
+
+def trials_features(config: FeaturesConfig) -> list[Trial]:
+    """Every panel x model, with feature snapshots of the first `n_probe` training points."""
+    # both panels hold n_inner + n_outer points
+    n_iterations = config.epochs * math.ceil((config.n_inner + config.n_outer) / config.batch_size)
+    record = Record(
+        iterations=True,
+        probe=config.n_probe,
+        snapshot_at=tuple(snapshot_iterations(n_iterations, config.snapshots)),
+    )
+    out = []
+    for panel in config.panels:
+        data = toy_data(
+            panel, n_inner=config.n_inner, n_outer=config.n_outer, seed=config.data_seed
+        )
+        for model in config.models:
+            spec = toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim)
+            out.append(
+                toy_trial(panel, model, config.seed, data, spec, config, config.epochs, record)
+            )
+    return out
+
+
+def report_features(summary: dict[str, dict[str, Any]]) -> str:
+    """One line per trial: its final training MSE."""
+    return "\n".join(
+        f"{key}: final training MSE {r['train_loss']:.4f}" for key, r in summary.items()
+    )
+
+
+DUPONT_FEATURES = Reproduction(
+    name="dupont-features",
+    config=FeaturesConfig,
+    trials=trials_features,
+    report=report_features,
+    figures="pyanode.plots.dupont:plot_features",
 )

@@ -19,10 +19,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pyanode._errors import SpecError
+from pyanode._validate import check_subset
 from pyanode.backends import TorchFitted
 from pyanode.data import Dataset
 from pyanode.experiments.dupont import group, shared_setting, stack, toy_data, toy_model, toy_trial
-from pyanode.experiments.reproduce import Reproduction, check_positive, check_subset
+from pyanode.experiments.reproduce import Reproduction, check_positive
 from pyanode.experiments.runner import Record, Trial
 from pyanode.experiments.store import StoredTrial
 from pyanode.specs import setting
@@ -59,7 +61,7 @@ class GeneralisationConfig:
         check_positive(
             self, ("seeds", "epochs", "map_epochs", "eval_every", "n_inner", "n_outer", "grid")
         )
-        check_subset(self, "models", MODELS)
+        check_subset("models", self.models, MODELS, error=SpecError)
         trials(self)  # building the specs validates the training and split settings
 
 
@@ -142,7 +144,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-EXPERIMENT = Reproduction(
+DUPONT_GENERALISATION = Reproduction(
     name="dupont-generalisation",
     config=GeneralisationConfig,
     trials=trials,

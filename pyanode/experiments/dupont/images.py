@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pyanode._errors import SpecError
-from pyanode._validate import check_choice, check_int
+from pyanode._validate import check_choice, check_int, check_subset
 from pyanode.experiments.dupont import SOLVER, group, shared_setting, stack
-from pyanode.experiments.reproduce import Reproduction, check_positive, check_subset
+from pyanode.experiments.reproduce import Reproduction, check_positive
 from pyanode.experiments.runner import Record, Trial, load_data
 from pyanode.experiments.store import StoredTrial
 from pyanode.specs import ModelSpec, RunSpec, TrainSpec, setting
@@ -69,7 +69,7 @@ class ImagesConfig:
 
     def __post_init__(self) -> None:
         check_positive(self, ("seeds", "epochs", "batch_size", "filters"))
-        check_subset(self, "models", MODELS)
+        check_subset("models", self.models, MODELS, error=SpecError)
         check_choice("dataset", self.dataset, DATASETS, error=SpecError)
         check_int("train_size", self.train_size, low=0, error=SpecError)
         self.run_spec(ModelSpec(kind="node"), 0)  # validates training and split settings
@@ -209,7 +209,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-EXPERIMENT = Reproduction(
+DUPONT_IMAGES = Reproduction(
     name="dupont-images",
     config=ImagesConfig,
     trials=trials,

@@ -1,7 +1,7 @@
 """The Julia column of the work-precision studies.
 
-Where the Julia backend is usable and the problem is a Neural ODE it can build (kinds node, anode,
-il-node, data-controlled), the forward and gradient studies rebuild the model in Julia at every
+Where the Julia backend is usable and the problem is a Neural ODE with a spec (the Julia backend
+builds every model kind), the forward and gradient studies rebuild the model in Julia at every
 solver setting, load the torch weights (the shared flat order) and measure there too: rows with
 `backend = "julia"`. Julia solves in Float32 (the Julia backend's precision), so its errors level
 off near float32 round-off; its times include the juliacall crossing; its memory is not
@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pyanode._errors import JuliaUnavailable, SolverError, SpecError
-from pyanode._validate import check_choice
+from pyanode._errors import JuliaUnavailable, SolverError
 from pyanode.experiments.studies._measure import (
     coupling_measures,
     failed_row,
@@ -25,26 +24,11 @@ from pyanode.experiments.studies._measure import (
     relative_error,
     timed,
 )
-from pyanode.experiments.studies._problem import OutputLoss, StudyProblem
-from pyanode.experiments.studies._settings import Setting
-from pyanode.julia.weights import JULIA_KINDS
+from pyanode.experiments.studies._problems import OutputLoss, StudyProblem
+from pyanode.experiments.studies._settings import Setting, check_mode
 from pyanode.specs import TrainSpec
 
-JULIA_MODES = ("auto", "off", "require")
-
-# every gradient method of the Julia backend (SciMLSensitivity's sensealgs)
-JULIA_GRADIENTS = (
-    "backprop",
-    "adjoint",
-    "interpolating-adjoint",
-    "quadrature-adjoint",
-    "gauss-adjoint",
-)
 _CPU = torch.device("cpu")
-
-
-def check_mode(mode: str) -> None:
-    check_choice("julia", mode, JULIA_MODES, error=SpecError)
 
 
 def julia_backend(mode: str, problem: StudyProblem | None, backend: Any = None):
@@ -79,8 +63,6 @@ def _why_not(problem: StudyProblem | None, backend: Any) -> str | None:
     if problem is None or problem.model_spec is None:
         name = "this study" if problem is None else f"problem {problem.name!r}"
         return f"{name} has no Neural ODE spec for the Julia backend to rebuild"
-    if problem.model_spec.kind not in JULIA_KINDS:
-        return f"model kind {problem.model_spec.kind!r} is torch-only (Julia has {JULIA_KINDS})"
     if not isinstance(problem.head, OutputLoss):
         return f"problem {problem.name!r} has no output map and targets"
     if backend is not None:
@@ -122,7 +104,7 @@ def _build(backend: Any, problem: StudyProblem, setting: Setting, gradient: str,
 def julia_forward_row(
     backend: Any, problem: StudyProblem, setting: Setting, reference: torch.Tensor, repeats: int
 ) -> dict[str, Any]:
-    """One forward row measured by the Julia backend (columns of `work_precision.COLUMNS`)."""
+    """One forward row measured by the Julia backend (columns of `FORWARD_COLUMNS`)."""
     nan = math.nan
     row: dict[str, Any] = {"backend": "julia", "problem": problem.name, **setting.columns()}
     data = _data(problem)
@@ -154,7 +136,7 @@ def julia_gradient_row(
     repeats: int,
 ) -> dict[str, Any]:
     """One gradient row measured by the Julia backend with its method `gradient` (a name of
-    `JULIA_GRADIENTS`; columns of `gradient_precision.COLUMNS`)."""
+    `gradients_of("julia")`; columns of `work_precision.GRADIENT_COLUMNS`)."""
     row: dict[str, Any] = {
         "backend": "julia",
         "problem": problem.name,

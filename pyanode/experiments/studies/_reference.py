@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from pyanode.experiments.studies._measure import relative_error
-from pyanode.experiments.studies._problem import StudyProblem
+from pyanode.experiments.studies._problems import StudyProblem
 from pyanode.solvers import (
     AbstractGradientMethod,
     AbstractSolver,

@@ -1,4 +1,5 @@
-"""Solver settings of the studies: a solver with a tolerance (adaptive) or a fixed step.
+"""The settings of the studies: their shared config fields and checks, and the solver settings
+(a solver with a tolerance, adaptive, or a fixed step).
 
 The tolerance axis of an adaptive solver is `rtol` (with `atol = rtol`); a fixed-step solver's
 axis is its step `dt = t1 / steps`.
@@ -11,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from pyanode._errors import SpecError
-from pyanode._names import ADAPTIVE_SOLVERS, DEVICES
+from pyanode._names import ADAPTIVE_SOLVERS, DEVICES, FIXED_STEP_SOLVERS
 from pyanode._names import SOLVERS as SOLVER_NAMES
-from pyanode._validate import check_choice, check_int, check_number
+from pyanode._validate import check_choice, check_int, check_number, check_subset
 from pyanode.solvers import (
     SOLVERS,
     AbstractSolver,
@@ -28,7 +31,9 @@ from pyanode.specs import setting as option
 
 ADAPTIVE = ADAPTIVE_SOLVERS
 ALL_SOLVERS = tuple(SOLVER_NAMES)
-FIXED_STEP = tuple(name for name in ALL_SOLVERS if name not in ADAPTIVE)
+FIXED_STEP = FIXED_STEP_SOLVERS
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+JULIA_MODES = ("auto", "off", "require")  # rows from the Julia backend: when usable, never, always
 TOLERANCES = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
 STEPS = (4, 8, 16, 32, 64, 128)
 
@@ -37,13 +42,13 @@ STUDY_SETTINGS: dict[str, tuple[Any, str, dict[str, Any]]] = {
     "solvers": (ALL_SOLVERS, "solver names", {}),
     "tolerances": (TOLERANCES, "rtol = atol of the adaptive solvers", {}),
     "steps": (STEPS, "steps per solve of the fixed-step solvers", {}),
-    "dtype": ("float64", "dtype of the solves", {"choices": ("float32", "float64")}),
+    "dtype": ("float64", "dtype of the solves", {"choices": tuple(DTYPES)}),
     "device": ("cpu", "torch device", {"choices": DEVICES}),
     "repeats": (3, "solves per setting (the fastest is timed)", {}),
     "max_steps": (100_000, "step budget of one solve", {}),
     "reference_rtol": (1e-12, "tolerance of the float64 reference", {}),
     "julia": ("auto", "rows from the Julia backend too: when usable, never, or required",
-              {"choices": ("auto", "off", "require")}),
+              {"choices": JULIA_MODES}),
 }  # fmt: skip
 
 
@@ -51,6 +56,22 @@ def study_setting(name: str, default: Any = None) -> Any:
     """The config field of the setting `name` of `STUDY_SETTINGS` (with another default)."""
     value, text, metadata = STUDY_SETTINGS[name]
     return option(value if default is None else default, text, **metadata)
+
+
+def check_mode(mode: str) -> None:
+    """Raise SpecError unless `mode` is a Julia mode of `JULIA_MODES`."""
+    check_choice("julia", mode, JULIA_MODES, error=SpecError)
+
+
+def check_config(config: Any) -> None:
+    """The checks every study config shares: dtype, device, repeats, max_steps, the reference's
+    tolerance and the Julia mode."""
+    check_choice("dtype", config.dtype, DTYPES, error=SpecError)
+    check_choice("device", config.device, DEVICES, error=SpecError)
+    for name in ("repeats", "max_steps"):
+        check_int(name, getattr(config, name), low=1, error=SpecError)
+    check_number("reference_rtol", config.reference_rtol, low=1e-14, high=1e-8, error=SpecError)
+    check_mode(config.julia)
 
 
 @dataclass(frozen=True)
@@ -169,18 +190,11 @@ def check_grid(
         SpecError: for an empty or unknown solver list, a solver outside `accepted`, a
             tolerance not in (0, 1), or a step count that is not an int >= 1.
     """
-    if not solvers:
-        raise SpecError(f"solvers must not be empty; accepted: {', '.join(accepted)}")
-    for name in solvers:
-        if name not in accepted:
-            raise SpecError(
-                f"solver {name!r} is not accepted here; accepted: {', '.join(accepted)}"
-            )
+    check_subset("solvers", solvers, accepted, error=SpecError)
     if any(s in ADAPTIVE for s in solvers) and not tolerances:
         raise SpecError("tolerances must not be empty when an adaptive solver is studied")
     for tol in tolerances:
-        if check_number("tolerances", tol, low=1e-14, error=SpecError) >= 1:
-            raise SpecError(f"tolerances must lie in [1e-14, 1), got {tol!r}")
+        check_number("tolerances", tol, low=1e-14, high=1, strict_high=True, error=SpecError)
     if any(s in FIXED_STEP for s in solvers) and not steps:
         raise SpecError("steps must not be empty when a fixed-step solver is studied")
     for n in steps:

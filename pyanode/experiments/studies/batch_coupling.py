@@ -22,18 +22,25 @@ from pyanode._errors import SolverError, SpecError
 from pyanode._validate import check_int
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
 from pyanode.experiments.studies._julia import julia_coupling_row
-from pyanode.experiments.studies._measure import coupling_measures, failed_row, timed
-from pyanode.experiments.studies._problem import StudyProblem
+from pyanode.experiments.studies._measure import (
+    StudyResult,
+    coupling_measures,
+    failed_row,
+    save_study,
+    study_meta,
+    timed,
+)
+from pyanode.experiments.studies._problems import StudyProblem
 from pyanode.experiments.studies._reference import REFERENCE_RTOL, forward_reference
 from pyanode.experiments.studies._settings import (
     ADAPTIVE,
+    DTYPES,
     FIXED_STEP,
     Setting,
+    check_config,
     check_grid,
     study_setting,
 )
-from pyanode.experiments.studies._tables import StudyResult, save_study, study_meta
-from pyanode.experiments.studies.work_precision import DTYPES, check_config
 from pyanode.specs import setting as option
 
 log = logging.getLogger("pyanode")

@@ -22,6 +22,7 @@ import torch
 
 from pyanode._errors import SolverError, SpecError
 from pyanode._names import ACTIVATIONS, MODEL_KINDS
+from pyanode._validate import check_number
 from pyanode.experiments.batch import run_trials
 from pyanode.experiments.runner import (
     TEST_SEED_OFFSET,
@@ -31,14 +32,22 @@ from pyanode.experiments.runner import (
     run,
 )
 from pyanode.experiments.store import read_trial
-from pyanode.experiments.studies._julia import check_mode, julia_evaluate
 from pyanode.experiments.studies._julia import julia_backend as resolve_julia
-from pyanode.experiments.studies._measure import failed_row
-from pyanode.experiments.studies._neural_odes import problem_from_model, problem_from_run
-from pyanode.experiments.studies._problem import OutputLoss, StudyProblem
+from pyanode.experiments.studies._julia import julia_evaluate
+from pyanode.experiments.studies._measure import StudyResult, failed_row, save_study
+from pyanode.experiments.studies._problems import (
+    OutputLoss,
+    StudyProblem,
+    problem_from_model,
+    problem_from_run,
+)
 from pyanode.experiments.studies._reference import end_state
-from pyanode.experiments.studies._settings import Setting, parse_setting, study_setting
-from pyanode.experiments.studies._tables import StudyResult, save_study
+from pyanode.experiments.studies._settings import (
+    Setting,
+    check_mode,
+    parse_setting,
+    study_setting,
+)
 from pyanode.solvers import Dopri5, PIController
 from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
 from pyanode.specs import setting as option
@@ -109,10 +118,8 @@ class CrossSolverConfig:
         self.settings()
         self.model_spec()
         self.train_spec()
-        if not isinstance(self.reference_rtol, float) or not 1e-14 <= self.reference_rtol < 1e-6:
-            raise SpecError(
-                f"reference_rtol must be a float in [1e-14, 1e-6), got {self.reference_rtol!r}"
-            )
+        check_number("reference_rtol", self.reference_rtol, low=1e-14, high=1e-6,
+                     strict_high=True, error=SpecError)  # fmt: skip
 
     def settings(self) -> tuple[list[Setting], list[Setting]]:
         """The parsed train and evaluation settings."""

@@ -1,4 +1,5 @@
-"""The discrete baseline: a ResNet whose residual branch is the NODE's MLP without time."""
+"""The two shapes of the papers' networks: `NeuralODE` (input map, ODE block, output map) and its
+discrete baseline, a `ResNet` whose residual branch is the NODE's MLP without time."""
 
 from __future__ import annotations
 
@@ -7,6 +8,31 @@ from torch import nn
 
 from pyanode.torch._blocks import Augment
 from pyanode.torch._fields import activation
+
+
+class NeuralODE(nn.Module):
+    """x -> output_map(ODEBlock(input_map(x), x)): the generalised IVP of Massaroli et al. 2020.
+
+    NODE: input_map = identity; ANODE: input_map = Augment; IL-NODE: input_map = Linear. The block
+    receives the raw input x as well, which a data-controlled field uses and others ignore.
+    """
+
+    def __init__(self, input_map: nn.Module, block: nn.Module, output_map: nn.Module):
+        super().__init__()
+        self.input_map = input_map
+        self.block = block
+        self.output_map = output_map
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The flow's end state z(T) (the ANODE paper's features)."""
+        return self.block(self.input_map(x), x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output_map(self.features(x))
+
+    def trajectories(self, x: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+        """States z(t) at the times `ts` (in [0, t1]), shape (len(ts), B, state dim)."""
+        return self.block(self.input_map(x), x, saveat=ts)
 
 
 class ResidualBlock(nn.Module):

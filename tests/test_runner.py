@@ -1,7 +1,7 @@
-"""Checkpoint/resume: a trial SIGKILLed mid-epoch and resumed ends bit-identical to one that never
-stopped (also what it records per iteration, and through `pyanode train`), and identity breaks
-when any part of the saved state (RNG, optimiser, batch position) is missing: so the identity test
-can fail."""
+"""The one trial runner (`pyanode.experiments.runner`), checkpoint and resume: a trial SIGKILLed
+mid-epoch and resumed ends bit-identical to one that never stopped (also what it records per
+iteration, and through `pyanode train`), and identity breaks when any part of the saved state
+(RNG, optimiser, batch position) is missing: so the identity test can fail."""
 
 from __future__ import annotations
 
@@ -93,8 +93,8 @@ def child_main(
 
 def _run_and_kill(folder: Path, spec: RunSpec, dropout: bool, record: bool = False) -> None:
     code = (
-        f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(REPO)!r}]; import test_resume; "
-        f"test_resume.child_main({str(folder)!r}, {spec.to_json()!r}, {KILL_AFTER}, {dropout}, "
+        f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(REPO)!r}]; import test_runner; "
+        f"test_runner.child_main({str(folder)!r}, {spec.to_json()!r}, {KILL_AFTER}, {dropout}, "
         f"{record})"
     )
     proc = subprocess.run(
@@ -224,15 +224,12 @@ def test_killed_after_the_last_checkpoint_finishes_without_training(tmp_path):
     assert again["seconds_total"] == done["seconds_total"]  # no epoch was trained again
 
 
-def test_a_finished_trial_is_returned_not_run_again(tmp_path, monkeypatch):
+def test_a_finished_trial_is_returned_not_run_again(tmp_path, forbid_training):
     folder = tmp_path / "t"
     done = run_trial(SPEC, folder, threads=1)
     stamp = (folder / RESULT).stat().st_mtime_ns
 
-    def no_training(*args, **kwargs):
-        raise AssertionError("a finished trial was trained again")
-
-    monkeypatch.setattr("pyanode.torch._trainer.Trainer.run", no_training)
+    forbid_training()
     assert run_trial(SPEC, folder, threads=1) == done
     assert (folder / RESULT).stat().st_mtime_ns == stamp
 

@@ -1,5 +1,6 @@
-"""The same sweep gives the same results on every engine: a local process pool with 1 or 2
-workers, the trials in reverse order, and a Dask LocalCluster of worker processes."""
+"""Engines (`pyanode.experiments.engines`): the same sweep gives the same results on every
+engine: a local process pool with 1 or 2 workers, the trials in reverse order, and a Dask
+LocalCluster of worker processes."""
 
 from __future__ import annotations
 
