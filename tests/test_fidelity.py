@@ -59,3 +59,23 @@ def test_node_generalisation_gap_comes_from_a_flow_through_the_removed_slice():
         spec = ModelSpec(kind="anode", augment_dim=5)
         fitted = _fit(spec, train, validation, epochs=20, batch_size=64, seed=seed, loss="mse")
         assert fitted.history[-1]["test_loss"] < 0.03
+
+
+@pytest.mark.slow
+def test_chebyshev_net_reaches_the_papers_accuracy_when_trained_longer():
+    """Survey Table 1: the Chebyshev net (width 15, 1.3k parameters, tanh) has 97.4 % test
+    accuracy. At Table 1's settings it has 87.1 +- 5.2 % after 50 epochs of 11 batches (the
+    gap of issue 17) and 99.2 +- 0.7 % after 150 (scripts/fidelity/depth_variant.py): the net
+    is slow to train, not unable to fit. Here: 3 seeds, 150 epochs, mean >= 96.5 %, each
+    >= 95 %, and every seed gains at least 3 points between epochs 50 and 150."""
+    spec = ModelSpec(kind="chebyshev", activation="tanh", degree=3)
+    width, _ = match_width(spec, 2, 3, 1300, 0.05)
+    assert width == 15
+    accuracy = []
+    for seed in range(3):
+        data, test = three_spheres(n=1024, seed=seed), three_spheres(n=1024, seed=seed + 1000)
+        fitted = _fit(spec.replace(hidden=width), data, test, epochs=150, batch_size=96, seed=seed)
+        at50, at150 = fitted.history[49]["test_acc"], fitted.history[-1]["test_acc"]
+        assert at150 >= 0.95 and at150 >= at50 + 0.03, (seed, at50, at150)
+        accuracy.append(at150)
+    assert np.mean(accuracy) >= 0.965

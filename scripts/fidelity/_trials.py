@@ -42,11 +42,13 @@ class TrialStore:
                     self.rows[row["key"]] = row
 
     def run(self, key: str, train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """The stored row of `key`, or `train()`'s row (with key and wall seconds) appended."""
+        """The stored row of `key`, or `train()`'s row appended, with its wall seconds and this
+        process's CPU seconds (with one torch thread: the time on one core, whatever the load)."""
         if key in self.rows:
             return self.rows[key]
-        tic = time.perf_counter()
-        row = {"key": key, **train(), "wall_seconds": time.perf_counter() - tic}
+        tic, cpu = time.perf_counter(), time.process_time()
+        row = {"key": key, **train(), "wall_seconds": time.perf_counter() - tic,
+               "cpu_seconds": time.process_time() - cpu}  # fmt: skip
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         self.rows[key] = row
