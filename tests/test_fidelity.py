@@ -43,8 +43,15 @@ def test_node_generalisation_gap_comes_from_a_flow_through_the_removed_slice():
     annulus = np.stack([rr * np.cos(aa), rr * np.sin(aa)], axis=-1).reshape(-1, 2)
     gaps = 0
     for seed in range(12):
-        fitted = _fit(ModelSpec(kind="node"), train, validation, epochs=20, batch_size=64,
-                      seed=seed, loss="mse")  # fmt: skip
+        fitted = _fit(
+            ModelSpec(kind="node"),
+            train,
+            validation,
+            epochs=20,
+            batch_size=64,
+            seed=seed,
+            loss="mse",
+        )
         last = fitted.history[-1]
         lowest = fitted.predict(annulus)[:, 0].reshape(rr.shape).min(axis=0)
         channel = np.rad2deg(angles[np.argmin(lowest)])
@@ -79,3 +86,27 @@ def test_chebyshev_net_reaches_the_papers_accuracy_when_trained_longer():
         assert at150 >= 0.95 and at150 >= at50 + 0.03, (seed, at50, at150)
         accuracy.append(at150)
     assert np.mean(accuracy) >= 0.965
+
+
+@pytest.mark.slow
+def test_table1_needs_epochs_of_about_a_thousand_iterations():
+    """Survey Table 1: 98.4 % (NODE) and 99.3 % (ANODE) test accuracy after "5 epochs" of
+    "1024 points in batches of 96". Read literally (11 batches per epoch, 55 Adam steps) they
+    stay far below (41.0 and 53.4 % in our Table 1); with epochs of 1024 batches of 96 (the
+    ~1000 iterations per epoch that the paper's own times imply, docs/fidelity.md item 4) both
+    reach the paper's accuracy. 2 seeds each; the literal setting is checked on 3."""
+    for seed in range(3):
+        data, test = three_spheres(n=1024, seed=seed), three_spheres(n=1024, seed=seed + 1000)
+        for kind in ("node", "anode"):
+            spec = ModelSpec(kind=kind, augment_dim=1 if kind == "anode" else 0)
+            spec = spec.replace(hidden=match_width(spec, 2, 3, 1300, 0.05)[0])
+            fitted = _fit(spec, data, test, epochs=5, batch_size=96, seed=seed)
+            assert fitted.history[-1]["test_acc"] < 0.85
+    n = 96 * 1024
+    for seed in range(2):
+        data, test = three_spheres(n=n, seed=seed), three_spheres(n=4096, seed=seed + 1000)
+        for kind, paper in (("node", 0.984), ("anode", 0.993)):
+            spec = ModelSpec(kind=kind, augment_dim=1 if kind == "anode" else 0)
+            spec = spec.replace(hidden=match_width(spec, 2, 3, 1300, 0.05)[0])
+            fitted = _fit(spec, data, test, epochs=5, batch_size=96, seed=seed)
+            assert fitted.history[-1]["test_acc"] >= paper - 0.01, (kind, seed)

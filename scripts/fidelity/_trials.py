@@ -47,8 +47,12 @@ class TrialStore:
         if key in self.rows:
             return self.rows[key]
         tic, cpu = time.perf_counter(), time.process_time()
-        row = {"key": key, **train(), "wall_seconds": time.perf_counter() - tic,
-               "cpu_seconds": time.process_time() - cpu}  # fmt: skip
+        row = {
+            "key": key,
+            **train(),
+            "wall_seconds": time.perf_counter() - tic,
+            "cpu_seconds": time.process_time() - cpu,
+        }
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         self.rows[key] = row

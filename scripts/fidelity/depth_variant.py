@@ -61,8 +61,9 @@ VARIANTS = (
     Variant("basis-small", "basis size", basis=_basis(chebyshev=1, fourier=1, stacked=2)),
     # the paper's widths 15, 11, 14 and the bases that give its 1.3k, 1.4k, 1.4k parameters
     Variant("basis-paper", "basis size", basis=_basis(fourier=3, stacked=5), width="paper"),
-    Variant("basis-large", "basis size", basis=_basis(chebyshev=6, fourier=5, stacked=8),
-            tolerance=0.1),  # fmt: skip
+    Variant(
+        "basis-large", "basis size", basis=_basis(chebyshev=6, fourier=5, stacked=8), tolerance=0.1
+    ),
     Variant("depth-4", "time grid", t1=4.0),
     Variant("lr-3e-3", "learning rate", lr=3e-3),
     Variant("lr-1e-2", "learning rate", lr=1e-2),
@@ -161,7 +162,9 @@ def summary_rows(store: TrialStore, variants: list[Variant], epochs: int) -> lis
                         "test_acc_mean": test,
                         "test_acc_std": std,
                         "paper_test_acc": PAPER[net],
-                        "seconds_per_epoch": float(np.mean([h["seconds"] for x in hists for h in x])),
+                        "seconds_per_epoch": float(
+                            np.mean([h["seconds"] for x in hists for h in x])
+                        ),
                         "nfe_forward": float(np.mean([h["nfe_forward"] for x in hists for h in x])),
                     }
                 )
@@ -189,13 +192,18 @@ def plot(store: TrialStore, variants: list[Variant], epochs: int, path) -> None:
         for r in [r for r in store.rows.values() if r["variant"] == name]:
             acc = [100 * h["test_acc"] for h in r["history"]]
             label = f"{r['net']} ({name})" if r["seed"] == 0 else None
-            left.plot(range(1, len(acc) + 1), acc, style, color=colours[r["net"]], lw=1,
-                      label=label)  # fmt: skip
+            left.plot(
+                range(1, len(acc) + 1), acc, style, color=colours[r["net"]], lw=1, label=label
+            )
     for net in NETS:
         left.axhline(PAPER[net], color=colours[net], lw=0.8, alpha=0.6)
     left.axvline(epochs, color="k", lw=0.6, ls=":")
-    left.set(xlabel="epoch (11 batches of 96)", ylabel="test accuracy (%)", ylim=(30, 101),
-             title="Test accuracy against epochs, 3 seeds\n(thin lines: the paper's Table 1)")  # fmt: skip
+    left.set(
+        xlabel="epoch (11 batches of 96)",
+        ylabel="test accuracy (%)",
+        ylim=(30, 101),
+        title="Test accuracy against epochs, 3 seeds\n(thin lines: the paper's Table 1)",
+    )
     left.legend(fontsize=7, loc="lower right")
 
     rows = summary_rows(store, [v for v in variants if v.factor != "control"], epochs)
@@ -212,8 +220,11 @@ def plot(store: TrialStore, variants: list[Variant], epochs: int, path) -> None:
         right.errorbar(xs, ms, yerr=ss, fmt="o", color=colours[net], label=net, capsize=2)
         right.axhline(PAPER[net], color=colours[net], lw=0.8, alpha=0.6)
     right.set_xticks(np.arange(len(names)), names, rotation=35, ha="right", fontsize=8)
-    right.set(ylabel="test accuracy (%)", title=f"One factor at a time, at {epochs} epochs "
-              "(baseline@200: 200 epochs)\nmean ± std over seeds; thin lines: the paper")  # fmt: skip
+    right.set(
+        ylabel="test accuracy (%)",
+        title=f"One factor at a time, at {epochs} epochs "
+        "(baseline@200: 200 epochs)\nmean ± std over seeds; thin lines: the paper",
+    )
     right.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,25 +251,31 @@ def main(
                 for seed in range(seeds):
                     key = f"{v.name}/{net}/seed-{seed}/epochs-{v.epochs}"
                     row = store.run(key, lambda v=v, net=net, seed=seed: train_trial(v, net, seed))
-                    log(f"{key}: width {row['model']['hidden']}, {row['n_parameters']} params, "
+                    log(
+                        f"{key}: width {row['model']['hidden']}, {row['n_parameters']} params, "
                         f"test acc at {min(epochs, v.epochs)} epochs "
                         f"{100 * at_epoch(row, min(epochs, v.epochs), 'test_acc'):.1f} %, "
-                        f"{row['wall_seconds']:.0f} s")  # fmt: skip
+                        f"{row['wall_seconds']:.0f} s"
+                    )
     rows = summary_rows(store, list(VARIANTS), epochs)
     if rows:
         write_csv(SUMMARIES / "depth_variant.csv", rows)
         plot(store, list(VARIANTS), epochs, FIGURES / "depth_variant.png")
         for r in rows:
-            print(f"{r['variant']:<16} {r['net']:<10} width {r['hidden']:>3} "
-                  f"{r['n_parameters']:>5} params, {r['epochs']:>3} epochs: test "
-                  f"{r['test_acc_mean']:.1f} ± {r['test_acc_std']:.1f} (paper {r['paper_test_acc']})")
+            print(
+                f"{r['variant']:<16} {r['net']:<10} width {r['hidden']:>3} "
+                f"{r['n_parameters']:>5} params, {r['epochs']:>3} epochs: test "
+                f"{r['test_acc_mean']:.1f} ± {r['test_acc_std']:.1f} (paper {r['paper_test_acc']})"
+            )
     return rows
 
 
 def parse(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="variants: " + ", ".join(BY_NAME))  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="variants: " + ", ".join(BY_NAME),
+    )
     parser.add_argument("--variants", default=",".join(BY_NAME), help="comma-separated names")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..n-1 (default: 3)")
     parser.add_argument("--epochs", type=int, default=50, help="epoch of the summary (50)")

@@ -61,8 +61,9 @@ BY_NAME = {v.name: v for v in VARIANTS}
 def split_data(variant: Variant, data_seed: int):
     from pyanode.data import concentric_spheres, slice_removed_split
 
-    full = concentric_spheres(dim=2, n_inner=1000, n_outer=2000, task="regression",
-                              radial=variant.radial, seed=data_seed)  # fmt: skip
+    full = concentric_spheres(
+        dim=2, n_inner=1000, n_outer=2000, task="regression", radial=variant.radial, seed=data_seed
+    )
     return slice_removed_split(full, angle_range=SLICE)
 
 
@@ -103,8 +104,9 @@ def train_trial(variant: Variant, model: str, seed: int) -> dict[str, Any]:
     train_data, validation = split_data(variant, data_seed=0)
     spec = ModelSpec(kind=model, hidden=32, augment_dim=5 if model == "anode" else 0)
     solver = SolverSpec(solver="dp5", rtol=1e-3, atol=1e-3)
-    train = TrainSpec(epochs=variant.epochs, batch_size=64, lr=variant.lr, seed=seed,
-                      loss="mse", threads=1)  # fmt: skip
+    train = TrainSpec(
+        epochs=variant.epochs, batch_size=64, lr=variant.lr, seed=seed, loss="mse", threads=1
+    )
     fitted = TorchBackend().fit(spec, solver, train, train_data, validation, progress=False)
     rr, aa = np.meshgrid(RADII, ANGLES, indexing="ij")
     grid = np.stack([rr * np.cos(aa), rr * np.sin(aa)], axis=-1).reshape(-1, 2)
@@ -118,8 +120,10 @@ def train_trial(variant: Variant, model: str, seed: int) -> dict[str, Any]:
         "seed": seed,
         "n_train": len(train_data),
         "n_validation": len(validation),
-        "history": [{k: row[k] for k in ("epoch", "loss", "train_loss", "test_loss",
-                                          "nfe_forward")} for row in fitted.history],  # fmt: skip
+        "history": [
+            {k: row[k] for k in ("epoch", "loss", "train_loss", "test_loss", "nfe_forward")}
+            for row in fitted.history
+        ],
         "train_mse": fitted.history[-1]["train_loss"],
         "val_mse": float(err.mean()),
         "val_mse_inner": float(err[inner].mean()),
@@ -137,7 +141,9 @@ def summary_rows(store: TrialStore) -> list[dict[str, Any]]:
     out = []
     for v in VARIANTS:
         for model in v.models:
-            rows = [r for r in store.rows.values() if r["variant"] == v.name and r["model"] == model]
+            rows = [
+                r for r in store.rows.values() if r["variant"] == v.name and r["model"] == model
+            ]
             if not rows:
                 continue
             # an ANODE lifts the disc out instead of cutting the annulus: no channel to locate
@@ -145,25 +151,38 @@ def summary_rows(store: TrialStore) -> list[dict[str, Any]]:
             miss = [r for r in rows if model == "node" and not in_slice(r)]
             tm, ts = mean_std(r["train_mse"] for r in rows)
             vm, vs = mean_std(r["val_mse"] for r in rows)
-            out.append({
-                "variant": v.name, "model": model, "radial": v.radial, "epochs": v.epochs,
-                "lr": v.lr, "seeds": len(rows),
-                "train_mse_mean": tm, "train_mse_std": ts, "val_mse_mean": vm, "val_mse_std": vs,
-                "val_over_train": vm / tm,
-                "seeds_opening_in_slice": len(hit) if model == "node" else "",
-                "val_mse_opening_in_slice": mean_std(r["val_mse"] for r in hit)[0],
-                "val_mse_opening_elsewhere": mean_std(r["val_mse"] for r in miss)[0],
-                "train_mse_opening_in_slice": mean_std(r["train_mse"] for r in hit)[0],
-                "train_mse_opening_elsewhere": mean_std(r["train_mse"] for r in miss)[0],
-                "val_mse_epoch10_mean": mean_std(r["history"][9]["test_loss"] for r in rows)[0],
-                "val_mse_epoch20_mean": mean_std(r["history"][19]["test_loss"] for r in rows)[0],
-                "val_outer_mse_mean": mean_std(r["val_mse_outer"] for r in rows)[0],
-                "val_inner_mse_mean": mean_std(r["val_mse_inner"] for r in rows)[0],
-                "annulus_mse_slice_mean": mean_std(annulus_metrics(r)["annulus_mse_slice"]
-                                                   for r in rows)[0],
-                "annulus_mse_elsewhere_mean": mean_std(annulus_metrics(r)["annulus_mse_elsewhere"]
-                                                       for r in rows)[0],
-            })  # fmt: skip
+            out.append(
+                {
+                    "variant": v.name,
+                    "model": model,
+                    "radial": v.radial,
+                    "epochs": v.epochs,
+                    "lr": v.lr,
+                    "seeds": len(rows),
+                    "train_mse_mean": tm,
+                    "train_mse_std": ts,
+                    "val_mse_mean": vm,
+                    "val_mse_std": vs,
+                    "val_over_train": vm / tm,
+                    "seeds_opening_in_slice": len(hit) if model == "node" else "",
+                    "val_mse_opening_in_slice": mean_std(r["val_mse"] for r in hit)[0],
+                    "val_mse_opening_elsewhere": mean_std(r["val_mse"] for r in miss)[0],
+                    "train_mse_opening_in_slice": mean_std(r["train_mse"] for r in hit)[0],
+                    "train_mse_opening_elsewhere": mean_std(r["train_mse"] for r in miss)[0],
+                    "val_mse_epoch10_mean": mean_std(r["history"][9]["test_loss"] for r in rows)[0],
+                    "val_mse_epoch20_mean": mean_std(r["history"][19]["test_loss"] for r in rows)[
+                        0
+                    ],
+                    "val_outer_mse_mean": mean_std(r["val_mse_outer"] for r in rows)[0],
+                    "val_inner_mse_mean": mean_std(r["val_mse_inner"] for r in rows)[0],
+                    "annulus_mse_slice_mean": mean_std(
+                        annulus_metrics(r)["annulus_mse_slice"] for r in rows
+                    )[0],
+                    "annulus_mse_elsewhere_mean": mean_std(
+                        annulus_metrics(r)["annulus_mse_elsewhere"] for r in rows
+                    )[0],
+                }
+            )
     return out
 
 
@@ -191,14 +210,25 @@ def plot(store: TrialStore, path) -> None:
         if r["model"] == "anode":
             scatter.scatter(r["train_mse"], r["val_mse"], color="C3", marker="s", s=25)
     polar.set_rticks([0.5, 1.5, 2.5], ["-1", "0", "+1"], fontsize=7)
-    polar.set_title("NODE: lowest prediction on the annulus by angle\n"
-                    "(radius -1 ... +1; one line per run; grey: removed slice)", fontsize=9)  # fmt: skip
+    polar.set_title(
+        "NODE: lowest prediction on the annulus by angle\n"
+        "(radius -1 ... +1; one line per run; grey: removed slice)",
+        fontsize=9,
+    )
     lim = [3e-5, 4]
     scatter.plot(lim, lim, "k:", lw=0.7)
-    scatter.set(xscale="log", yscale="log", xlim=lim, ylim=lim, xlabel="training MSE",
-                ylabel="validation MSE (the slice)")  # fmt: skip
-    scatter.set_title("o: NODE opens the annulus in the slice, x: elsewhere,\n"
-                      "squares: ANODE; colours: variants", fontsize=9)  # fmt: skip
+    scatter.set(
+        xscale="log",
+        yscale="log",
+        xlim=lim,
+        ylim=lim,
+        xlabel="training MSE",
+        ylabel="validation MSE (the slice)",
+    )
+    scatter.set_title(
+        "o: NODE opens the annulus in the slice, x: elsewhere,\nsquares: ANODE; colours: variants",
+        fontsize=9,
+    )
     for name, c in colours.items():
         scatter.scatter([], [], color=c, label=name)
     scatter.legend(fontsize=7, loc="lower right")
@@ -208,13 +238,18 @@ def plot(store: TrialStore, path) -> None:
         h = r["history"]
         hit = r["model"] == "node" and in_slice(r)
         colour = "C3" if r["model"] == "anode" else ("C0" if hit else "C9")
-        curves.plot([row["epoch"] for row in h], [row["test_loss"] for row in h], color=colour,
-                    lw=0.8)  # fmt: skip
+        curves.plot(
+            [row["epoch"] for row in h], [row["test_loss"] for row in h], color=colour, lw=0.8
+        )
     curves.plot([], [], color="C0", label="NODE, opening in the slice")
     curves.plot([], [], color="C9", label="NODE, opening elsewhere")
     curves.plot([], [], color="C3", label="ANODE")
-    curves.set(yscale="log", xlabel="epoch (42 iterations)", ylabel="validation MSE",
-               title="Fig. 11c: validation loss (baseline runs)")  # fmt: skip
+    curves.set(
+        yscale="log",
+        xlabel="epoch (42 iterations)",
+        ylabel="validation MSE",
+        title="Fig. 11c: validation loss (baseline runs)",
+    )
     curves.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,8 +257,12 @@ def plot(store: TrialStore, path) -> None:
     plt.close(fig)
 
 
-def main(variants: str = ",".join(BY_NAME), seeds: int = 20, anode_seeds: int = 5,
-         plot_only: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+def main(
+    variants: str = ",".join(BY_NAME),
+    seeds: int = 20,
+    anode_seeds: int = 5,
+    plot_only: bool = False,
+) -> list[dict[str, Any]]:
     """Train each variant's models for `seeds` seeds (ANODE: `anode_seeds`), summarise, plot."""
     store = TrialStore("slice-gap")
     if not plot_only:
@@ -237,11 +276,13 @@ def main(variants: str = ",".join(BY_NAME), seeds: int = 20, anode_seeds: int = 
                     key = f"{v.name}/{model}/seed-{seed}"
                     r = store.run(key, lambda v=v, m=model, s=seed: train_trial(v, m, s))
                     a = annulus_metrics(r)
-                    log(f"{key}: train {r['train_mse']:.4f} val {r['val_mse']:.4f} "
+                    log(
+                        f"{key}: train {r['train_mse']:.4f} val {r['val_mse']:.4f} "
                         f"(inner {r['val_mse_inner']:.4f}, outer {r['val_mse_outer']:.4f}), "
                         f"channel at {a['channel_degrees']:.0f} deg, annulus MSE in the slice "
                         f"{a['annulus_mse_slice']:.4f} / elsewhere {a['annulus_mse_elsewhere']:.4f}"
-                        f", {r['wall_seconds']:.0f} s")  # fmt: skip
+                        f", {r['wall_seconds']:.0f} s"
+                    )
     rows = summary_rows(store)
     if rows:
         write_csv(SUMMARIES / "slice_gap.csv", rows)
@@ -252,11 +293,15 @@ def main(variants: str = ",".join(BY_NAME), seeds: int = 20, anode_seeds: int = 
 
 
 def parse(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="variants: " + ", ".join(BY_NAME))  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="variants: " + ", ".join(BY_NAME),
+    )
     parser.add_argument("--variants", default=",".join(BY_NAME), help="comma-separated names")
-    parser.add_argument("--seeds", type=int, default=20, help="NODE seeds (default: 20, the paper's repeats)")
+    parser.add_argument(
+        "--seeds", type=int, default=20, help="NODE seeds (default: 20, the paper's repeats)"
+    )
     parser.add_argument("--anode-seeds", type=int, default=5, help="ANODE seeds (default: 5)")
     parser.add_argument("--plot-only", action="store_true", help="summarise stored trials")
     return vars(parser.parse_args(argv))
