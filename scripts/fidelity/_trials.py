@@ -87,5 +87,16 @@ def write_json(path: Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, save (110 dpi) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)

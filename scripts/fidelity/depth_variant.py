@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from _trials import FIGURES, SUMMARIES, TrialStore, log, mean_std, write_csv
+from _trials import FIGURES, SUMMARIES, TrialStore, log, mean_std, save_figure, write_csv
 
 NETS = ("chebyshev", "fourier", "stacked")
 PAPER = {"chebyshev": 97.4, "fourier": 97.7, "stacked": 98.0, "node": 98.4}
@@ -226,10 +226,7 @@ def plot(store: TrialStore, variants: list[Variant], epochs: int, path) -> None:
         "(baseline@200: 200 epochs)\nmean ± std over seeds; thin lines: the paper",
     )
     right.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(

