@@ -209,6 +209,28 @@ def test_concentric_spheres_uniform_in_volume(dim, lo, hi, n):
         assert abs(np.mean(r <= 1.25) - 0.45) < 0.04
 
 
+@pytest.mark.parametrize("dim", [2, 3])
+def test_concentric_spheres_dupont_radial_law(dim):
+    """radial="dupont" is the radius of Dupont et al.'s code, r = lo + (hi - lo) u^(1/d): the
+    inner ball is still uniform in volume, the annulus is sparse near its inner edge."""
+    ds = concentric_spheres(dim=dim, n_inner=1000, n_outer=2000, radial="dupont", seed=3)
+    r = radii(ds.x)
+    inner, outer = r[ds.y == 0], r[ds.y == 1]
+    assert inner.max() <= 0.5 + TOL and outer.min() >= 1.0 - TOL and outer.max() <= 1.5 + TOL
+    # ((r - 1) / 0.5)^d is uniform on [0, 1] in the annulus, (r / 0.5)^d in the ball
+    assert stats.kstest(((outer - 1.0) / 0.5) ** dim, "uniform").pvalue > 0.01
+    assert stats.kstest((inner / 0.5) ** dim, "uniform").pvalue > 0.01
+    # the innermost tenth of the annulus holds 0.1^d of its points (0.01 in 2-D), against
+    # (1.05^d - 1) / (1.5^d - 1) (0.082 in 2-D) for uniform sampling
+    assert np.mean(outer < 1.05) < 0.5 * (1.05**dim - 1) / (1.5**dim - 1)
+    assert ds.meta["sampling"] == "dupont-radius"
+    # the default is unchanged
+    uniform = concentric_spheres(dim=dim, n_inner=1000, n_outer=2000, seed=3)
+    assert uniform.meta["sampling"] == "uniform-in-volume"
+    with pytest.raises(DataError, match=r"radial='volume' is not known; accepted: 'uniform', "):
+        concentric_spheres(radial="volume")
+
+
 def test_three_spheres_geometry():
     ds = three_spheres(n=1024, seed=2)
     np.testing.assert_array_equal(np.bincount(ds.y), [342, 341, 341])

@@ -7,7 +7,7 @@ import numpy as np
 from pyanode._errors import DataError
 from pyanode.data._checks import check_choice, check_float, check_int, check_seed
 from pyanode.data._dataset import TASKS, Dataset
-from pyanode.data._sampling import uniform_in_shell
+from pyanode.data._sampling import RADIAL_LAWS, sample_in_shell
 
 
 def concentric_spheres(
@@ -19,6 +19,7 @@ def concentric_spheres(
     r2: float = 1.0,
     r3: float = 1.5,
     task: str = "classification",
+    radial: str = "uniform",
     seed: int = 0,
 ) -> Dataset:
     """A ball ||x|| <= r1 (label 0, g = -1) inside an annulus r2 <= ||x|| <= r3 (label 1, g = +1).
@@ -29,9 +30,10 @@ def concentric_spheres(
     inner and 2000 outer points, r1 = 0.5, r2 = 1.0, r3 = 1.5, which are the defaults.
 
     Points are uniform in volume in each region (normalised Gaussian direction, radius from
-    the inverse radial CDF; Dupont's code is uniform only in the inner ball). `dim=1` gives the
-    1-D version: the interval [-r1, r1] against [-r3, -r2] and [r2, r3]. The samples are
-    shuffled, so inner and outer points are interleaved.
+    the inverse radial CDF); `radial="dupont"` draws the radius as Dupont et al.'s code does,
+    uniform in the inner ball but sparse near the annulus' inner edge (see `sample_in_shell`).
+    `dim=1` gives the 1-D version: the interval [-r1, r1] against [-r3, -r2] and [r2, r3]. The
+    samples are shuffled, so inner and outer points are interleaved.
 
     **Arguments:**
 
@@ -40,6 +42,7 @@ def concentric_spheres(
     - `r1`, `r2`, `r3`: radii with 0 < r1 < r2 < r3.
     - `task`: `"classification"` (labels 0 inner, 1 outer, int64 (N,)) or `"regression"`
       (targets g = -1 inner, +1 outer, float32 (N, 1), as Dupont trains with an MSE loss).
+    - `radial`: `"uniform"` (in volume) or `"dupont"` (the radius law of Dupont et al.'s code).
     - `seed`: seed of `np.random.default_rng`.
 
     **Returns:**
@@ -59,11 +62,12 @@ def concentric_spheres(
     if not r1 < r2 < r3:
         raise DataError(f"radii must satisfy 0 < r1 < r2 < r3, got r1={r1}, r2={r2}, r3={r3}")
     task = check_choice("task", task, TASKS)
+    radial = check_choice("radial", radial, RADIAL_LAWS)
     seed = check_seed(seed)
 
     rng = np.random.default_rng(seed)
-    inner = uniform_in_shell(rng, n_inner, dim, 0.0, r1)
-    outer = uniform_in_shell(rng, n_outer, dim, r2, r3)
+    inner = sample_in_shell(rng, n_inner, dim, 0.0, r1, radial)
+    outer = sample_in_shell(rng, n_outer, dim, r2, r3, radial)
     labels = np.concatenate([np.zeros(n_inner, np.int64), np.ones(n_outer, np.int64)])
     order = rng.permutation(n_inner + n_outer)
     x = np.concatenate([inner, outer])[order].astype(np.float32)
@@ -77,7 +81,7 @@ def concentric_spheres(
         "r1": r1,
         "r2": r2,
         "r3": r3,
-        "sampling": "uniform-in-volume",
+        "sampling": "uniform-in-volume" if radial == "uniform" else "dupont-radius",
         "seed": seed,
     }
     if task == "classification":

@@ -7,7 +7,7 @@ import numpy as np
 from pyanode._errors import DataError
 from pyanode.data._checks import check_float, check_int, check_seed
 from pyanode.data._dataset import Dataset
-from pyanode.data._sampling import uniform_in_shell
+from pyanode.data._sampling import sample_in_shell
 
 
 def three_spheres(
@@ -76,8 +76,8 @@ def three_spheres(
     centres = np.zeros((2, dim))
     centres[:, 0] = (-disk_offset, disk_offset)
     rng = np.random.default_rng(seed)
-    parts = [centres[c] + uniform_in_shell(rng, sizes[c], dim, 0.0, disk_radius) for c in (0, 1)]
-    parts.append(uniform_in_shell(rng, sizes[2], dim, annulus_inner, annulus_outer))
+    parts = [centres[c] + sample_in_shell(rng, sizes[c], dim, 0.0, disk_radius) for c in (0, 1)]
+    parts.append(sample_in_shell(rng, sizes[2], dim, annulus_inner, annulus_outer))
     labels = np.repeat(np.arange(3, dtype=np.int64), sizes)
     order = rng.permutation(n)
     meta = {
