@@ -19,41 +19,20 @@ import argparse
 from collections.abc import Callable
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-from torch.profiler._memory_profiler import Action, MemoryProfileTimeline
 
 from benchmarks.peers import LIBRARIES, contenders
 from pyanode import SolverSpec
 from pyanode.data import three_spheres
+from pyanode.experiments.studies import PeakMemory
 
 
 def peak_mib(step: Callable[[], object], device: torch.device) -> float:
-    """MiB of peak memory that one call of `step` allocates on top of what exists before it."""
-    from pyanode.solvers import _step  # the pool of step buffers (an implementation detail)
-
+    """MiB of peak memory that one call of `step` allocates on top of what exists before it
+    (`PeakMemory`: the allocator's running total, the solver's workspace pool emptied first)."""
     step()  # warm-up: lazily built state (kernels, caches) is not counted
-    _step._POOL.clear()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
+    with PeakMemory(device) as memory:
         step()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - before) / 2**20
-    options = {"profile_memory": True, "record_shapes": True, "with_stack": True}
-    with profile(activities=[ProfilerActivity.CPU], **options) as prof:
-        step()
-    # the allocation timeline of the profile (torch's memory profiler, as used by
-    # `profile.export_memory_timeline`): tensors created and destroyed, in time order
-    timeline = MemoryProfileTimeline(prof._memory_profile()).timeline
-    live = peak = 0
-    for _, action, _, size in sorted(timeline, key=lambda event: event[0]):
-        if action == Action.CREATE:
-            live += size
-        elif action == Action.DESTROY:
-            live -= size
-        peak = max(peak, live)
-    return peak / 2**20
+    return memory.peak / 2**20
 
 
 def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:

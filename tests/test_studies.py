@@ -208,14 +208,19 @@ def test_gradient_study_memory_nfe_and_error(tiny_node):
         return [r for r in result.rows if r["solver"] == solver and r["gradient"] == gradient]
 
     backprop, adjoint = rows("dp5", "backprop"), rows("dp5", "adjoint")
-    # backprop keeps every step for backward; the adjoint one step, whatever the tolerance
+    full_norm = rows("dp5", "adjoint-fullnorm")
+    # backprop keeps every step for backward; the full-norm adjoint one step, whatever the
+    # tolerance; the seminorm adjoint its stages' VJP records until a chunk of them is summed
+    # (at most the kernel's fold budget, 2 MiB), so it is bounded but not flat
     peaks = [r["peak_bytes"] for r in backprop]
     assert all(a < b for a, b in zip(peaks, peaks[1:], strict=False)), peaks
-    assert len({r["peak_bytes"] for r in adjoint}) == 1
-    pairs = zip(adjoint, backprop, strict=True)
-    assert all(b["peak_bytes"] > 2 * a["peak_bytes"] for a, b in pairs)
-    coarse, fine = rows("rk4", "backprop")  # 8 and 32 steps: the tape grows with them
-    assert 3 < fine["peak_bytes"] / coarse["peak_bytes"] < 8
+    assert len({r["peak_bytes"] for r in full_norm}) == 1
+    pairs = zip(full_norm, backprop, strict=True)
+    assert all(b["peak_bytes"] > a["peak_bytes"] for a, b in pairs)
+    assert all(0 < r["peak_bytes"] < 2 << 20 for r in adjoint)
+    coarse, fine = rows("rk4", "backprop")  # 8 and 32 steps: the tape grows with them, on
+    # top of what does not (the pool, the loss, the field's own workspace)
+    assert 2 < fine["peak_bytes"] / coarse["peak_bytes"] < 4
     errors = [r["error"] for r in backprop]
     assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-8
     assert {r["gradient"] for r in result.rows if r["solver"] == "rk4"} == {"backprop", "adjoint"}

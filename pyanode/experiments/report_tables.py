@@ -477,11 +477,11 @@ def study_gradient(data: Data) -> str:
     adjoint, full = peaks("adjoint"), peaks("adjoint-fullnorm")
     return "\n\n".join([
         body,
-        f"Peak memory allocated anew by dp5's forward + backward (see Memory above: the "
-        f"reused step buffers are not counted), rtol {_tol_or_dt(rows[0], 1)} to "
-        f"{_tol_or_dt(rows[-1], 1)}: backprop's grows with the steps, {_mb(per_eval)} per "
-        f"forward evaluation ({_mb(backprop[0][1])} to {_mb(backprop[-1][1])}); the adjoint's "
-        f"(seminorm) stays within {_span(adjoint)}, the full-norm adjoint's within {_span(full)}.",
+        f"Peak memory allocated by dp5's forward + backward (see Memory above), rtol "
+        f"{_tol_or_dt(rows[0], 1)} to {_tol_or_dt(rows[-1], 1)}: backprop's grows with the "
+        f"steps, {_mb(per_eval)} per forward evaluation ({_mb(backprop[0][1])} to "
+        f"{_mb(backprop[-1][1])}); the seminorm adjoint's stays within {_span(adjoint)} (its "
+        f"chunks of stage VJP records), the full-norm adjoint's within {_span(full)}.",
         data.source("study-gradient"),
     ])  # fmt: skip
 

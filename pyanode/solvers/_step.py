@@ -130,6 +130,11 @@ def take(s: int, like: torch.Tensor) -> Workspace:
     return Workspace(key, s, like.shape, like.dtype, like.device)
 
 
+def clear_pool() -> None:
+    """Drop every pooled workspace (a memory measurement then sees all that a pass allocates)."""
+    _POOL.clear()
+
+
 def give(workspaces) -> None:
     """Return workspaces to the pool; nothing may use them or their views afterwards."""
     for ws in workspaces:

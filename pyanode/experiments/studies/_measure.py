@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -19,6 +21,7 @@ import torch
 
 from pyanode._errors import SolverError
 from pyanode.experiments.store import atomic_write_text, to_json
+from pyanode.solvers._step import clear_pool
 
 T = TypeVar("T")
 
@@ -29,12 +32,16 @@ class PeakMemory:
 
     On CUDA: `torch.cuda.max_memory_allocated`. On the CPU, torch's allocations are invisible to
     `tracemalloc` and too small for the process's RSS, so they are read from the profiler's
-    memory events (`torch.profiler` with `profile_memory=True`): the largest running sum of the
-    bytes allocated minus freed, in time order. This counts everything the pass allocates and
-    holds: the stages or tape that backprop keeps for backward (whether autograd's saved
-    tensors or a fused solver's own tape), the adjoint's augmented state, temporaries. The
-    profiler slows the pass down about tenfold (time it separately), and the process's standard
-    error (file descriptor 2) is silenced while it runs, because the profiler logs there.
+    memory events (`torch.profiler` with `profile_memory=True`): every allocation and free is an
+    event that carries the allocator's running total ("Total Allocated"), and the peak is the
+    largest total above the one before the first event. Per-operator sums would not do: an
+    operator that allocates and frees inside itself (a custom autograd Function's backward, the
+    adjoint's whole backward solve) nets to almost nothing. This counts everything the pass
+    allocates and holds: the stages or tape that backprop keeps for backward, the adjoint's
+    augmented state, temporaries, and the solver's pool of step workspaces, which is emptied when
+    the context opens. The profiler slows the pass down about tenfold (time it
+    separately), and the process's standard error (file descriptor 2) is silenced while it
+    runs, because the profiler logs there.
 
     Arguments:
         device: the device whose allocations are measured.
@@ -48,6 +55,7 @@ class PeakMemory:
         self._base = 0
 
     def __enter__(self) -> PeakMemory:
+        clear_pool()  # workspaces recycled from an earlier pass would not count as allocated
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -72,16 +80,25 @@ class PeakMemory:
             self._profiler.__exit__(*exc)
         finally:
             self._quiet.__exit__(None, None, None)
-        changes = sorted(
-            (e.time_range.start, e.self_cpu_memory_usage)
-            for e in self._profiler.events()
-            if e.self_cpu_memory_usage
-        )
-        running = peak = 0
-        for _, change in changes:
-            running += change
-            peak = max(peak, running)
-        self.peak = peak
+        self.peak = _peak_allocated(self._profiler)
+
+
+def _peak_allocated(profiler: Any) -> int:
+    """The largest running total of CPU bytes allocated in a finished profile, above the total
+    before its first allocation (the memory events of its trace, in time order)."""
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "trace.json"
+        profiler.export_chrome_trace(str(trace))
+        events = json.loads(trace.read_text())["traceEvents"]
+    memory = sorted(
+        (e["ts"], e["args"]["Total Allocated"], e["args"]["Bytes"])
+        for e in events
+        if e.get("name") == "[memory]" and e["args"].get("Device Type") == 0
+    )
+    if not memory:
+        return 0
+    base = memory[0][1] - memory[0][2]
+    return max(0, max(total for _, total, _ in memory) - base)
 
 
 @contextlib.contextmanager
