@@ -1,4 +1,5 @@
-"""Detecting Julia without Julia: no executable, fake ones that are too old, broken or hanging.
+"""pyanode.julia._environment (and _load): detecting Julia without Julia: no executable, fake ones
+that are too old, broken or hanging; installing with a failing or hanging one.
 
 Every test runs with a PATH holding only a temporary folder (where a fake `julia` script may be
 written), HOME in a temporary folder and juliapkg's project in a temporary folder, so that the
