@@ -201,7 +201,20 @@ def _check_y(y: Any, task: Any, n: int, meta: Any) -> None:
             )
 
 
-# --- splits --------------------------------------------------------------------------------------
+def check_real(
+    name: str, value: Any, *, low: float | None = None, strict_low: bool = False
+) -> float:
+    """`value` as a finite float (>= `low`, or > `low` with `strict_low`) whose size fits the
+    float32 data (|value| <= 3.4e38), or raise `DataError`."""
+    value = check_number(name, value, low=low, strict_low=strict_low, error=DataError)
+    if abs(value) > FLOAT32_MAX:
+        raise DataError(
+            f"{name}={value!r} does not fit the float32 data: use |{name}| <= {FLOAT32_MAX:.3g}"
+        )
+    return value
+
+
+# -- splits ---------------------------------------------------------------------------------------
 
 
 def split(ds: Dataset, test_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
@@ -323,16 +336,3 @@ def _part(ds: Dataset, idx: np.ndarray, key: str, info: dict[str, Any]) -> Datas
     return Dataset(
         x=ds.x[idx], y=ds.y[idx], name=ds.name, task=ds.task, meta={**ds.meta, key: info}
     )
-
-
-def check_real(
-    name: str, value: Any, *, low: float | None = None, strict_low: bool = False
-) -> float:
-    """`value` as a finite float (>= `low`, or > `low` with `strict_low`) whose size fits the
-    float32 data (|value| <= 3.4e38), or raise `DataError`."""
-    value = check_number(name, value, low=low, strict_low=strict_low, error=DataError)
-    if abs(value) > FLOAT32_MAX:
-        raise DataError(
-            f"{name}={value!r} does not fit the float32 data: use |{name}| <= {FLOAT32_MAX:.3g}"
-        )
-    return value

@@ -53,6 +53,10 @@ _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+_CIFAR_FILES = {
+    "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
+    "test": ("test_batch",),
+}
 # Third magic byte -> big-endian element type (LeCun's MNIST page, "THE IDX FILE FORMAT").
 IDX_DTYPES = {
     0x08: np.dtype(">u1"),
@@ -61,12 +65,6 @@ IDX_DTYPES = {
     0x0C: np.dtype(">i4"),
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
-}
-
-
-_CIFAR_FILES = {
-    "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
-    "test": ("test_batch",),
 }
 
 
