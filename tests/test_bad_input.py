@@ -14,9 +14,8 @@ import torch
 from pyanode import DataError, ModelSpec, RunSpec, SolverSpec, SpecError, TrainSpec
 from pyanode.cli import main
 from pyanode.data import Dataset, load_dataset
-from pyanode.experiments.checkpoint import load_checkpoint, save_checkpoint
 from pyanode.experiments.engines import DaskEngine, LocalPool, get_engine
-from pyanode.experiments.runner import RunOptions, run_trial
+from pyanode.experiments.runner import RunOptions, load_checkpoint, run_trial, save_checkpoint
 from pyanode.experiments.store import claim, trial_id
 from pyanode.experiments.sweep import Sweep, load_sweep, run_sweep
 

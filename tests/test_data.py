@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from pyanode import _names
 from pyanode.data import (
     DATASETS,
     DataError,
@@ -227,7 +228,7 @@ def test_concentric_spheres_dupont_radial_law(dim):
     # the default is unchanged
     uniform = concentric_spheres(dim=dim, n_inner=1000, n_outer=2000, seed=3)
     assert uniform.meta["sampling"] == "uniform-in-volume"
-    with pytest.raises(DataError, match=r"radial='volume' is not known; accepted: 'uniform', "):
+    with pytest.raises(DataError, match=r"radial='volume' is not known; accepted: uniform, dupont"):
         concentric_spheres(radial="volume")
 
 
@@ -323,18 +324,24 @@ def test_concentric_spheres_property(seed, n_inner, n_outer, dim):
             r"dim must be an integer >= 1, got 2.0 of type float",
         ),
         (lambda: concentric_spheres(r1=1.0), r"0 < r1 < r2 < r3, got r1=1.0, r2=1.0, r3=1.5"),
-        (lambda: concentric_spheres(r3=float("nan")), r"r3 must be finite and > 0, got nan"),
-        (lambda: concentric_spheres(task="mse"), r"task='mse' is not known; accepted: 'class"),
-        (lambda: concentric_spheres(seed=None), r"seed must be an integer >= 0, got None"),
-        (lambda: three_spheres(seed=-1), r"seed must be an integer >= 0, got -1"),
+        (lambda: concentric_spheres(r3=float("nan")), r"r3 must be a finite number > 0, got nan"),
+        (lambda: concentric_spheres(task="mse"), r"task='mse' is not known; accepted: class"),
+        (
+            lambda: concentric_spheres(seed=None),
+            r"seed must be an integer >= 0 and <= 4294967295, got None",
+        ),
+        (lambda: three_spheres(seed=-1), r"seed must be an integer >= 0 and <= 4294967295, got -1"),
         (lambda: three_spheres(n=True), r"n must be an integer >= 3, got True of type bool"),
         (lambda: three_spheres(n=2), r"n must be an integer >= 3, got 2"),
         (lambda: three_spheres(dim=1), r"dim must be an integer >= 2, got 1"),
         (lambda: three_spheres(disk_offset=0.4), r"the disks overlap: need disk_offset > disk_r"),
         (lambda: three_spheres(annulus_inner=1.0), r"disk_offset \+ disk_radius = 1.0, annulus_i"),
         (lambda: separable(margin=2.0), r"margin must lie in \(0, 2\), got 2.0"),
-        (lambda: reflection_1d(noise_scale=-0.1), r"noise_scale must be finite and >= 0, got -0.1"),
-        (lambda: reflection_1d(continuous=1), r"continuous must be True or False, got 1"),
+        (
+            lambda: reflection_1d(noise_scale=-0.1),
+            r"noise_scale must be a finite number >= 0, got -0.1",
+        ),
+        (lambda: reflection_1d(continuous=1), r"continuous must be true or false, got 1"),
     ],
 )
 def test_generator_argument_errors(call, match):
@@ -428,6 +435,7 @@ def test_split_regression_and_errors():
 
 
 def test_registry_names():
+    assert tuple(DATASETS) == _names.DATASETS  # the one table of names
     assert list(DATASETS) == [
         "concentric-spheres",
         "reflection-1d",
@@ -547,7 +555,7 @@ def test_mnist_missing_files_and_bad_arguments(tmp_path, monkeypatch):
         f"{tmp_path}/MNIST/raw/train-images-idx3-ubyte (or train-images-idx3-ubyte.gz)" in message
     )
     assert "never downloads" in message
-    with pytest.raises(DataError, match=r"split='val' is not known; accepted: 'train', 'test'"):
+    with pytest.raises(DataError, match=r"split='val' is not known; accepted: train, test"):
         mnist(tmp_path, split="val")
     monkeypatch.delenv("PYANODE_DATA", raising=False)
     with pytest.raises(DataError, match=r"root is None and PYANODE_DATA is not set"):

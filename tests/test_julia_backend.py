@@ -28,7 +28,7 @@ from pyanode.julia.backend import JuliaBackend
 from pyanode.julia.weights import parameter_count, weight_shapes
 from pyanode.specs import ModelSpec, SolverSpec, TrainSpec
 from pyanode.torch import build_model, flat_parameters, set_flat_parameters
-from pyanode.torch._blocks import ODEBlock
+from pyanode.torch._networks import ODEBlock
 
 SRC = Path(__file__).resolve().parent.parent / "julia" / "src"
 

@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from pyanode.julia._status import PYANODE_UUID
+from pyanode.julia._environment import PYANODE_UUID
 
 ROOT = Path(__file__).resolve().parent.parent
 JULIA = ROOT / "julia"

@@ -18,8 +18,15 @@ import torch
 from torch import nn
 
 from pyanode import ModelSpec, RunSpec, SolverSpec, TrainSpec
-from pyanode.experiments.checkpoint import capture_rng_states, load_checkpoint, seeded_rng_states
-from pyanode.experiments.runner import Record, RunOptions, Trial, run_trial
+from pyanode.experiments.runner import (
+    Record,
+    RunOptions,
+    Trial,
+    capture_rng_states,
+    load_checkpoint,
+    run_trial,
+    seeded_rng_states,
+)
 from pyanode.experiments.store import (
     ARRAYS,
     CHECKPOINT,

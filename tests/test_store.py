@@ -12,17 +12,20 @@ import pytest
 import torch
 
 from pyanode import ModelSpec, RunSpec, SolverSpec, SpecError, TrainSpec
-from pyanode.experiments import checkpoint as checkpoint_module
 from pyanode.experiments import store
-from pyanode.experiments.checkpoint import (
+from pyanode.experiments.runner import (
+    Record,
+    RunOptions,
+    Trial,
     capture_rng_states,
     load_checkpoint,
+    load_fitted,
     restore_rng_states,
     rng_scope,
+    run_trial,
     save_checkpoint,
     seeded_rng_states,
 )
-from pyanode.experiments.runner import Record, RunOptions, Trial, load_fitted, run_trial
 from pyanode.experiments.store import (
     CHECKPOINT,
     HISTORY,
@@ -70,7 +73,7 @@ def test_a_failed_checkpoint_write_leaves_the_previous_checkpoint(tmp_path, monk
         f.write(b"\x80\x02 partial pickle")
         raise KeyboardInterrupt  # killed mid-write
 
-    monkeypatch.setattr(checkpoint_module.torch, "save", crashing_save)
+    monkeypatch.setattr(torch, "save", crashing_save)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, RUN_ID, {"epoch": 2, "batch": 0, "w": torch.zeros(4)})
     monkeypatch.undo()
@@ -146,14 +149,13 @@ def test_rng_scope_seeds_inside_and_restores_outside():
 
 def test_result_json_is_written_last_and_history_after_each_epoch(tmp_path, monkeypatch):
     written = []
-    for module in (store, checkpoint_module):  # every store file goes through atomic_write
-        original = module.atomic_write
+    original = store.atomic_write  # every file of a trial, the checkpoint too, goes through it
 
-        def record(path, *args, _original=original):
-            written.append(os.path.basename(path))
-            return _original(path, *args)
+    def record(path, *args):
+        written.append(os.path.basename(path))
+        return original(path, *args)
 
-        monkeypatch.setattr(module, "atomic_write", record)
+    monkeypatch.setattr(store, "atomic_write", record)
     rows_seen = []
 
     def count_rows(trainer):

@@ -1,9 +1,9 @@
 """Trials and what is made of them.
 
-- `runner`: the one trial runner (`Trial`, `Record`, `run_trial`, `run`);
+- `runner`: the one trial runner (`Trial`, `Record`, `run_trial`, `run`), and its checkpoints
+  (the trainer's position and RNG states, for bit-identical resume);
 - `batch`: many trials into one folder on an engine (`run_trials`), failures kept apart;
 - `store`: the one on-disk trial format, written whole or not at all, read with ids checked;
-- `checkpoint`: the trainer's position and RNG states, for bit-identical resume;
 - `engines`: where a batch runs (this process, a local pool, Dask);
 - `sweep`: a grid of trials from a TOML config; `collect`: any results folder as one CSV;
 - `reproduce`: a named reproduction as a description of its trials, summary and figures;

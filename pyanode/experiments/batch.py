@@ -20,7 +20,6 @@ from typing import Any
 
 from pyanode._errors import DataError, FolderError, SpecError
 from pyanode.experiments import store
-from pyanode.experiments.checkpoint import load_checkpoint
 from pyanode.experiments.engines import AbstractEngine, InProcess, WorkerDied
 from pyanode.experiments.runner import (
     RunOptions,
@@ -30,6 +29,7 @@ from pyanode.experiments.runner import (
     effective_threads,
     execute_trial,
     failure_fields,
+    load_checkpoint,
     prepare,
     result_base,
 )

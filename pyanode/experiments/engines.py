@@ -458,8 +458,6 @@ class DaskEngine(AbstractEngine):
         import dask
         from distributed import Client, LocalCluster
 
-        from pyanode.experiments._dask import ReportExits
-
         stack = contextlib.ExitStack()
         try:
             stack.enter_context(_quiet("distributed"))
@@ -486,11 +484,65 @@ class DaskEngine(AbstractEngine):
             else:
                 client = stack.enter_context(_connect(Client, self.scheduler))
             with contextlib.suppress(Exception):  # the signal of a dead worker, where it can
-                client.register_plugin(ReportExits())
+                client.register_plugin(_report_exits())
             return _Futures(stack, client, fn, tasks)
         except BaseException:
             stack.close()
             raise
+
+
+# Dask retries a task whose worker died and, past its `allowed-failures`, gives up with
+# `KilledWorker`, but the signal that killed the worker (SIGKILL from the out-of-memory killer,
+# say) is only in the nanny's log: a nanny plugin sends each worker's exit code to the scheduler's
+# event log under this topic, so that a trial whose workers keep dying is recorded with the
+# signal, as on the local pool.
+_EXIT_TOPIC = "pyanode-worker-exit"
+
+
+def _report_exits() -> Any:
+    """A nanny plugin that logs `{"worker": address, "exitcode": code}` under `_EXIT_TOPIC` when
+    a worker process ends (its class is made here: it subclasses Dask's `NannyPlugin`, and
+    pyanode imports distributed only when a Dask engine runs).
+
+    It hooks the nanny's own exit callback (not a public API of Dask): where that callback is
+    missing, nothing is reported and the signal stays unknown.
+    """
+    from distributed.diagnostics.plugin import NannyPlugin
+
+    class ReportExits(NannyPlugin):
+        name = "pyanode-report-exits"
+        idempotent = True
+
+        def setup(self, nanny: Any) -> None:
+            original = getattr(nanny, "_on_worker_exit_sync", None)
+            if original is None:
+                return
+
+            def on_exit(exitcode: int) -> None:
+                with contextlib.suppress(Exception):
+                    address = getattr(nanny.process, "worker_address", None)
+                    nanny.log_event(_EXIT_TOPIC, {"worker": address, "exitcode": exitcode})
+                original(exitcode)
+
+            nanny._on_worker_exit_sync = on_exit  # the next worker process gets it
+            if getattr(nanny, "process", None) is not None:
+                nanny.process.on_exit = on_exit  # and the running one
+
+    return ReportExits()
+
+
+def _exit_code(client: Any, worker: str, wait: float = 3.0) -> int | None:
+    """The exit code a nanny reported for the worker at `worker` (waiting up to `wait` seconds
+    for the report, which travels apart from the task's failure), or None."""
+    deadline = time.monotonic() + wait
+    while True:
+        with contextlib.suppress(Exception):
+            for _, event in reversed(client.get_events(_EXIT_TOPIC)):
+                if isinstance(event, dict) and event.get("worker") == worker:
+                    return event.get("exitcode")
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
 
 
 def _check_reachable(address: str) -> None:
@@ -542,12 +594,10 @@ class _Futures(TaskRun):
         often as the scheduler allows) as `WorkerDied`, with the signal a nanny reported."""
         from distributed.scheduler import KilledWorker
 
-        from pyanode.experiments._dask import exit_code
-
         if not isinstance(error, KilledWorker):
             return error
         worker = getattr(error.last_worker, "address", str(error.last_worker))
-        name, how = _death(exit_code(self.client, worker))
+        name, how = _death(_exit_code(self.client, worker))
         if name is None:
             how = "see the log of its last worker"
         return WorkerDied(error.allowed_failures + 1, name, f"{how} (last on {worker})")

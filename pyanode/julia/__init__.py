@@ -16,13 +16,13 @@ import importlib
 from typing import Any
 
 from pyanode._errors import JuliaUnavailable as JuliaUnavailable
-from pyanode.julia._install import install as install
+from pyanode.julia._environment import JuliaStatus as JuliaStatus
+from pyanode.julia._environment import available as available
+from pyanode.julia._environment import install as install
+from pyanode.julia._environment import julia_package_dir as julia_package_dir
+from pyanode.julia._environment import status as status
 from pyanode.julia._load import JuliaSession as JuliaSession
 from pyanode.julia._load import load as load
-from pyanode.julia._status import JuliaStatus as JuliaStatus
-from pyanode.julia._status import available as available
-from pyanode.julia._status import julia_package_dir as julia_package_dir
-from pyanode.julia._status import status as status
 
 _LAZY = {"JuliaBackend": "pyanode.julia.backend", "JuliaFitted": "pyanode.julia.backend"}
 

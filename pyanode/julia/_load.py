@@ -16,7 +16,7 @@ from typing import Any
 
 from pyanode._errors import JuliaUnavailable
 from pyanode._validate import check_bool
-from pyanode.julia._status import INSTALL_HINT, pin_executable, status
+from pyanode.julia._environment import INSTALL_HINT, pin_executable, status
 
 _SESSION: JuliaSession | None = None
 _FAILURE: str | None = None

@@ -37,7 +37,7 @@ DEPTH_VARIANT_KINDS = ("chebyshev", "fourier", "stacked")
 
 def n_terms(spec: ModelSpec) -> int:
     """K, the basis functions of a depth-variant kind: Chebyshev `degree + 1`, Fourier
-    `2 degree + 1`, stacked `n_pieces` (as `pyanode.torch._bases`).
+    `2 degree + 1`, stacked `n_pieces` (as `pyanode.torch._depth_variant`).
 
     Raises:
         SpecError: for a kind that is not depth-variant.

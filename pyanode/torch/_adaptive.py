@@ -19,9 +19,8 @@ from torch import nn
 
 from pyanode._errors import SpecError
 from pyanode.specs import ModelSpec, SolverSpec
-from pyanode.torch._blocks import Augment, ODEBlock
 from pyanode.torch._fields import MLPField, activation
-from pyanode.torch._networks import NeuralODE
+from pyanode.torch._networks import Augment, NeuralODE, ODEBlock
 
 
 class RescaledField(nn.Module):

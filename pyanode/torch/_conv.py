@@ -7,9 +7,8 @@ from torch import nn
 
 from pyanode._errors import SpecError
 from pyanode.specs import ModelSpec, SolverSpec
-from pyanode.torch._blocks import Augment, ODEBlock
 from pyanode.torch._fields import activation
-from pyanode.torch._networks import NeuralODE
+from pyanode.torch._networks import Augment, NeuralODE, ODEBlock
 
 IMAGE_KINDS = ("node", "anode")
 

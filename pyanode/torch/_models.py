@@ -14,10 +14,9 @@ from pyanode._errors import SpecError
 from pyanode._names import MODEL_KINDS
 from pyanode.specs import ModelSpec, SolverSpec
 from pyanode.torch._adaptive import adaptive_depth
-from pyanode.torch._blocks import Augment, ODEBlock
 from pyanode.torch._depth_variant import depth_variant
 from pyanode.torch._fields import MLPField
-from pyanode.torch._networks import NeuralODE, ResNet
+from pyanode.torch._networks import Augment, NeuralODE, ODEBlock, ResNet
 
 Builder = Callable[[ModelSpec, SolverSpec, int, int], nn.Module]
 

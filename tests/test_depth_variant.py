@@ -1,5 +1,5 @@
-"""The nets of the survey beyond NODE/ANODE: bases, depth-variant layers, adaptive depth, every kind
-forward and backward with both gradient methods, and parameter matching."""
+"""pyanode.torch._depth_variant: the bases, the depth-variant layer and field, and the stacked
+NODE (Chebyshev, Fourier and Stacked nets of "Overcoming Limitations of Neural ODEs")."""
 
 from __future__ import annotations
 
@@ -9,27 +9,20 @@ import numpy as np
 import pytest
 import torch
 from numpy.polynomial import chebyshev as npcheb
-from torch import nn
 
 from pyanode import SpecError
 from pyanode.solvers import Dopri5, PIController, solve
-from pyanode.specs import MODEL_KINDS, ModelSpec, SolverSpec
+from pyanode.specs import ModelSpec, SolverSpec
 from pyanode.torch import (
-    MODELS,
-    AdaptiveDepthBlock,
     ChebyshevBasis,
     DepthVariantField,
     FourierBasis,
     GalerkinLinear,
-    MLPField,
     PiecewiseConstantBasis,
     basis_for,
     build_model,
     count_parameters,
-    match_width,
 )
-
-TIGHT = SolverSpec(solver="dp5", rtol=1e-9, atol=1e-9)
 
 
 # -- bases -------------------------------------------------------------------------------------
@@ -189,163 +182,6 @@ def test_stacked_node_is_its_pieces_solved_one_after_the_other(float64):
 
         z = solve(piece, z, a, b, **kwargs).ys
     torch.testing.assert_close(whole, z, rtol=1e-7, atol=1e-8)
-
-
-# -- adaptive depth ----------------------------------------------------------------------------
-class _Cos(nn.Module):
-    """dz/dt = cos(t): z(T) = z(0) + sin(T); t arrives per sample, shape (B, 1)."""
-
-    def forward(self, t, z, args):
-        return torch.cos(t).expand_as(z)
-
-
-class _Decay(nn.Module):
-    """dz/dt = -z: z(T) = z(0) exp(-T)."""
-
-    def forward(self, t, z, args):
-        return -z
-
-
-def _linear_depth(weight: float, bias: float) -> nn.Linear:
-    g = nn.Linear(1, 1)
-    with torch.no_grad():
-        g.weight.fill_(weight)
-        g.bias.fill_(bias)
-    return g
-
-
-@pytest.mark.parametrize(
-    ("field", "exact"),
-    [(_Cos(), lambda z0, T: z0 + torch.sin(T)), (_Decay(), lambda z0, T: z0 * torch.exp(-T))],
-)
-def test_adaptive_depth_honours_each_samples_end_time(field, exact, float64):
-    block = AdaptiveDepthBlock(nn.Linear(1, 1), field, TIGHT)
-    block.depth_net = _linear_depth(2.0, 0.5)  # T(x) = softplus(2 x + 0.5) + 0.01
-    x = torch.linspace(-1.5, 1.5, 7).reshape(7, 1)
-    z0 = torch.randn(7, 2, generator=torch.Generator().manual_seed(0))
-    end = nn.functional.softplus(2.0 * x + 0.5) + 0.01
-    assert float(end.min()) < 0.2 and float(end.max()) > 3.0  # very different depths
-    torch.testing.assert_close(block.end_times(x), end)
-    torch.testing.assert_close(block(z0, x), exact(z0, end), rtol=1e-7, atol=1e-8)
-    s = torch.tensor([0.0, 0.25, 1.0])
-    path = block(z0, x, saveat=s)  # saveat is in s: fractions of each sample's own T
-    for i, si in enumerate(s):
-        torch.testing.assert_close(path[i], exact(z0, si * end), rtol=1e-7, atol=1e-8)
-
-
-def test_adaptive_depth_starts_near_t1_and_checks_t_min():
-    model = build_model(ModelSpec(kind="adaptive-depth", hidden=4), 2, 3, SolverSpec(t1=2.0))
-    block = model.block
-    with torch.no_grad():
-        block.depth_net[-1].weight.zero_()  # leaves g_omega(x) = its last bias
-    torch.testing.assert_close(block.end_times(torch.randn(3, 2)), torch.full((3, 1), 2.0))
-    with pytest.raises(SpecError, match=r"t_min must be a number in \(0, solver.t1 = 1.0\), got 0"):
-        AdaptiveDepthBlock(nn.Linear(1, 1), _Decay(), SolverSpec(), t_min=0)
-
-
-@pytest.mark.parametrize(
-    ("gradient", "solver", "rel"),
-    [
-        ("backprop", SolverSpec(solver="rk4", dt=0.02), 1e-6),
-        ("adjoint", SolverSpec(solver="dp5", rtol=1e-10, atol=1e-10), 1e-5),
-    ],
-)
-def test_adaptive_depth_gradients_reach_omega(gradient, solver, rel, float64):
-    torch.manual_seed(0)
-    field = MLPField(2, 6, act="tanh")
-    block = AdaptiveDepthBlock(
-        nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1)),
-        field,
-        solver.replace(gradient=gradient),
-    )
-    x = torch.randn(5, 2)
-    c = torch.randn(5, 2)
-
-    def loss() -> torch.Tensor:
-        return (block(x, x) * c).sum()
-
-    loss().backward()
-    omega = list(block.depth_net.parameters())
-    assert all(p.grad is not None for p in omega)
-    for p in omega:
-        flat, grad = p.data.view(-1), p.grad.view(-1)
-        for i in range(flat.numel()):
-            with torch.no_grad():
-                flat[i] += 1e-6
-                up = loss().item()
-                flat[i] -= 2e-6
-                down = loss().item()
-                flat[i] += 1e-6
-            fd = (up - down) / 2e-6
-            assert grad[i].item() == pytest.approx(fd, rel=rel, abs=1e-8)
-    assert any(p.grad.abs().max() > 1e-3 for p in omega)
-
-
-# -- every kind, both gradient methods ---------------------------------------------------------
-def test_every_model_kind_has_a_builder():
-    assert set(MODEL_KINDS) <= set(MODELS)
-
-
-@pytest.mark.parametrize("kind", MODEL_KINDS)
-def test_every_kind_runs_forward_and_backward_with_both_gradient_methods(kind, float64):
-    # tanh: through ReLU's kinks the backsolve adjoint converges only slowly with the tolerance
-    augment = 1 if kind == "anode" else 0
-    spec = ModelSpec(kind=kind, hidden=6, activation="tanh", augment_dim=augment, n_pieces=2)
-    x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
-    y = torch.arange(8) % 3
-    grads = {}
-    for gradient in ("backprop", "adjoint"):
-        model = build_model(spec, 2, 3, TIGHT.replace(gradient=gradient), seed=0)
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        grads[gradient] = [p.grad for p in model.parameters()]
-        assert all(g is not None and torch.isfinite(g).all() for g in grads[gradient])
-        assert sum(float(g.abs().sum()) for g in grads[gradient]) > 0
-    for a, b in zip(grads["backprop"], grads["adjoint"], strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
-
-
-def test_data_controlled_gradient_flows_through_the_control_input(float64):
-    # tanh: with ReLU's kinks the adaptive steps make z(1) only piecewise smooth at 1e-6 scale
-    spec = ModelSpec(kind="data-controlled", hidden=6, activation="tanh")
-    model = build_model(spec, 2, 3, TIGHT, seed=0)
-    x = torch.randn(4, 2, requires_grad=True)
-    c = torch.randn(4, 3)
-    (model(x) * c).sum().backward()
-    # the part that enters through the control path alone: x fixed in z(0), moved in the field
-    block, head = model.block, model.output_map
-    x0 = x.detach()
-
-    def through_control(u: torch.Tensor) -> float:
-        with torch.no_grad():
-            return float((head(block(x0, u)) * c).sum())
-
-    direction = torch.randn(4, 2)
-    fd = (through_control(x0 + 1e-6 * direction) - through_control(x0 - 1e-6 * direction)) / 2e-6
-    u = x0.clone().requires_grad_(True)
-    (head(block(x0, u)) * c).sum().backward()
-    assert float((u.grad * direction).sum()) == pytest.approx(fd, rel=1e-5)
-    assert u.grad.abs().max() > 1e-4
-
-
-# -- parameter matching ------------------------------------------------------------------------
-def test_match_width_finds_the_closest_count(float64):
-    spec = ModelSpec(kind="node")
-    width, n = match_width(spec, 2, 3, 1300)
-    counts = {w: w * w + 7 * w + 11 for w in range(1, 80)}  # NODE on R^2, 3 classes, by hand
-    best = min(counts, key=lambda w: abs(counts[w] - 1300))
-    assert (width, n) == (best, counts[best]) == (33, 1331)
-    assert count_parameters(spec.replace(hidden=width), 2, 3) == n
-    assert match_width(ModelSpec(kind="resnet"), 2, 3, 1300) == (33, 1298)  # Table 1: 33, 1.3k
-
-
-def test_match_width_errors():
-    with pytest.raises(SpecError, match=r"width 32 gives 1259 \(-3.2%\), width 33 gives 1331"):
-        match_width(ModelSpec(kind="node"), 2, 3, 1300, tolerance=0.01)
-    with pytest.raises(SpecError, match="budget must be an integer > 0, got 0"):
-        match_width(ModelSpec(kind="node"), 2, 3, 0)
-    with pytest.raises(SpecError, match=r"tolerance must be a number in \(0, 1\), got 1.5"):
-        match_width(ModelSpec(kind="node"), 2, 3, 1300, tolerance=1.5)
 
 
 def test_flat_parameters_of_a_galerkin_layer_are_coefficient_major(float64):

@@ -1,4 +1,5 @@
-"""Detecting Julia without Julia: no executable, fake ones that are too old, broken or hanging.
+"""pyanode.julia._environment (and _load): detecting Julia without Julia: no executable, fake ones
+that are too old, broken or hanging; installing with a failing or hanging one.
 
 Every test runs with a PATH holding only a temporary folder (where a fake `julia` script may be
 written), HOME in a temporary folder and juliapkg's project in a temporary folder, so that the
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pyanode._errors import DataError, JuliaUnavailable, SpecError
-from pyanode.julia import _status, available, install, julia_package_dir, load, status
+from pyanode.julia import _environment, available, install, julia_package_dir, load, status
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="fake julia scripts need a POSIX sh")
 
@@ -256,7 +257,12 @@ def write_meta(
         "bindir": "",
         "deps_files": files,
         "pkgs": [
-            {"name": "PyANODE", "uuid": _status.PYANODE_UUID, "dev": True, "path": str(julia_dir)},
+            {
+                "name": "PyANODE",
+                "uuid": _environment.PYANODE_UUID,
+                "dev": True,
+                "path": str(julia_dir),
+            },
             *({"name": name, "uuid": "00000000-0000-0000-0000-000000000000"} for name in extra),
         ],
         "offline": False,
@@ -395,9 +401,9 @@ def test_disabled_by_environment(bin_dir, monkeypatch):
 
 
 def test_missing_juliacall_package(bin_dir, monkeypatch):
-    real = _status.importlib.util.find_spec
+    real = _environment.importlib.util.find_spec
     monkeypatch.setattr(
-        _status.importlib.util,
+        _environment.importlib.util,
         "find_spec",
         lambda name: None if name == "juliacall" else real(name),
     )
@@ -462,7 +468,7 @@ def test_auto_backend_falls_back_to_torch_once(bin_dir, monkeypatch, caplog):
     assert said == [
         "backend 'auto': using torch (Julia: no Julia executable found (looked at PYANODE_JULIA, "
         "PYTHON_JULIACALL_EXE, PYTHON_JULIAPKG_EXE, PATH and ~/.juliaup); "
-        f"{_status.GET_JULIA_HINT})"
+        f"{_environment.GET_JULIA_HINT})"
     ]
     backend = backends.get_backend("julia")
     assert backend.name == "julia"
