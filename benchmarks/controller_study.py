@@ -151,7 +151,7 @@ def last_step(seeds: int) -> list[dict]:
 def controllers(seeds: int, reps: int) -> list[dict]:
     rows = []
     problems = [mlp_problem(seed, 256, 32) for seed in range(seeds)]
-    problems += [mlp_problem(0, 1024, 256), van_der_pol()]
+    problems += [mlp_problem(0, 256, 256), van_der_pol()]
     for p in problems:
         for solver in (Dopri5(), Tsit5()):
             ref = reference(p, solver)
@@ -242,7 +242,7 @@ def summarise_controllers(rows: list[dict]) -> list[dict]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the JSON")
-    parser.add_argument("--seeds", type=int, default=4, help="random MLP fields per part")
+    parser.add_argument("--seeds", type=int, default=2, help="random MLP fields per part")
     parser.add_argument("--reps", type=int, default=3, help="timed repeats per solve")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 rep (a smoke test)")
     args = parser.parse_args(argv)
