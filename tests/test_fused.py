@@ -24,7 +24,7 @@ from pyanode.solvers import (
     solve,
 )
 from pyanode.torch import MLPField
-from pyanode.torch._fused import MLPKernel
+from pyanode.torch._fused import MLPKernel, stacks_records
 
 GRADIENTS = (Backprop(), Adjoint(), Adjoint(seminorm=False))
 
@@ -239,4 +239,37 @@ def test_gradients_summed_in_chunks(gradient, setting, monkeypatch, float64):
     fused = _run(field, field, y0, x, gradient, **kwargs)
     plain = _run(field, Plain(field), y0, x, gradient, **kwargs)
     assert fused[2].nfe_backward >= 12  # three folds or more
+    _assert_equal(fused, plain, rtol=1e-10)
+
+
+def test_gradient_path_by_shape():
+    """Small records are stacked (one product per weight), large ones accumulated in place."""
+    assert stacks_records(96, 32) and stacks_records(256, 32) and stacks_records(5, 16)
+    assert not stacks_records(1024, 32) and not stacks_records(8192, 32)
+    assert not stacks_records(96, 256) and not stacks_records(1024, 256)
+
+
+@pytest.mark.parametrize("gradient", GRADIENTS, ids=repr)
+@pytest.mark.parametrize("setting", ["dp5", "tsit5-jump", "rk4-fixed"])
+def test_accumulated_gradients(gradient, setting, monkeypatch, float64):
+    """The record-by-record accumulation (forced at a small shape, with a data control, the
+    time column and the adjoint's weighted records) equals autograd."""
+    monkeypatch.setattr("pyanode.torch._fused.stacks_records", lambda batch, hidden: False)
+    field = _field("tanh", control_dim=2)
+    gen = torch.Generator().manual_seed(7)
+    y0, x = torch.randn(5, 3, generator=gen), torch.randn(5, 2, generator=gen)
+    kwargs = SETTINGS[setting]
+    fused = _run(field, field, y0, x, gradient, **kwargs)
+    plain = _run(field, Plain(field), y0, x, gradient, **kwargs)
+    _assert_equal(fused, plain, rtol=1e-10)
+
+
+@pytest.mark.parametrize("gradient", [Backprop(), Adjoint()], ids=repr)
+def test_fused_equals_autograd_at_a_large_batch(gradient, float64):
+    """Batch 2048, width 64 (the accumulated gradient path): forward and gradients agree."""
+    field = _field("relu", dim=2, hidden=64, scale=1.0)
+    y0 = torch.randn(2048, 2, generator=torch.Generator().manual_seed(8))
+    assert not stacks_records(2048, 64)
+    fused = _run(field, field, y0, None, gradient)
+    plain = _run(field, Plain(field), y0, None, gradient)
     _assert_equal(fused, plain, rtol=1e-10)

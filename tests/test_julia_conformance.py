@@ -248,7 +248,8 @@ def test_forward_nfe_within_one_step(solver_name, julia):
     """Both backends start from the same first step (`dt`) and control the step size alike
     (the integral controller with safety 0.9 and factors in [0.2, 10], on the RMS norm of the
     error relative to `atol + rtol max(|y_n|, |y_n+1|)`), so they take the same steps but for
-    the last one (torch stretches a step by up to 1 % to land on t1, OrdinaryDiffEq does not)
+    the last one (torch stretches a step by up to 1/safety to land on t1, or halves the rest,
+    where OrdinaryDiffEq clips the last step)
     and the rare step after a rejection (torch does not let it grow). That bounds the gap by one
     step's evaluations. Without a given `dt` each picks its own first step (OrdinaryDiffEq
     spends one more evaluation on it), and the steps differ from the first on."""

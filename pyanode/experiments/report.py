@@ -98,7 +98,7 @@ class Job:
     def documented_out(self) -> str:
         if self.words[:1] == ("study",):
             return f"results/studies/{self.words[1]}"
-        return "results/benchmarks" if self.module == "benchmarks.run" else "results"
+        return "results/benchmarks" if self.module.startswith("benchmarks.") else "results"
 
 
 def _reproduction(name: str, options: str = "", suffix: str = "", *, estimate: float) -> Job:
@@ -134,6 +134,8 @@ JOBS: tuple[Job, ...] = (
         module="benchmarks.run", pin=True),
     Job("benchmarks-memory", (), (), 900, module="benchmarks.memory", stdout="memory.md",
         pin=True),
+    Job("controller-study", ("--out", "{out}"), ("controller_study.json",), 900,
+        module="benchmarks.controller_study", pin=True),
 )
 # fmt: on
 JOB_NAMES = tuple(job.name for job in JOBS)

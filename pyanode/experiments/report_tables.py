@@ -570,6 +570,56 @@ def study_batch_coupling(data: Data) -> str:
     ])  # fmt: skip
 
 
+def controller_study(data: Data) -> str:
+    """The last-step rules and the PI coefficients (`benchmarks/controller_study.py`)."""
+    study = data.json("controller-study", "controller_study.json")
+    config = study["config"]
+    by = {(e["rule"], e["band"]): e for e in study["last_step"]["summary"]}
+    rules = list(dict.fromkeys(e["rule"] for e in study["last_step"]["summary"]))
+    bands = list(dict.fromkeys(e["band"] for e in study["last_step"]["summary"]))
+    issue = {r["rule"]: r for r in study["last_step"]["rows"] if "B=8192" in r["problem"]}
+    steps = []
+    for rule in rules:
+        cells = []
+        for band in bands:
+            e = by[rule, band]
+            cells.append(f"{e['nfe'] / e['nfe_clip'] - 1:+.1%} ({e['fewer']}/{e['more']})")
+        e = by[rule, "all"]
+        extra = [f"{issue[rule]['nfe']}"] if issue else []
+        steps.append([rule, *cells, f"{e['rejected']}", f"{e['error_ratio']:.2f}", *extra])
+    n_cases = by[rules[0], "all"]["cases"]
+    header = ["rule", *(f"NFE vs clip, {b} (solves fewer/more)" for b in bands),
+              "rejected steps", "error / clip's (geometric mean)",
+              *(["issue 18 case: NFE"] if issue else [])]  # fmt: skip
+    levels = config["levels"]
+    summary = study["controller"]["summary"]
+    names = list(dict.fromkeys(e["controller"] for e in summary))
+    at = {(e["controller"], e["level"]): e for e in summary}
+    rows = []
+    for name in names:
+        entries = [at[name, level] for level in levels]
+        rows.append([f"{name}: {entries[0]['source']}",
+                     *(f"{e['nfe']:.2f}" for e in entries),
+                     *(f"{e['seconds']:.2f}" for e in entries),
+                     f"{entries[0]['rejected']}"])  # fmt: skip
+    problems = sorted({r["problem"] for r in study["controller"]["rows"]})
+    tols = ", ".join(sci(t, 0) for t in config["tolerances"])
+    return "\n\n".join([
+        table(header, steps, "l" + "r" * (len(header) - 1)),
+        f"Dopri5, float64, {n_cases} solves (random MLP fields, t1 in "
+        f"{_items(f'{t:g}' for t in config['end_times'])}, rtol = atol in {tols}); error "
+        "relative to an rtol 1e-12 solve.",
+        table(["controller (pcoeff/icoeff)",
+               *(f"NFE to {sci(v, 0)}" for v in levels),
+               *(f"time to {sci(v, 0)}" for v in levels), "rejected steps"], rows,
+              "l" + "r" * (2 * len(levels) + 1)),
+        "Cost to reach a relative error (log-log interpolation along each work-precision "
+        "curve over the tolerances), over the default's: geometric mean over the curves "
+        f"(Dopri5 and Tsit5 on {_items(problems)}); time: median of {config['reps']} solves.",
+        data.source("controller-study"),
+    ])  # fmt: skip
+
+
 # -- benchmarks/README.md ----------------------------------------------------------------------
 PEERS = ("torchdiffeq", "torchdyn")
 SHORT = {"pyanode": "pa", "torchdiffeq": "tde", "torchdyn": "tdy"}
@@ -715,6 +765,7 @@ REGIONS: dict[str, RegionSpec] = {
     "study-reference": RegionSpec("docs/studies.md", study_reference),
     "study-cross-solver": RegionSpec("docs/studies.md", study_cross_solver),
     "study-batch-coupling": RegionSpec("docs/studies.md", study_batch_coupling),
+    "controller-study": RegionSpec("docs/studies.md", controller_study),
     "bench-training": RegionSpec("benchmarks/README.md", bench_training),
     "bench-solve": RegionSpec("benchmarks/README.md", bench_solve),
     "bench-targets": RegionSpec("benchmarks/README.md", bench_targets),

@@ -12,7 +12,7 @@ import abc
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from pyanode._errors import SolverError
 from pyanode._validate import check_int, check_number
@@ -26,13 +26,11 @@ class AbstractStepSizeController(abc.ABC):
         max_steps: step budget (accepted plus rejected) of one solve.
         dtmin: the smallest step size allowed (None: only the precision floor).
         tolerances: `(rtol, atol)` of the error ratio, or None when the steps need none.
-        stretch: a stop within `stretch * dt` is reached in one step (see `lands`).
     """
 
     max_steps: int
     dtmin: float | None = None
     tolerances: tuple[float, float] | None = None
-    stretch: ClassVar[float] = 1.0
 
     @abc.abstractmethod
     def check_solver(self, solver: AbstractSolver) -> None:
@@ -67,10 +65,11 @@ class AbstractStepSizeController(abc.ABC):
         the solution is at if the step is accepted. The next step size is not checked here:
         the loop raises `SolverError` when it falls below `max(dtmin, floor)`."""
 
-    def lands(self, rest: float, dt: float, floor: float) -> bool:
-        """Whether the next step goes the `rest` of the way to the next stop, for a proposed
-        step size `dt`: when `rest` is within `stretch * dt` (plus the precision floor)."""
-        return rest <= self.stretch * dt + floor
+    @abc.abstractmethod
+    def toward(self, rest: float, dt: float, floor: float) -> tuple[float, bool]:
+        """`(h, lands)`: the size of the next step, `rest` away from the next stop, for the
+        proposed size `dt`, and whether it lands on the stop (then `h == rest`). Never more
+        than `rest`: a step that does not land leaves more than the precision `floor`."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +83,8 @@ class PIController(AbstractStepSizeController):
     I-controller (torchdiffeq's and diffrax's default), `pcoeff=0.2, icoeff=0.65` is Hairer's
     DOPRI5 PI controller. A rejected step shrinks `dt` (never grows it), and the step after a
     rejection does not grow either; a step clipped short to land on a stop keeps `dt` for the
-    next unless its error asks for less. Steps are clipped to land exactly on `t1`, the
-    `saveat` times and the jump times; when the rest of the way to one is less than `1.01 dt`
-    it is taken in one step, as in Hairer's DOPRI5.
+    next unless its error asks for less. Steps land exactly on `t1`, the landed `saveat`
+    times and the jump and step times, and never leave a sliver before one (see `toward`).
 
     Arguments:
         rtol, atol: relative and absolute tolerance.
@@ -119,7 +117,6 @@ class PIController(AbstractStepSizeController):
     dtmin: float | None = None
     dtmax: float | None = None
     max_steps: int = 10_000
-    stretch: ClassVar[float] = 1.01
 
     def __post_init__(self) -> None:
         def number(name: str, **bounds: Any) -> None:
@@ -159,6 +156,20 @@ class PIController(AbstractStepSizeController):
         # state: the previous error ratio, whether the last step was rejected, the exponents
         return dt, (1.0, False, -(self.icoeff + self.pcoeff) / order, self.pcoeff / order)
 
+    def toward(self, rest, dt, floor):
+        """The last steps before a stop: `dt` is `safety` times the step the error estimate
+        predicts to meet the tolerance, so a stop within `dt / safety` (at most `dtmax`) is
+        reached in one step, stretched; one within twice that in two equal steps; else `dt`.
+        A sliver (a last step of a few % of `dt`, a full step's evaluations) never remains."""
+        reach = dt / self.safety
+        if self.dtmax is not None:
+            reach = max(dt, min(reach, self.dtmax))
+        if rest <= reach + floor:
+            return rest, True
+        if rest <= 2.0 * reach:
+            return 0.5 * rest, False
+        return dt, False
+
     def adapt(self, ratio, t, h, dt, state):
         err_prev, rejected, expo_err, expo_prev = state
         if ratio <= 1.0:
@@ -167,7 +178,7 @@ class PIController(AbstractStepSizeController):
             if rejected:
                 factor = min(factor, 1.0)
             dt_next = h * factor
-            if h < dt:  # clipped to land on a stop: keep dt unless the error asks for less
+            if h < dt:  # shortened before a stop: keep dt unless the error asks for less
                 dt_next = max(dt_next, min(dt, h * raw))
             if self.dtmax is not None:
                 dt_next = min(dt_next, self.dtmax)
@@ -201,7 +212,6 @@ class ConstantStepSize(AbstractStepSizeController):
 
     dt: float
     max_steps: int = 10_000
-    stretch: ClassVar[float] = 1.0 + 1e-9
 
     def __post_init__(self) -> None:
         check_number("ConstantStepSize dt", self.dt, low=0.0, strict_low=True)
@@ -211,7 +221,7 @@ class ConstantStepSize(AbstractStepSizeController):
         return None
 
     def init(self, t0, t1, stops, floor, order, select):
-        tol = (self.stretch - 1.0) * self.dt + floor
+        tol = self._slack + floor
         n = self._count(t0, stops, tol) if self.dt >= floor else 0  # else the loop refuses dt
         if n > self.max_steps:
             raise SolverError(
@@ -223,6 +233,17 @@ class ConstantStepSize(AbstractStepSizeController):
                 f"more than max_steps={self.max_steps}: increase max_steps or dt",
             )
         return self.dt, (t0, tol)
+
+    @property
+    def _slack(self) -> float:
+        """How far past a grid point a stop may lie and still be landed on from the one before
+        (round-off in `t0 + n dt`)."""
+        return 1e-9 * self.dt
+
+    def toward(self, rest, dt, floor):
+        if rest <= dt + self._slack + floor:
+            return rest, True
+        return dt, False
 
     def _count(self, t0: float, stops: Sequence[float], tol: float) -> int:
         """The steps of a solve: per stop, the grid points before it (those within `tol` of it

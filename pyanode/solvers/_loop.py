@@ -165,11 +165,11 @@ def integrate(
             k0_time = None
         if n_steps >= controller.max_steps:
             raise SolverError("max_steps", t, dt * direction, counts.nfe)
-        landing = controller.lands((stop.t - t) * direction, dt, floor)
+        h, landing = controller.toward((stop.t - t) * direction, dt, floor)
         if landing:
             t_next, t_end = stop.t, stop.t_end
         else:
-            t_next = t_end = t + dt * direction
+            t_next = t_end = t + h * direction
         y1, ratio, record = stepper.step(t, t_next, y, k0, t_end)
         counts.nfe += n_new
         n_steps += 1
