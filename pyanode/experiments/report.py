@@ -98,7 +98,7 @@ class Job:
     def documented_out(self) -> str:
         if self.words[:1] == ("study",):
             return f"results/studies/{self.words[1]}"
-        return "results/benchmarks" if self.module == "benchmarks.run" else "results"
+        return "results/benchmarks" if self.module.startswith("benchmarks.") else "results"
 
 
 def _reproduction(name: str, options: str = "", suffix: str = "", *, estimate: float) -> Job:
@@ -134,6 +134,9 @@ JOBS: tuple[Job, ...] = (
         module="benchmarks.run", pin=True),
     Job("benchmarks-memory", (), (), 900, module="benchmarks.memory", stdout="memory.md",
         pin=True),
+    Job("benchmarks-scaling",
+        ("--json", "{out}/scaling.json", "--figure", "benchmarks/work_precision.png"),
+        ("scaling.json",), 900, module="benchmarks.scaling", pin=True),
 )
 # fmt: on
 JOB_NAMES = tuple(job.name for job in JOBS)
@@ -377,8 +380,9 @@ def _settings(job: Job, folder: Path) -> dict[str, Any]:
         path = folder / name
         if path.exists():
             return {"settings": store.read_json(path)[key]}
-    if (folder / "cpu.json").exists():
-        return {"settings": store.read_json(folder / "cpu.json")["args"]}
+    for name in ("cpu.json", "scaling.json"):  # the benchmarks store their arguments
+        if (folder / name).exists():
+            return {"settings": store.read_json(folder / name)["args"]}
     return {"settings": {"argv": job.command(Path("OUT"))}}
 
 

@@ -571,14 +571,16 @@ def study_batch_coupling(data: Data) -> str:
 
 
 # -- benchmarks/README.md ----------------------------------------------------------------------
-PEERS = ("torchdiffeq", "torchdyn")
-SHORT = {"pyanode": "pa", "torchdiffeq": "tde", "torchdyn": "tdy"}
-# the speed targets of issue 7: (configuration, peer, speed-up at least)
+PEERS = ("torchdiffeq", "torchdyn", "diffrax")
+SHORT = {"pyanode": "pa", "torchdiffeq": "tde", "torchdyn": "tdy", "diffrax": "dfx"}
+# the speed targets of issues 7 and 14: (configuration, peer, speed-up at least)
 TARGETS = tuple((f"node/{gradient}/{data}", peer, goal)
                 for gradient, peer, goal in (("backprop", "torchdyn", 5.0),
                                              ("backprop", "torchdiffeq", 7.0),
                                              ("adjoint", "torchdyn", 4.0))
                 for data in ("three-spheres", "concentric-spheres"))  # fmt: skip
+PER_BATCH_OF_DIFFRAX = 0.8  # issue 14: pyanode's time per training batch at most this x diffrax's
+FLOOR_FACTOR = 2.0  # issue 14: one forward solve within this factor of the arithmetic floor
 
 
 def _median(values: Sequence[float]) -> float:
@@ -597,6 +599,12 @@ def _epoch(results: list[dict[str, Any]]) -> dict[str, float]:
     return {r["library"]: _median(r["epochs"]["wall"]) for r in results}
 
 
+def _batches(cpu: dict[str, Any]) -> int:
+    """Training batches per epoch of the run."""
+    args = cpu["args"]
+    return -(-int(args["points"]) // int(args["batch_size"]))
+
+
 def _speed(mine: float, theirs: float) -> str:
     return f"{mine / theirs:.3f} ({theirs / mine:.1f}x)"
 
@@ -606,30 +614,40 @@ def _nfe(pair: Sequence[float]) -> str:
 
 
 def bench_training(data: Data) -> str:
-    training = data.json("benchmarks", "cpu.json")["training"]
-    rows = []
-    for config, results in training.items():
+    cpu = data.json("benchmarks", "cpu.json")
+    rows, per_batch = [], 1e3 / _batches(cpu)
+    present = [
+        lib
+        for lib in ("pyanode", *PEERS)
+        if any(r["library"] == lib for rs in cpu["training"].values() for r in rs)
+    ]
+    peers = present[1:]
+    for config, results in cpu["training"].items():
         by, epoch = {r["library"]: r for r in results}, _epoch(results)
-        libs = [lib for lib in ("pyanode", *PEERS) if lib in by]
+        compiled = by.get("diffrax", {}).get("compile_s")
         rows.append([
-            _config_name(config), *(f"{epoch[lib]:.4f}" for lib in libs),
-            *(_speed(epoch["pyanode"], epoch[peer]) for peer in PEERS if peer in by),
-            ", ".join(_nfe(by[lib]["nfe_last"]) for lib in libs),
-            " / ".join(f"{by[lib]['test_acc']:.3f}" for lib in libs),
+            _config_name(config), *(f"{epoch[lib] * per_batch:.2f}" for lib in present),
+            *(_speed(epoch["pyanode"], epoch[peer]) for peer in peers),
+            ", ".join(_nfe(by[lib]["nfe_last"]) for lib in present),
+            " / ".join(f"{by[lib]['test_acc']:.3f}" for lib in present),
             " / ".join("—" if by[lib]["peak_mib"] is None else f"{by[lib]['peak_mib']:.1f}"
-                       for lib in libs),
+                       for lib in present),
+            *([] if "diffrax" not in peers else ["—" if compiled is None else f"{compiled:.1f}"]),
         ])  # fmt: skip
-    short = " / ".join(SHORT.values())
-    header = ["configuration", "pyanode", *PEERS, *(f"pyanode / {p}" for p in PEERS),
-              f"NFE f/b per batch, last ({short})", f"test acc ({short})",
-              f"peak MiB per batch ({short})"]  # fmt: skip
+    short = " / ".join(SHORT[lib] for lib in present)
+    header = ["configuration", *(f"{lib} ms/batch" for lib in present),
+              *(f"pyanode / {p}" for p in peers), f"NFE f/b per batch, last ({short})",
+              f"test acc ({short})", f"peak MiB per batch ({short})",
+              *(["diffrax compile s"] if "diffrax" in peers else [])]  # fmt: skip
     return "\n\n".join([table(header, rows), _bench_source(data)])
 
 
 def _bench_source(data: Data) -> str:
-    args = data.json("benchmarks", "cpu.json")["args"]
-    load = data.json("benchmarks", "cpu.json").get("load", "")
-    return (f"Seconds per epoch: median of {args['epochs']} timed epochs (wall clock). "
+    cpu = data.json("benchmarks", "cpu.json")
+    args, load = cpu["args"], cpu.get("load", "")
+    return (f"ms per training batch (forward, loss, backward and Adam): the median epoch of "
+            f"{args['epochs']} timed epochs (wall clock) over its {_batches(cpu)} batches; "
+            f"diffrax's compilation is not in it (last column, once per batch shape). "
             f"During the run: {load}.\n\n" + data.source("benchmarks"))  # fmt: skip
 
 
@@ -648,34 +666,125 @@ def bench_solve(data: Data) -> str:
                          " / ".join(_nfe(by[lib, mode]["nfe"][: 1 if mode == "forward" else 2])
                                     for lib in libs),
                          f"{_median(mine['wall']) / (nfe * mlp):.2f}"])  # fmt: skip
+        compiled = [f"{mode} {by['diffrax', mode]['compile_s']:.1f} s"
+                    for mode in dict.fromkeys(r["mode"] for r in entry["results"])
+                    if ("diffrax", mode) in by]  # fmt: skip
         parts.append(
             f"{kind.upper()}; bare MLP: {mlp * 1e3:.3f} ms forward, "
-            f"{entry['mlp_forward_vjp_s'] * 1e3:.3f} ms forward + VJP (autograd).\n\n"
+            f"{entry['mlp_forward_vjp_s'] * 1e3:.3f} ms forward + VJP (autograd)"
+            + (f"; diffrax compiles once: {', '.join(compiled)}" if compiled else "") + ".\n\n"
             + table(["mode", *libs, f"NFE f/b ({' / '.join(SHORT[lib] for lib in libs)})",
                      "pyanode solve / (NFE x MLP)"], rows)
         )  # fmt: skip
-    return "\n\n".join([*parts, "Median wall time of the calls.", data.source("benchmarks")])
+    return "\n\n".join(
+        [
+            *parts,
+            "Median wall time of the calls; NFE b of diffrax: the field evaluations in its "
+            "backward pass (recomputed forward stages included).",
+            data.source("benchmarks"),
+        ]
+    )
+
+
+def _dims(cpu: dict[str, Any]) -> dict[str, str]:
+    """The state dim of each kind of block, as the floor's keys."""
+    return {"node": "2", "anode": str(2 + int(cpu["args"]["augment_dim"]))}
+
+
+def _floor_forward(cpu: dict[str, Any]) -> dict[str, tuple[int, float, float]]:
+    """Per kind of block: pyanode's forward NFE, its forward solve (s) and the floor (s)."""
+    floor, out = cpu.get("floor"), {}
+    if floor is None:
+        return out
+    for kind, entry in cpu.get("single_solve", {}).items():
+        for r in entry["results"]:
+            if r["library"] == "pyanode" and r["mode"] == "forward":
+                per = floor["fields"][_dims(cpu)[kind]]["seconds_per_evaluation"]
+                out[kind] = (r["nfe"][0], _median(r["wall"]), r["nfe"][0] * per)
+    return out
+
+
+def bench_target_rows(cpu: dict[str, Any]) -> list[list[str]]:
+    """The targets of issues 7 and 14 checked on one run's JSON: (target, measured, met)."""
+    training, rows = cpu.get("training", {}), []
+
+    def met(ok: bool) -> str:
+        return "yes" if ok else "no"
+
+    for config, results in training.items():
+        epoch = _epoch(results)
+        if "diffrax" in epoch and "pyanode" in epoch:
+            ratio = epoch["pyanode"] / epoch["diffrax"]
+            rows.append(
+                [
+                    f"{_config_name(config)}: per batch <= {PER_BATCH_OF_DIFFRAX:g}x "
+                    "diffrax's time",
+                    f"{ratio:.2f}x",
+                    met(ratio <= PER_BATCH_OF_DIFFRAX),
+                ]
+            )
+    for config, peer, goal in TARGETS:
+        epoch = _epoch(training.get(config, []))
+        if peer in epoch and "pyanode" in epoch:
+            speed = epoch[peer] / epoch["pyanode"]
+            rows.append([f"{_config_name(config)}: epoch >= {goal:g}x faster than {peer}",
+                         f"{speed:.1f}x", met(speed >= goal)])  # fmt: skip
+    for kind, (nfe, seconds, floor) in _floor_forward(cpu).items():
+        ratio = seconds / floor
+        rows.append(
+            [
+                f"{kind.upper()}: one forward solve within {FLOOR_FACTOR:g}x of the "
+                f"arithmetic floor ({nfe} NFE)",
+                f"{ratio:.1f}x",
+                met(ratio <= FLOOR_FACTOR),
+            ]
+        )
+    return rows
 
 
 def bench_targets(data: Data) -> str:
-    training = data.json("benchmarks", "cpu.json")["training"]
-    rows = []
-    for config, peer, goal in TARGETS:
-        if config not in training:
-            continue
-        epoch = _epoch(training[config])
-        speed = epoch[peer] / epoch["pyanode"]
-        rows.append([f"{_config_name(config)}: epoch >= {goal:g}x faster than {peer}",
-                     f"{speed:.1f}x", "yes" if speed >= goal else "no"])  # fmt: skip
-    for kind, entry in data.json("benchmarks", "cpu.json")["single_solve"].items():
-        for r in entry["results"]:
-            if r["library"] == "pyanode" and r["mode"] != "adjoint":
-                nfe = r["nfe"][0] + (r["nfe"][1] if r["mode"] == "backprop" else 0)
-                ratio = _median(r["wall"]) / (nfe * entry["mlp_forward_s"])
-                rows.append([f"{kind.upper()}: one {r['mode']} solve within 3x of NFE x bare MLP",
-                             f"{ratio:.2f}x", "yes" if ratio <= 3 else "no"])  # fmt: skip
+    rows = bench_target_rows(data.json("benchmarks", "cpu.json"))
     return "\n\n".join([table(["target", "measured", "met"], rows, "lrl"),
                         data.source("benchmarks")])  # fmt: skip
+
+
+def bench_floor(data: Data) -> str:
+    """The floor's derivation: multiply-adds per evaluation, GEMM rates, NFE, the solve."""
+    cpu = data.json("benchmarks", "cpu.json")
+    floor = cpu["floor"]
+    batch, dims = floor["batch"], {d: kind.upper() for kind, d in _dims(cpu).items()}
+    rows = []
+    for dim, field in floor["fields"].items():
+        for layer in field["layers"]:
+            rows.append([f"{dims.get(dim, dim)} (d = {dim})",
+                         f"{batch} x {layer['k']} by {layer['k']} x {layer['n']}",
+                         f"{layer['macs']:,}", f"{layer['macs_per_s'] / 1e9:.1f}",
+                         f"{layer['macs_per_s_call'] / 1e9:.2f}",
+                         f"{layer['macs'] / layer['macs_per_s'] * 1e6:.2f}"])  # fmt: skip
+    solves = []
+    for kind, (nfe, seconds, low) in _floor_forward(cpu).items():
+        field = floor["fields"][_dims(cpu)[kind]]
+        solves.append(
+            [
+                kind.upper(),
+                f"{field['macs_per_evaluation']:,}",
+                f"{field['seconds_per_evaluation'] * 1e6:.2f} µs",
+                str(nfe),
+                f"{low * 1e6:.1f} µs",
+                f"{seconds * 1e6:.1f} µs",
+                f"{seconds / low:.1f}x",
+            ]
+        )
+    peak = floor["peak"]
+    return "\n\n".join([
+        f"GEMM rate of this core, one thread, float32 (`torch.mm`): {peak['macs_per_s'] / 1e9:.1f} "
+        f"GMAC/s on {' x '.join(map(str, peak['shape'][:2]))} by "
+        f"{' x '.join(map(str, peak['shape'][1:]))}; at the field's products:",
+        table(["field", "product", "MACs", f"GMAC/s ({floor['long']} x {batch} rows)",
+               f"GMAC/s (one call, {batch} rows)", "µs of arithmetic"], rows, "llrrrr"),
+        table(["block", "MACs per evaluation", "floor per evaluation", "NFE forward",
+               "floor per solve", "pyanode forward solve", "solve / floor"], solves),
+        data.source("benchmarks")])  # fmt: skip
 
 
 def bench_memory(data: Data) -> str:
@@ -718,5 +827,6 @@ REGIONS: dict[str, RegionSpec] = {
     "bench-training": RegionSpec("benchmarks/README.md", bench_training),
     "bench-solve": RegionSpec("benchmarks/README.md", bench_solve),
     "bench-targets": RegionSpec("benchmarks/README.md", bench_targets),
+    "bench-floor": RegionSpec("benchmarks/README.md", bench_floor),
     "bench-memory": RegionSpec("benchmarks/README.md", bench_memory),
 }  # fmt: skip
