@@ -1,13 +1,14 @@
 """The arithmetic floor of one forward solve: the multiply-adds of its field evaluations over this
 core's GEMM rate (`torch.mm`, one thread).
 
-One evaluation of the field `[z, t] -> Linear(d+1, h) -> ReLU -> Linear(h, h) -> ReLU ->
-Linear(h, d)` on a batch of B is three matrix products, B (d+1) h + B h h + B h d multiply-adds.
-Each product's rate is measured at its own inner shape (k, n) with a long batch (`LONG` x B rows),
-so that one call's dispatch (a few µs) does not count: that is what the arithmetic at this shape
-costs on this core. The floor of a solve is NFE times the sum of the three products' times; the
-rate of one large square product (the core's peak) and the rate of the calls at batch B itself
-(dispatch included) are stored beside it.
+One evaluation of the field `[z, t] -> Linear(d+1, h) -> ReLU -> Linear(h, h) -> ReLU -> Linear(h,
+d)` on a batch of B is three matrix products, B (d+1) h + B h h + B h d multiply-adds. Each
+product's rate is measured at its own inner shape (k, n) with a long batch (`LONG` x B rows), so
+that one call's dispatch (a few µs) does not count, in both layouts (batch-major `(B, k) @ (k, n)`
+and features-major `(n, k) @ (k, B)`, as pyanode's fused kernel computes it), the faster kept: that
+is what the arithmetic at this shape costs on this core. The floor of a solve is NFE times the sum
+of the three products' times; the rate of one large square product (the core's peak) and the rate
+of the calls at batch B itself (dispatch included) are stored beside it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ LONG = 64  # rows of the long-batch products, in multiples of the batch
 PEAK = 1024  # the large square product: PEAK x PEAK times PEAK x PEAK
 
 
-def gemm_rate(m: int, k: int, n: int, *, seconds: float = 0.2, rounds: int = 5) -> float:
+def gemm_rate(m: int, k: int, n: int, *, seconds: float = 0.2, rounds: int = 7) -> float:
     """Multiply-adds per second of `torch.mm` of (m, k) by (k, n), float32: the best of
     `rounds` rounds of about `seconds` each (the best: other processes only slow it down)."""
     gen = torch.Generator().manual_seed(0)
@@ -55,8 +56,10 @@ def measure(batch: int, hidden: int, dims: tuple[int, ...]) -> dict:
             macs = batch * k * n
             layers.append({
                 "k": k, "n": n, "macs": macs,
-                "macs_per_s": gemm_rate(LONG * batch, k, n),  # the arithmetic at this shape
-                "macs_per_s_call": gemm_rate(batch, k, n),  # one call at batch B: with dispatch
+                # the arithmetic at this shape, in the faster layout
+                "macs_per_s": max(gemm_rate(LONG * batch, k, n), gemm_rate(n, k, LONG * batch)),
+                # one call at batch B: with dispatch
+                "macs_per_s_call": max(gemm_rate(batch, k, n), gemm_rate(n, k, batch)),
             })  # fmt: skip
         out["fields"][str(dim)] = {
             "layers": layers,

@@ -1,15 +1,17 @@
 """pyanode against torchdiffeq, torchdyn and diffrax: one command, identical data, weights and
 tolerances.
 
-    .venv/bin/python -m benchmarks.run            # everything (about 5 minutes on one core)
+    .venv/bin/python -m benchmarks.run            # everything (about 10 minutes on one core)
     .venv/bin/python -m benchmarks.run --quick    # a smoke run
     .venv/bin/python -m benchmarks.run --device cuda
 
-Prints the single-solve microbenchmark, the training table (NODE and ANODE x backprop and adjoint
-x three spheres and concentric spheres) with the ratios pyanode / peer, and the issue's targets.
-The libraries take turns (rotating order) inside this one process; times are medians over
-rounds or epochs, as wall clock and as this thread's CPU time (the steadier of the two on a
-shared machine); "noise" is the interquartile range over the median of the wall times.
+Prints the single-solve microbenchmark, the arithmetic floor of one forward solve (`floor.py`),
+the training table (NODE and ANODE x backprop and adjoint x three spheres and concentric spheres)
+with the ratios pyanode / peer, and the issues' targets. The libraries take turns (rotating
+order) inside this one process; times are medians over rounds or epochs, as wall clock and as
+this thread's CPU time (the steadier of the two on a shared machine, but blind to XLA's thread:
+compare diffrax on wall time); "noise" is the interquartile range over the median of the wall
+times. diffrax's compilation is timed apart, before the timed calls and epochs.
 """
 
 from __future__ import annotations
@@ -62,6 +64,25 @@ def _diffrax_missing() -> str | None:
             return (f"cannot import {name} ({err}); install the bench extra: "
                     "pip install -e '.[bench]' (see benchmarks/README.md)")  # fmt: skip
     return None
+
+
+def available(libraries: tuple[str, ...]) -> tuple[str, ...]:
+    """The `libraries` that can run here: exits naming a torch peer that cannot be imported;
+    leaves diffrax out, saying why, when jax (or diffrax, equinox, optax) cannot."""
+    _require_peers()
+    if "diffrax" in libraries and (reason := _diffrax_missing()):
+        print(f"benchmarks: the diffrax column is skipped: {reason}")
+        return tuple(lib for lib in libraries if lib != "diffrax")
+    return libraries
+
+
+def finish(data: dict, load: LoadMeter, path: str | None) -> None:
+    """Print the machine's load during the run, and write `data` (with it) to `path`."""
+    data["load"] = load.summary()
+    print(f"\nMachine during the run: {data['load']}")
+    if path:
+        with open(path, "w") as f:
+            json.dump(data, f, indent=1, default=str)
 
 
 def _versions(libraries) -> str:
@@ -227,10 +248,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    _require_peers()
-    if "diffrax" in args.libraries and (reason := _diffrax_missing()):
-        print(f"benchmarks: the diffrax column is skipped: {reason}")
-        args.libraries = tuple(lib for lib in args.libraries if lib != "diffrax")
+    args.libraries = available(args.libraries)
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is available")
     if args.device == "cuda" and "diffrax" in args.libraries:
@@ -278,11 +296,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{-(-args.points // args.batch_size)} batches each)\n\n{text}"
         )
     print("\n## Targets of the issue\n\n" + targets(data))
-    data["load"] = load.summary()
-    print(f"\nMachine during the run: {data['load']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1, default=str)
+    finish(data, load, args.json)
 
 
 if __name__ == "__main__":

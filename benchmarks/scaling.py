@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import math
 import sys
 from dataclasses import asdict
@@ -47,8 +46,6 @@ SIZES = ((2, 96, 32), (2, 1024, 32), (2, 8192, 32), (2, 1024, 256), (20, 1024, 2
 PRECISION_SIZES = ((2, 96, 32), (2, 1024, 256))
 TOLERANCES = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
 LIBRARIES = ("pyanode fused", "pyanode generic", "torchdiffeq", "torchdyn", "diffrax")
-PEERS = LIBRARIES[2:]
-MINE = "pyanode fused"  # the target's pyanode: the path `build_model` and `MLPField` take
 
 
 class PlainField(nn.Module):
@@ -314,7 +311,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-sizes", dest="sizes_run", action="store_false")
     parser.add_argument("--no-precision", dest="precision_run", action="store_false")
     parser.add_argument(
-        "--quick", action="store_true", help="3 rounds, two sizes, four tolerances (a smoke run)"
+        "--quick",
+        action="store_true",
+        help="3 rounds, two small sizes, four tolerances (a smoke run)",
     )
     parser.add_argument("--json", help="write every measurement to this file")
     parser.add_argument("--figure", help="write the work-precision figure (PNG) here")
@@ -323,18 +322,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.rounds, args.precision_rounds, args.budget = 3, 3, 0.2
         args.sizes, args.tolerances = SIZES[:2], TOLERANCES[::2]
+        args.precision_sizes = ((2, 96, 32), (2, 256, 32))
     args.libraries = tuple(args.libraries)
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    from benchmarks.run import _diffrax_missing, _require_peers, _versions
+    from benchmarks.run import _versions, available, finish
 
     args = parse(argv)
-    _require_peers()
-    if "diffrax" in args.libraries and (reason := _diffrax_missing()):
-        print(f"benchmarks: the diffrax column is skipped: {reason}")
-        args.libraries = tuple(lib for lib in args.libraries if lib != "diffrax")
+    args.libraries = available(args.libraries)
     torch.set_num_threads(1)
     load = LoadMeter()
     print(f"# Cost as the work grows\n\n{_versions(args.libraries)}\n")
@@ -349,11 +346,7 @@ def main(argv: list[str] | None = None) -> None:
             panel["time_to_error"] = time_to_error(panel["points"])
         if args.figure:
             plot(data["precision"], args.figure)
-    data["load"] = load.summary()
-    print(f"\nMachine during the run: {data['load']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1, default=str)
+    finish(data, load, args.json)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ JOBS: tuple[Job, ...] = (
         pin=True),
     Job("benchmarks-scaling",
         ("--json", "{out}/scaling.json", "--figure", "benchmarks/work_precision.png"),
-        ("scaling.json",), 900, module="benchmarks.scaling", pin=True),
+        ("scaling.json",), 1200, module="benchmarks.scaling", pin=True),
 )
 # fmt: on
 JOB_NAMES = tuple(job.name for job in JOBS)
