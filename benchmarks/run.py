@@ -1,14 +1,17 @@
-"""pyanode against torchdiffeq and torchdyn: one command, identical data, weights and tolerances.
+"""pyanode against torchdiffeq, torchdyn and diffrax: one command, identical data, weights and
+tolerances.
 
-    .venv/bin/python -m benchmarks.run            # everything (about 5 minutes on one core)
+    .venv/bin/python -m benchmarks.run            # everything (about 10 minutes on one core)
     .venv/bin/python -m benchmarks.run --quick    # a smoke run
     .venv/bin/python -m benchmarks.run --device cuda
 
-Prints the single-solve microbenchmark, the training table (NODE and ANODE x backprop and adjoint
-x three spheres and concentric spheres) with the ratios pyanode / peer, and the issue's targets.
-The libraries take turns (rotating order) inside this one process; times are medians over
-rounds or epochs, as wall clock and as this thread's CPU time (the steadier of the two on a
-shared machine); "noise" is the interquartile range over the median of the wall times.
+Prints the single-solve microbenchmark, the arithmetic floor of one forward solve (`floor.py`),
+the training table (NODE and ANODE x backprop and adjoint x three spheres and concentric spheres)
+with the ratios pyanode / peer, and the issues' targets. The libraries take turns (rotating
+order) inside this one process; times are medians over rounds or epochs, as wall clock and as
+this thread's CPU time (the steadier of the two on a shared machine, but blind to XLA's thread:
+compare diffrax on wall time); "noise" is the interquartile range over the median of the wall
+times. diffrax's compilation is timed apart, before the timed calls and epochs.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import os
 import platform
 import sys
 from dataclasses import asdict
+from statistics import median as statistics_median
 
 import torch
 
-from benchmarks import odeint, single_solve, training
+from benchmarks import floor, odeint, single_solve, training
 from benchmarks._timing import LoadMeter
-from benchmarks.peers import LIBRARIES
+from benchmarks.peers import LIBRARIES as TORCH_LIBRARIES
+
+LIBRARIES = (*TORCH_LIBRARIES, "diffrax")
 
 DATASETS = ("three-spheres", "concentric-spheres")
 CONFIGS = tuple(
@@ -49,15 +55,50 @@ def _require_peers() -> None:
             )
 
 
-def _versions() -> str:
+def _diffrax_missing() -> str | None:
+    """Why the diffrax column cannot run here (None when it can)."""
+    for name in ("jax", "diffrax", "equinox", "optax"):
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            return (f"cannot import {name} ({err}); install the bench extra: "
+                    "pip install -e '.[bench]' (see benchmarks/README.md)")  # fmt: skip
+    return None
+
+
+def available(libraries: tuple[str, ...]) -> tuple[str, ...]:
+    """The `libraries` that can run here: exits naming a torch peer that cannot be imported;
+    leaves diffrax out, saying why, when jax (or diffrax, equinox, optax) cannot."""
+    _require_peers()
+    if "diffrax" in libraries and (reason := _diffrax_missing()):
+        print(f"benchmarks: the diffrax column is skipped: {reason}")
+        return tuple(lib for lib in libraries if lib != "diffrax")
+    return libraries
+
+
+def finish(data: dict, load: LoadMeter, path: str | None) -> None:
+    """Print the machine's load during the run, and write `data` (with it) to `path`."""
+    data["load"] = load.summary()
+    print(f"\nMachine during the run: {data['load']}")
+    if path:
+        with open(path, "w") as f:
+            json.dump(data, f, indent=1, default=str)
+
+
+def _versions(libraries) -> str:
     import torchdiffeq
     import torchdyn
 
     import pyanode
 
+    jax = ""
+    if "diffrax" in libraries:
+        from benchmarks.diffrax_peer import versions
+
+        jax = versions() + ", "
     return (
         f"pyanode {pyanode.__version__}, torchdiffeq {torchdiffeq.__version__}, torchdyn "
-        f"{getattr(torchdyn, '__version__', '1.0.6')}, torch {torch.__version__}, Python "
+        f"{getattr(torchdyn, '__version__', '1.0.6')}, {jax}torch {torch.__version__}, Python "
         f"{platform.python_version()}, {platform.processor() or platform.machine()}"
     )
 
@@ -89,8 +130,9 @@ def single_solve_tables(args, device) -> tuple[str, dict]:
             nfe = r.nfe[0] + (r.nfe[1] if r.mode != "forward" else 0)
             floor = r.times.median / (nfe * mlp)
             versus = _ratio(mine[r.mode].times.median, r.times.median) if r.mode in mine else "-"
+            compiled = "" if r.compile_s is None else f" (compile {r.compile_s:.2f} s)"
             lines.append(
-                f"| {r.mode} | {r.library} | {r.times.median * 1e3:.3f} | "
+                f"| {r.mode} | {r.library}{compiled} | {r.times.median * 1e3:.3f} | "
                 f"{r.times.median_cpu * 1e3:.3f} | {r.times.spread:.2f} | {r.nfe[0]}/{r.nfe[1]} | "
                 f"{floor:.2f} | {versus} |"
             )
@@ -98,10 +140,11 @@ def single_solve_tables(args, device) -> tuple[str, dict]:
             "mlp_forward_s": mlp,
             "mlp_forward_vjp_s": vjp,
             "results": [
-                {"library": r.library, "mode": r.mode, "nfe": r.nfe, **asdict(r.times)}
+                {"library": r.library, "mode": r.mode, "nfe": r.nfe, "compile_s": r.compile_s,
+                 **asdict(r.times)}
                 for r in results
             ],
-        }
+        }  # fmt: skip
     return "\n".join(lines), data
 
 
@@ -128,8 +171,9 @@ def training_tables(args, device) -> tuple[str, dict]:
             versus = ("-", "-")
             if mine is not None:
                 versus = (_ratio(mine.epochs.median, wall), _ratio(mine.epochs.median_cpu, cpu))
+            library = r.library + ("" if r.compile_s is None else f" (compile {r.compile_s:.1f} s)")
             lines.append(
-                f"| {config.name} | {r.library} | {wall:.4f} | {cpu:.4f} | {r.epochs.spread:.2f} "
+                f"| {config.name} | {library} | {wall:.4f} | {cpu:.4f} | {r.epochs.spread:.2f} "
                 f"| {r.solves.median * 1e3:.2f} | {r.nfe_first[0]:.1f}/{r.nfe_first[1]:.1f} | "
                 f"{timed:.1f} | {r.nfe_last[0]:.1f}/{r.nfe_last[1]:.1f} | {r.train_acc:.3f} | "
                 f"{r.test_acc:.3f} | {peak} | {versus[0]} | {versus[1]} |"
@@ -145,6 +189,7 @@ def training_tables(args, device) -> tuple[str, dict]:
                 "train_acc": r.train_acc,
                 "test_acc": r.test_acc,
                 "peak_mib": r.peak_mb,
+                "compile_s": r.compile_s,
             }
             for r in results
         ]
@@ -152,52 +197,10 @@ def training_tables(args, device) -> tuple[str, dict]:
 
 
 def targets(data: dict) -> str:
-    """The issue's targets, checked on what was measured (wall and CPU medians)."""
-    rows = ["| target | measured (wall / CPU) | met |", "|---|---|---|"]
+    """The issue's targets, checked on what was measured (the rows `pyanode report` renders)."""
+    from pyanode.experiments.report_tables import bench_target_rows, table
 
-    def epoch(config, library, key):
-        for r in data.get("training", {}).get(config, []):
-            if r["library"] == library:
-                return statistics_median(r["epochs"][key])
-        return None
-
-    for config, peer, goal in (
-        ("node/backprop/three-spheres", "torchdyn", 5.0),
-        ("node/backprop/three-spheres", "torchdiffeq", 7.0),
-        ("node/backprop/concentric-spheres", "torchdyn", 5.0),
-        ("node/backprop/concentric-spheres", "torchdiffeq", 7.0),
-        ("node/adjoint/three-spheres", "torchdyn", 4.0),
-        ("node/adjoint/concentric-spheres", "torchdyn", 4.0),
-    ):
-        speed = []
-        for key in ("wall", "cpu"):
-            mine, theirs = epoch(config, "pyanode", key), epoch(config, peer, key)
-            if mine is not None and theirs is not None:
-                speed.append(theirs / mine)
-        if speed:
-            met = "yes" if min(speed) >= goal else ("wall or CPU" if max(speed) >= goal else "no")
-            rows.append(
-                f"| {config}: >= {goal:g}x faster than {peer} | "
-                f"{' / '.join(f'{s:.1f}x' for s in speed)} | {met} |"
-            )
-    for kind, solve in data.get("single_solve", {}).items():
-        mlp = solve["mlp_forward_s"]
-        for r in solve["results"]:
-            if r["library"] != "pyanode" or r["mode"] == "adjoint":
-                continue
-            nfe = r["nfe"][0] + (r["nfe"][1] if r["mode"] == "backprop" else 0)
-            ratio = statistics_median(r["wall"]) / (nfe * mlp)
-            rows.append(
-                f"| {kind} one {r['mode']} solve within 3x of NFE x bare MLP ({nfe} x "
-                f"{mlp * 1e3:.3f} ms) | {ratio:.2f}x | {'yes' if ratio <= 3 else 'no'} |"
-            )
-    return "\n".join(rows)
-
-
-def statistics_median(values: list[float]) -> float:
-    ordered = sorted(values)
-    n = len(ordered)
-    return ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+    return table(["target", "measured", "met"], bench_target_rows(data), "lrl")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -225,6 +228,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-training", dest="training", action="store_false")
     parser.add_argument("--no-single-solve", dest="single_solve", action="store_false")
     parser.add_argument("--no-odeint", dest="odeint", action="store_false")
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip measuring the GEMM rate (the arithmetic floor)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 epochs, 2 configs, 5 rounds")
     parser.add_argument("--json", help="also write every measurement to this file")
     args = parser.parse_args(argv)
@@ -239,16 +248,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    _require_peers()
+    args.libraries = available(args.libraries)
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is available")
+    if args.device == "cuda" and "diffrax" in args.libraries:
+        print("benchmarks: the diffrax column is skipped: the bench extra installs jax for the CPU")
+        args.libraries = tuple(lib for lib in args.libraries if lib != "diffrax")
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     load = LoadMeter()
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     print(f"# pyanode vs {', '.join(lib for lib in args.libraries if lib != 'pyanode')}\n")
     print(
-        f"{_versions()}; device {device}, {args.threads} thread(s), CPU affinity {affinity}; "
+        f"{_versions(args.libraries)}; device {device}, {args.threads} thread(s), CPU affinity "
+        f"{affinity}; "
         f"dp5 rtol={args.rtol:g} atol={args.atol:g}, batch {args.batch_size}, width "
         f"{args.hidden}, {args.points} points, Adam lr {args.lr:g}"
         f"{' (fused)' if args.fused_adam else ''}, seed {args.seed}"
@@ -257,6 +270,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.single_solve:
         text, data["single_solve"] = single_solve_tables(args, device)
         print("\n## One solve of the ODE block\n" + text)
+    if args.floor:
+        data["floor"] = floor.measure(args.batch_size, args.hidden, (2, 2 + args.augment_dim))
+        forward = {}
+        for kind, dim in (("node", 2), ("anode", 2 + args.augment_dim)):
+            for r in data.get("single_solve", {}).get(kind, {}).get("results", []):
+                if r["library"] == "pyanode" and r["mode"] == "forward":
+                    forward[dim] = (r["nfe"][0], statistics_median(r["wall"]))
+        peak = data["floor"]["peak"]["macs_per_s"]
+        print(
+            f"\n## The arithmetic floor of one forward solve (torch.mm, one thread; peak "
+            f"{peak / 1e9:.1f} GMAC/s)\n\n" + floor.table(data["floor"], forward)
+        )
     if args.odeint:
         rows = odeint.run(batch=args.batch_size, hidden=args.hidden, rtol=args.rtol,
                           atol=args.atol, seed=args.seed, device=device, rounds=args.rounds,
@@ -271,11 +296,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{-(-args.points // args.batch_size)} batches each)\n\n{text}"
         )
     print("\n## Targets of the issue\n\n" + targets(data))
-    data["load"] = load.summary()
-    print(f"\nMachine during the run: {data['load']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1, default=str)
+    finish(data, load, args.json)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class SolveResult:
     mode: str  # "forward" | "backprop" | "adjoint"
     times: Samples
     nfe: tuple[int, int]
+    compile_s: float | None = None  # diffrax: compiling this mode's program
 
 
 @dataclass
@@ -60,9 +61,10 @@ def run(
     x = torch.as_tensor(data.x, device=device)
     aug = augment_dim if kind == "anode" else 0
     blocks, counters = {}, {}
+    torch_libraries = tuple(lib for lib in libraries if lib != "diffrax")
     for gradient in ("backprop", "adjoint"):
         solver = SolverSpec(solver="dp5", rtol=rtol, atol=atol, gradient=gradient)
-        for c in contenders(kind, aug, hidden, x.shape[1], 3, solver, seed, libraries):
+        for c in contenders(kind, aug, hidden, x.shape[1], 3, solver, seed, torch_libraries):
             model = c.model.to(device)
             inner = getattr(model, "inner", model)  # pyanode's counting wrapper
             blocks[c.library, gradient] = inner.block
@@ -92,22 +94,32 @@ def run(
         return call
 
     fns = {}
-    for library in libraries:
+    for library in torch_libraries:
         fns[library, "forward"] = forward(blocks[library, "backprop"])
         for gradient in ("backprop", "adjoint"):
             key = (library, gradient)
             fns[key] = forward_backward(blocks[key], counters[key])
+    solver = SolverSpec(solver="dp5", rtol=rtol, atol=atol)
+    reference = contenders(kind, aug, hidden, x.shape[1], 3, solver, seed, ("pyanode",))[0]
+    net = reference.model.inner.block.field.net.to(device)
+    jax_calls = None
+    if "diffrax" in libraries:  # compiled (and its evaluations counted) before the timing
+        from benchmarks.diffrax_peer import solve_calls
+
+        jax_calls = solve_calls(net, z0, weight, rtol=rtol, atol=atol)
+        fns.update({("diffrax", mode): call for mode, call in jax_calls.calls.items()})
     gc.collect()
     gc.freeze()  # see training.compare
     samples = alternate(fns, rounds=rounds, reps=reps)
     results = []
     for (library, mode), times in samples.items():
+        if library == "diffrax":
+            results.append(SolveResult(library, mode, times, jax_calls.nfe[mode],
+                                       jax_calls.compile_s[mode]))  # fmt: skip
+            continue
         gradient = "adjoint" if mode == "adjoint" else "backprop"
         nfe = _count(fns[library, mode], counters[library, gradient], blocks[library, gradient])
         results.append(SolveResult(library, mode, times, nfe))
-    solver = SolverSpec(solver="dp5", rtol=rtol, atol=atol)
-    reference = contenders(kind, aug, hidden, x.shape[1], 3, solver, seed, ("pyanode",))[0]
-    net = reference.model.inner.block.field.net.to(device)
     return results, _field_cost(net, z0, rounds, reps * 10, sync)
 
 

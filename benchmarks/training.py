@@ -48,6 +48,7 @@ class Result:
     train_acc: float = 0.0
     test_acc: float = 0.0
     peak_mb: float | None = None  # MiB of one batch's forward + backward (memory.peak_mib)
+    compile_s: float | None = None  # diffrax: compiling the training step, all batch shapes
 
 
 def datasets(name: str, points: int, seed: int) -> tuple[Dataset, Dataset]:
@@ -106,6 +107,14 @@ class _Run:
             self.result.epochs.add(epoch.wall, epoch.cpu)
             self.result.nfe_timed.append(counter.forward / len(batches))
 
+    def compile(self, batches) -> None:
+        """Nothing to compile: torch runs eagerly (diffrax's runs compile here)."""
+
+    def record_first(self, batches: int) -> None:
+        """Keep the NFE per batch counted in the warm-up epoch."""
+        counter = self.c.counter
+        self.result.nfe_first = (counter.forward / batches, counter.backward / batches)
+
     def count_nfe(self, batches) -> tuple[float, float]:
         """NFE per batch of forward + backward on `batches`, without updating the weights."""
         counter = self.c.counter
@@ -156,10 +165,17 @@ def compare(
     solver = SolverSpec(solver="dp5", rtol=rtol, atol=atol, gradient=config.gradient)
     aug = augment_dim if config.kind == "anode" else 0
     dim = train.x.shape[1]
-    runs = [
+    torch_libraries = tuple(lib for lib in libraries if lib != "diffrax")
+    runs: list = [
         _Run(c, lr, fused_adam, device)
-        for c in contenders(config.kind, aug, hidden, dim, classes, solver, seed, libraries)
+        for c in contenders(config.kind, aug, hidden, dim, classes, solver, seed, torch_libraries)
     ]
+    if "diffrax" in libraries:  # JAX on the CPU, from the same initial weights
+        from benchmarks.diffrax_peer import TrainRun
+
+        model = contenders(config.kind, aug, hidden, dim, classes, solver, seed, ("pyanode",))
+        runs.append(TrainRun(model[0].model.inner, aug, config.gradient, rtol, atol, lr,
+                             Result("diffrax")))  # fmt: skip
     x = torch.as_tensor(train.x, device=device)
     y = torch.as_tensor(train.y, device=device)
     sync = _sync(device)
@@ -172,15 +188,14 @@ def compare(
             (x[order[i : i + batch_size]], y[order[i : i + batch_size]])
             for i in range(0, len(x), batch_size)
         ]
+        if epoch == 0:
+            for run in runs:
+                run.compile(batches)
         turn = runs[epoch % len(runs) :] + runs[: epoch % len(runs)]
         for run in turn:
             if epoch == 0:
                 run.epoch(batches, sync, count=True)
-                counter = run.c.counter
-                run.result.nfe_first = (
-                    counter.forward / len(batches),
-                    counter.backward / len(batches),
-                )
+                run.record_first(len(batches))
             else:
                 run.epoch(batches, sync, count=False)
     x_test = torch.as_tensor(test.x, device=device)
@@ -189,7 +204,7 @@ def compare(
         run.result.train_acc = run.accuracy(x, y)
         run.result.test_acc = run.accuracy(x_test, y_test)
         run.result.nfe_last = run.count_nfe(batches)
-        if memory:
+        if memory and isinstance(run, _Run):
             step = training_step(run.model, *batches[0])
             run.result.peak_mb = peak_mib(step, device)
     return [run.result for run in runs]

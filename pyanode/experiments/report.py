@@ -136,6 +136,9 @@ JOBS: tuple[Job, ...] = (
         pin=True),
     Job("controller-study", ("--out", "{out}"), ("controller_study.json",), 900,
         module="benchmarks.controller_study", pin=True),
+    Job("benchmarks-scaling",
+        ("--json", "{out}/scaling.json", "--figure", "benchmarks/work_precision.png"),
+        ("scaling.json",), 1200, module="benchmarks.scaling", pin=True),
 )
 # fmt: on
 JOB_NAMES = tuple(job.name for job in JOBS)
@@ -379,8 +382,9 @@ def _settings(job: Job, folder: Path) -> dict[str, Any]:
         path = folder / name
         if path.exists():
             return {"settings": store.read_json(path)[key]}
-    if (folder / "cpu.json").exists():
-        return {"settings": store.read_json(folder / "cpu.json")["args"]}
+    for name in ("cpu.json", "scaling.json"):  # the benchmarks store their arguments
+        if (folder / name).exists():
+            return {"settings": store.read_json(folder / name)["args"]}
     return {"settings": {"argv": job.command(Path("OUT"))}}
 
 
