@@ -39,7 +39,7 @@ _LAZY = {
     "Record": "pyanode.experiments.runner",
     "RunOptions": "pyanode.experiments.runner",
     "RunResult": "pyanode.experiments.runner",
-    "collect": "pyanode.experiments.collect",
+    "collect": "pyanode.experiments.store",
     "Sweep": "pyanode.experiments.sweep",
     "run_sweep": "pyanode.experiments.sweep",
 }

@@ -37,7 +37,7 @@ from pyanode._errors import FolderError, StoreError
 from pyanode.cli import main
 from pyanode.experiments import store
 from pyanode.experiments.batch import TrialFailed, run_trials
-from pyanode.experiments.collect import collect, read_csv
+from pyanode.experiments.store import collect, read_csv
 from pyanode.experiments.engines import DaskEngine, InProcess, LocalPool
 from pyanode.experiments.runner import Record, RunOptions, Trial, run_trial
 from pyanode.experiments.store import CHECKPOINT, RESULT, SPEC, read_result, trial_id

@@ -15,7 +15,7 @@ import pytest
 
 from pyanode.cli import main
 from pyanode.cli._reproduce import REPRODUCTIONS, reproduction
-from pyanode.experiments.collect import collect, read_csv
+from pyanode.experiments.store import collect, read_csv
 from pyanode.experiments.dupont.curves import NFEConfig, Toy1dConfig
 from pyanode.experiments.dupont.flows import FeaturesConfig, FlowsConfig
 from pyanode.experiments.dupont.generalisation import GeneralisationConfig

@@ -87,7 +87,7 @@ def _dry_run(trials: list, out: Path, engine) -> int:
 def _write_csv(out: Path, csv: Path) -> int:
     """Collect `out` into `csv`; 0, or 1 with one line if the disk refuses it."""
     from pyanode._errors import StoreError
-    from pyanode.experiments.collect import collect, write_csv
+    from pyanode.experiments.store import collect, write_csv
 
     if not out.is_dir():
         return 0
@@ -111,7 +111,7 @@ def add_collect(parser: argparse.ArgumentParser, words: list[str]) -> None:
 
 
 def run_collect(args: argparse.Namespace) -> int:
-    from pyanode.experiments.collect import collect, write_csv
+    from pyanode.experiments.store import collect, write_csv
     from pyanode.experiments.store import check_output
 
     rows = collect(args.dir)

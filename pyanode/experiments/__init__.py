@@ -3,9 +3,10 @@
 - `runner`: the one trial runner (`Trial`, `Record`, `run_trial`, `run`), and its checkpoints
   (the trainer's position and RNG states, for bit-identical resume);
 - `batch`: many trials into one folder on an engine (`run_trials`), failures kept apart;
-- `store`: the one on-disk trial format, written whole or not at all, read with ids checked;
+- `store`: the one on-disk trial format, written whole or not at all, read with ids checked,
+  and `collect`: any results folder as one CSV;
 - `engines`: where a batch runs (this process, a local pool, Dask);
-- `sweep`: a grid of trials from a TOML config; `collect`: any results folder as one CSV;
+- `sweep`: a grid of trials from a TOML config;
 - `reproduce`: a named reproduction as a description of its trials, summary and figures;
 - `table1`, `dupont`: the papers' reproductions; `studies`: the solver-accuracy studies;
 - `report` and `report_tables`: the numbers of the docs, generated from the committed results.
