@@ -384,14 +384,15 @@ def dupont_generalisation(job: str, paper: bool) -> Callable[[Data], str]:
         rows = [
             [{"node": "NODE", "anode": "ANODE (p = 5)"}[model], num(m["map_train_loss"]),
              pm(m["slice_train_loss_mean"], m["slice_train_loss_std"]),
-             pm(m["val_loss_mean"], m["val_loss_std"]),
+             pm(m["val_loss_mean"], m["val_loss_std"]), num(m["val_loss_median"]),
              f"{m['val_loss_mean'] / m['slice_train_loss_mean']:.1f}",
+             f"{m['seeds_through_slice']} of {m['seeds']}",
              *([said[model]] if paper else [])]
             for model, m in _models(data.json(job))
         ]  # fmt: skip
         header = ["", "training MSE (all data)", "training MSE (slice removed)",
-                  "validation MSE (the slice)", "validation / training",
-                  *(["the paper"] if paper else [])]  # fmt: skip
+                  "validation MSE (the slice)", "median", "validation / training",
+                  "runs through the slice", *(["the paper"] if paper else [])]  # fmt: skip
         m = data.json(job)
         gaps = {k: v["val_loss_mean"] - v["slice_train_loss_mean"] for k, v in m.items()}
         said = (
@@ -401,10 +402,42 @@ def dupont_generalisation(job: str, paper: bool) -> Callable[[Data], str]:
             f"the NODE's. {m['node']['seeds']} seeds, {m['node']['n_validation']} validation "
             "points; mean ± std over seeds."
         )
-        return "\n\n".join([table(header, rows, "lrrrr" + ("l" if paper else "")), said,
-                            data.source(job)])  # fmt: skip
+        return "\n\n".join([table(header, rows, "lrrrrrr" + ("l" if paper else "")), said,
+                            _per_seed(m), data.source(job)])  # fmt: skip
 
     return render
+
+
+def _per_seed(summary: dict[str, Any]) -> str:
+    """Each seed's validation MSE and where its flow cuts the annulus (`*`: in the slice)."""
+    models = [model for model, _ in _models(summary)]
+    seeds = {s["seed"]: {} for m in models for s in summary[m]["per_seed"]}
+    for model in models:
+        for s in summary[model]["per_seed"]:
+            seeds[s["seed"]][model] = s
+    name = {"node": "NODE", "anode": "ANODE"}
+
+    def cell(s: dict[str, Any] | None) -> list[str]:
+        if s is None:
+            return ["—", "—"]
+        where = f"{s['channel_degrees']:.0f}° ({s['lowest_on_annulus']:+.2f})"
+        return [num(s["val_loss"]), where + (" *" if s["through_slice"] else "")]
+
+    header = [
+        "seed",
+        *(
+            f"{name[m]} {what}"
+            for m in models
+            for what in ("validation MSE", "lowest prediction on the annulus")
+        ),
+    ]
+    rows = [[seed, *(c for m in models for c in cell(by.get(m)))] for seed, by in seeds.items()]
+    return "\n\n".join([
+        "Per seed: the validation MSE, and the angle where the prediction over the annulus is "
+        "lowest (its value; below 0 the flow carries the inner disc out there; `*`: in the "
+        "removed slice):",
+        table(header, rows),
+    ])  # fmt: skip
 
 
 def dupont_images(data: Data) -> str:
