@@ -146,7 +146,7 @@ WHAT = {
     "dupont-nfe": "Dupont et al. Figs. 7 and 11b",
     "dupont-nfe-50": "the same at the paper's 50 epochs, 5 seeds",
     "dupont-generalisation": "Dupont et al. Fig. 11a and 11c",
-    "dupont-generalisation-50": "the same at the paper's 50 epochs",
+    "dupont-generalisation-50": "the same at the paper's 20 seeds and 50 epochs",
     "dupont-images": "Dupont et al. §5.2, Figs. 13-14 (on 8x8 digits)",
 }
 
