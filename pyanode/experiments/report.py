@@ -319,6 +319,7 @@ def run_job(
         "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
     }
     log(f"$ {job.shown(results / job.name)}")
+    commit, dirty = git_commit(root)  # the code the run starts with (edits may follow)
     started = datetime.datetime.now(datetime.timezone.utc)
     start = time.perf_counter()
     code = 0
@@ -338,7 +339,6 @@ def run_job(
     seconds = time.perf_counter() - start
     if code != 0:
         return JobOutcome(job, True, seconds, f"exit code {code} (see its output above)")
-    commit, dirty = git_commit(root)
     record = {
         "command": job.shown(results / job.name),
         "module": job.module,
