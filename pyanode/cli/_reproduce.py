@@ -84,13 +84,23 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, experiment) -> Non
         default=Path("results", experiment.name),
         help=f"folder for results and figures (default: results/{experiment.name})",
     )
-    paper = experiment.config.PAPER
+    from pyanode.experiments.reproduce import presets_of
+
+    paper, presets = experiment.config.PAPER, presets_of(experiment.config)
+    named = parser.add_mutually_exclusive_group() if paper and presets else parser
     if paper:
         shown = ", ".join(f"{k}={v}" for k, v in paper.items())
-        parser.add_argument(
+        named.add_argument(
             "--paper",
             action="store_true",
             help=f"use the paper's settings ({shown}); options given explicitly still override",
+        )
+    if presets:
+        listed = "; ".join(f"{name}: {p.text} ({p.shown()})" for name, p in presets.items())
+        named.add_argument(
+            "--preset",
+            choices=tuple(presets),
+            help=f"named settings: {listed}; options given explicitly still override",
         )
     parser.add_argument(
         "--plot-only", action="store_true", help="summarise and redraw from stored results"
@@ -107,9 +117,13 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, experiment) -> Non
 
 
 def config_from_args(cls: type, args: argparse.Namespace):
-    """The config: defaults (or the paper's settings with --paper), overridden by every option
-    given on the command line."""
+    """The config: defaults (or the paper's settings with --paper, or a --preset's),
+    overridden by every option given on the command line."""
+    from pyanode.experiments.reproduce import preset_values
+
     values = dict(cls.PAPER) if getattr(args, "paper", False) else {}
+    if getattr(args, "preset", None):
+        values = preset_values(cls, args.preset)
     return cls(**{**values, **given(args, cls, prefix="config.")})
 
 

@@ -65,10 +65,14 @@ class Job:
         keep: the files of the output folder committed under `docs/data/<name>/`.
         estimate: seconds it took on the 2-core development machine (shown before a run when
             no earlier provenance says better).
-        module: the module run by `python -m` (`pyanode.cli`, or a benchmark script).
+        module: the module run by `python -m` (`pyanode.cli`, or a benchmark script), or a
+            script's path (`scripts/fidelity/slice_gap.py`), run by `python PATH`.
         stdout: also keep the command's standard output as this file (for scripts that print
             their table and store nothing).
         pin: run it on one CPU core (the last), as the speed benchmarks ask.
+        then: further command lines of the same program, run in order after the first (a
+            study whose summary several commands fill in); the job fails at the first that
+            fails.
     """
 
     name: str
@@ -78,21 +82,38 @@ class Job:
     module: str = "pyanode.cli"
     stdout: str | None = None
     pin: bool = False
+    then: tuple[tuple[str, ...], ...] = ()
 
     def command(self, out: Path) -> list[str]:
         """The argument list after `python -m <module>`."""
         return [word.replace("{out}", str(out)) for word in self.words]
 
+    def commands(self, out: Path) -> list[list[str]]:
+        """Every command line, as `python` arguments: `-m module ...` or `script ...`."""
+        program = [self.module] if self.script else ["-m", self.module]
+        return [program + [w.replace("{out}", str(out)) for w in words]
+                for words in (self.words, *self.then)]  # fmt: skip
+
+    @property
+    def script(self) -> bool:
+        return self.module.endswith(".py")
+
     def shown(self, out: Path | None = None) -> str:
         """The command as a user types it; without `out`, as the docs show it: a
         reproduction's `--out` left at its default, a study's written `results/studies/...`,
         a benchmark's JSON in benchmarks/results."""
-        program = "pyanode" if self.module == "pyanode.cli" else f"python -m {self.module}"
-        words = self.command(out or Path(self.documented_out))
-        if out is None and self.words[:1] == ("reproduce",):
-            at = words.index("--out")
-            words = words[:at] + words[at + 2 :]
-        return " ".join([program, *words])
+        if self.module == "pyanode.cli":
+            program = "pyanode"
+        else:
+            program = f"python {self.module}" if self.script else f"python -m {self.module}"
+        lines = []
+        for line in self.commands(out or Path(self.documented_out)):
+            words = line[1:] if self.script else line[2:]
+            if out is None and words[:1] == ["reproduce"]:
+                at = words.index("--out")
+                words = words[:at] + words[at + 2 :]
+            lines.append(" ".join([program, *words]))
+        return "; ".join(lines)
 
     @property
     def documented_out(self) -> str:
@@ -111,6 +132,15 @@ def _study(name: str, *tables: str, estimate: float) -> Job:
     return Job(f"study-{name}", words, (*tables, "study.json"), estimate)
 
 
+def _fidelity(study: str, *commands: str, estimate: float) -> Job:
+    """A study of docs/fidelity.md: `python scripts/fidelity/<study>.py` with each of
+    `commands`' options in turn; it writes its summary into docs/data/fidelity-<study>/ itself
+    (and keeps its raw trials under results/fidelity/, where a rerun resumes)."""
+    lines = [tuple(c.split()) for c in commands or ("",)]
+    script = f"scripts/fidelity/{study.replace('-', '_')}.py"
+    return Job(f"fidelity-{study}", lines[0], (), estimate, module=script, then=tuple(lines[1:]))
+
+
 # Every command whose results the docs show, in the order they are run. Estimates: seconds on
 # the shared 2-core machine the docs were written on (replaced by the last provenance's).
 # fmt: off
@@ -123,8 +153,8 @@ JOBS: tuple[Job, ...] = (
     _reproduction("dupont-nfe", estimate=60),
     _reproduction("dupont-nfe", "--epochs 50 --seeds 5", "-50", estimate=250),
     _reproduction("dupont-generalisation", estimate=100),
-    _reproduction("dupont-generalisation", "--epochs 50 --map-epochs 50 --seeds 3", "-50",
-                  estimate=300),
+    _reproduction("dupont-generalisation", "--epochs 50 --map-epochs 50 --seeds 20", "-50",
+                  estimate=600),
     _reproduction("dupont-images", estimate=150),
     _study("forward", "forward.csv", "orders.csv", estimate=120),
     _study("gradient", "gradient.csv", estimate=120),
@@ -139,6 +169,16 @@ JOBS: tuple[Job, ...] = (
     Job("benchmarks-scaling",
         ("--json", "{out}/scaling.json", "--figure", "benchmarks/work_precision.png"),
         ("scaling.json",), 1200, module="benchmarks.scaling", pin=True),
+    # docs/fidelity.md (issue 17): hours of one core each, the full studies
+    _fidelity("depth-variant", estimate=3400),
+    _fidelity("slice-gap", estimate=1900),
+    _fidelity("images-mnist", "--pairs same-k,linear --epochs 7",
+              "--pairs matched,linear --epochs 4", estimate=4500),
+    _fidelity("table1-epoch", "timing", "fit",
+              "candidates --seeds 3", "candidates --n-points 98304 --batch-size 96 --seeds 3",
+              "candidates --n-points 1024 --batch-size 1 --seeds 3", estimate=6000),
+    Job("fidelity-mnist-full-size", ("--out", "{out}/mnist_full_size.json"),
+        ("mnist_full_size.json",), 750, module="benchmarks.mnist_full_size", pin=True),
 )
 # fmt: on
 JOB_NAMES = tuple(job.name for job in JOBS)
@@ -283,23 +323,27 @@ def run_job(
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
     }
-    command = [python, "-m", job.module, *job.command(results / job.name)]
     log(f"$ {job.shown(results / job.name)}")
+    commit, dirty = git_commit(root)  # the code the run starts with (edits may follow)
     started = datetime.datetime.now(datetime.timezone.utc)
     start = time.perf_counter()
+    code = 0
     with open(folder / "stdout.txt", "w", encoding="utf-8") as sink, _LoadSampler() as load:
-        # standard output echoed and kept; standard error (progress, warnings) passes through
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, text=True,
-                                   preexec_fn=_pin_to_last_core if job.pin else None)  # fmt: skip
-        assert process.stdout is not None
-        for line in process.stdout:
-            sys.stdout.write(line)
-            sink.write(line)
-        code = process.wait()
+        for command in job.commands(results / job.name):
+            # standard output echoed and kept; standard error (progress, warnings) passes through
+            pin = _pin_to_last_core if job.pin else None
+            process = subprocess.Popen([python, *command], cwd=root, env=env, text=True,
+                                       stdout=subprocess.PIPE, preexec_fn=pin)  # fmt: skip
+            assert process.stdout is not None
+            for line in process.stdout:
+                sys.stdout.write(line)
+                sink.write(line)
+            code = process.wait()
+            if code != 0:
+                break
     seconds = time.perf_counter() - start
     if code != 0:
         return JobOutcome(job, True, seconds, f"exit code {code} (see its output above)")
-    commit, dirty = git_commit(root)
     record = {
         "command": job.shown(results / job.name),
         "module": job.module,

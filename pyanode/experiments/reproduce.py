@@ -200,6 +200,39 @@ def reproduce(
     return 1 if failed else 0
 
 
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Named settings of an experiment beyond the paper's (`--preset NAME`): what they are for,
+    and the config fields they set (options given on the command line still override them).
+
+    A config class lists its presets in `PRESETS: ClassVar[dict[str, Preset]]`.
+    """
+
+    text: str
+    values: dict[str, Any]
+
+    def shown(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.values.items())
+
+
+def presets_of(config: type) -> dict[str, Preset]:
+    """The named presets of a config class (none for most)."""
+    return dict(getattr(config, "PRESETS", {}))
+
+
+def preset_values(config: type, name: str) -> dict[str, Any]:
+    """The fields that the preset `name` of `config` sets.
+
+    Raises:
+        SpecError: for an unknown name, listing the known ones.
+    """
+    presets = presets_of(config)
+    if name not in presets:
+        known = ", ".join(presets) or "none"
+        raise SpecError(f"preset={name!r} is not known; accepted: {known}")
+    return dict(presets[name].values)
+
+
 def check_positive(config: Any, names: Sequence[str]) -> None:
     """Raise SpecError naming the field if one of the integer fields `names` is < 1."""
     for name in names:

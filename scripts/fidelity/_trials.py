@@ -2,7 +2,8 @@
 
 Each study keeps its raw results in one JSON-lines file under results/fidelity/<study>/ (one
 line per finished trial, keyed by a string that names the trial's settings); a rerun skips the
-keys already there, so an interrupted study resumes. Summaries go to docs/data/fidelity/.
+keys already there, so an interrupted study resumes. Summaries go to docs/data/fidelity-<study>/
+(with the provenance that `pyanode report --rerun` writes beside them).
 
 The scripts import this file as a sibling module (`python scripts/fidelity/<study>.py` puts
 this folder first on sys.path).
@@ -24,7 +25,7 @@ import numpy as np
 from pyanode.experiments.store import atomic_write_text
 
 RESULTS = Path("results/fidelity")
-SUMMARIES = Path("docs/data/fidelity")
+SUMMARIES = Path("docs/data")  # each study writes docs/data/fidelity-<study>/
 FIGURES = Path("docs/figures/fidelity")
 
 

@@ -9,7 +9,7 @@ each variant changes ONE setting, for the three nets and `--seeds` seeds. Contro
 NODE with tanh at the Chebyshev net's width (a basis of one term) and Table 1's ReLU NODE.
 
 Raw trials: results/fidelity/depth-variant/trials.jsonl (per-epoch histories). Summary:
-docs/data/fidelity/depth_variant.csv; figure: docs/figures/fidelity/depth_variant.png.
+docs/data/fidelity-depth-variant/depth_variant.csv; figure: docs/figures/fidelity/depth_variant.png.
 
     python scripts/fidelity/depth_variant.py                 # every variant, 3 seeds
     python scripts/fidelity/depth_variant.py --variants baseline,relu --seeds 1
@@ -256,7 +256,7 @@ def main(
                     )
     rows = summary_rows(store, list(VARIANTS), epochs)
     if rows:
-        write_csv(SUMMARIES / "depth_variant.csv", rows)
+        write_csv(SUMMARIES / "fidelity-depth-variant" / "depth_variant.csv", rows)
         plot(store, list(VARIANTS), epochs, FIGURES / "depth_variant.png")
         for r in rows:
             print(

@@ -23,7 +23,7 @@ A control, `linear`: the linear layer alone on the pixels (7,850 parameters), tr
 same way, shows how much of the loss the ODE flows add at this scale.
 
 Raw per-iteration records: results/fidelity/images-mnist/trials.jsonl; summary:
-docs/data/fidelity/images_mnist.json (one entry per pair and configuration); figures:
+docs/data/fidelity-images-mnist/images_mnist.json (one entry per pair and configuration); figures:
 docs/figures/fidelity/images_mnist_<configuration>.png.
 
     python scripts/fidelity/images_mnist.py --pairs same-k --epochs 7     # ~15 CPU min
@@ -350,7 +350,7 @@ def main(
                         f"({row['cpu_seconds']:.0f} s CPU)"
                     )
     rows = [r for r in store.rows.values() if r["key"].endswith(f"/{tag}") and r["pair"] in chosen]
-    path = SUMMARIES / "images_mnist.json"
+    path = SUMMARIES / "fidelity-images-mnist" / "images_mnist.json"
     summary = json.loads(path.read_text()) if path.exists() else {}
     for pair in PAIRS:
         if any(r["pair"] == pair for r in rows):

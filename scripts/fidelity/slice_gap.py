@@ -15,8 +15,8 @@ the opening falls into the removed slice. Variants change one setting: Dupont's 
 (`concentric_spheres(radial="dupont")`) and the learning rate; the number of iterations is read
 from the per-epoch validation losses (the gap is there from epoch 10 to 50).
 
-Raw trials: results/fidelity/slice-gap/trials.jsonl; summary: docs/data/fidelity/slice_gap.csv;
-figure: docs/figures/fidelity/slice_gap.png.
+Raw trials: results/fidelity/slice-gap/trials.jsonl; summary:
+docs/data/fidelity-slice-gap/slice_gap.csv; figure: docs/figures/fidelity/slice_gap.png.
 
     python scripts/fidelity/slice_gap.py                      # every variant, 20 seeds
     python scripts/fidelity/slice_gap.py --variants baseline --seeds 10
@@ -282,7 +282,7 @@ def main(
                     )
     rows = summary_rows(store)
     if rows:
-        write_csv(SUMMARIES / "slice_gap.csv", rows)
+        write_csv(SUMMARIES / "fidelity-slice-gap" / "slice_gap.csv", rows)
         plot(store, FIGURES / "slice_gap.png")
         for r in rows:
             print({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})

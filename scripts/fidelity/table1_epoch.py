@@ -15,7 +15,8 @@ epoch, 55 Adam steps in all, which gives 35-53 % here at 0.03-0.4 s per epoch.
    1024 points one at a time (batch size 1, N = 1024); test accuracy and s/epoch against the
    paper's.
 
-Raw results: results/fidelity/table1-epoch/; summary: docs/data/fidelity/table1_epoch.json.
+Raw results: results/fidelity/table1-epoch/; summary:
+docs/data/fidelity-table1-epoch/table1_epoch.json.
 
     python scripts/fidelity/table1_epoch.py timing
     python scripts/fidelity/table1_epoch.py fit
@@ -36,17 +37,17 @@ from typing import Any
 from _trials import RESULTS, SUMMARIES, log, mean_std, write_json
 
 NETS = ("resnet", "node", "anode", "il-node", "data-controlled", "chebyshev", "fourier", "stacked")
-SUMMARY = SUMMARIES / "table1_epoch.json"
+SUMMARY = SUMMARIES / "fidelity-table1-epoch" / "table1_epoch.json"
 
 
 def _table1(out: Path, **config: Any) -> list[dict[str, Any]]:
     """Table 1 at `config` (Table1Config fields), one dict per net."""
     import torch
 
-    from pyanode.experiments.table1 import Table1Config, reproduce
+    from pyanode.experiments.table1 import TABLE1, Table1Config, rows_of
 
     torch.set_num_threads(1)
-    result = reproduce(Table1Config(nets=NETS, figures=False, **config), out)
+    summary = TABLE1.run(Table1Config(nets=NETS, **config), out).summary
     return [
         {
             "kind": row.kind,
@@ -60,7 +61,7 @@ def _table1(out: Path, **config: Any) -> list[dict[str, Any]]:
             "paper_train_acc": row.paper.train_acc,
             "paper_seconds_per_epoch": row.paper.seconds_per_epoch,
         }
-        for row in result.rows
+        for row in rows_of(summary)
     ]
 
 

