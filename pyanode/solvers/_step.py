@@ -379,6 +379,11 @@ class Stepper:
             g.add_(gy.row[0])
         return g, folded
 
+    def input_gradients(self, sums) -> list:
+        """The gradients for `kernel.inputs` over the VJPs of one backward sweep: `sums.result()`
+        (a compiled stepper sums them inside its `step_vjp` instead)."""
+        return sums.result()
+
     def graph_step(self, f, t0: float, t1: float, y0, k0, t_end: float):
         """The step of `step` with out-of-place operations on `f(t, y)`, recorded by autograd.
 

@@ -1,0 +1,208 @@
+"""The compiled path of `MLPField`: whole Runge–Kutta steps and their VJPs as numba kernels.
+
+`MLPKernel` evaluates the field in a handful of BLAS calls, but a Dopri5 step still issues some
+fifty torch operations (stage sums, the MLP's products and activations at six stages, the
+error norm), each paying a dispatch that costs more than its arithmetic at Neural ODE sizes.
+Here one call of a compiled kernel takes the whole step (`rk_step`) and one more its VJP
+(`rk_step_vjp`), summing the parameter gradients as it goes; the loop, the controller, the
+tape and both gradient methods are unchanged (`CompiledStepper` is a `Stepper`).
+
+`compiled_applies` is the one place that decides when: CPU, float32/float64, the default RMS
+error norm with scalar tolerances, and numba importable (an optional dependency: without it
+everything runs the torch path). `PYANODE_COMPILED=0` in the environment turns it off. The
+kernels are compiled on first use and cached on disk (see `_compiled_kernels`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from pyanode.solvers._step import Step, Stepper, take
+
+if TYPE_CHECKING:
+    from pyanode.torch._fused import MLPKernel
+
+ENV_SWITCH = "PYANODE_COMPILED"
+
+
+@functools.cache
+def kernels() -> ModuleType | None:
+    """The numba kernels module, or None when numba (or scipy, whose BLAS numba's `np.dot`
+    calls) cannot be imported or `PYANODE_COMPILED=0`."""
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return None
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot needs it)
+
+        from pyanode.torch import _compiled_kernels
+    except ImportError:
+        return None
+    return _compiled_kernels
+
+
+def compiled_applies(like: torch.Tensor, options: dict[str, Any]) -> bool:
+    """Whether the steps of a solve of an `MLPKernel` on states `like` (its `(d, B)` layout)
+    with the stepper `options` go through the compiled kernels."""
+    tolerances = options.get("tolerances")
+    return (
+        like.device.type == "cpu"
+        and like.dtype in (torch.float32, torch.float64)
+        and like.ndim == 2
+        and options.get("norm") is None
+        and (tolerances is None or not isinstance(tolerances[1], torch.Tensor))
+        and kernels() is not None
+    )
+
+
+def stepper(kernel: MLPKernel, solver: Any, like: torch.Tensor, **options: Any) -> Stepper:
+    """The stepper of a solve of `kernel`: compiled where `compiled_applies`, else generic."""
+    if compiled_applies(like, options):
+        return CompiledStepper(kernel, solver, like, **options)
+    return Stepper(kernel, solver, like, **options)
+
+
+def _np(x: torch.Tensor) -> np.ndarray:
+    """A C-contiguous numpy view (or copy, if not contiguous) of a CPU tensor."""
+    return x.detach().contiguous().numpy()
+
+
+class _Tableau:
+    """A tableau as the numpy arrays the kernels read."""
+
+    def __init__(self, solver: Any, dtype: np.dtype):
+        tab = solver.tableau
+        s = tab.stages
+        self.a = np.zeros((s, s), dtype=np.float64)
+        for i, row in enumerate(tab.a):
+            self.a[i, : len(row)] = row
+        self.b = np.array(tab.b, dtype=np.float64)
+        self.b_err = np.array(tab.b_err if tab.b_err is not None else [0.0] * s, np.float64)
+        self.c = np.array(tab.c, dtype=np.float64)
+
+
+@functools.cache
+def _tableau(solver: Any) -> _Tableau:
+    return _Tableau(solver, np.float64)
+
+
+class CompiledWeights:
+    """An `MLPKernel`'s weights copied into the packed layout of `_compiled_kernels` (once per
+    solve: a solve's steps and VJPs see the weights of its start)."""
+
+    def __init__(self, kernel: MLPKernel):
+        w0 = _np(kernel.w0z)
+        hidden, d = w0.shape
+        w_t = np.zeros(hidden, w0.dtype) if kernel.w_t is None else _np(kernel.w_t).ravel()
+        w1, w2 = _np(kernel.w1), _np(kernel.w2)
+        parts = (w0, w0.T, w_t, w1, w1.T, _np(kernel.b1), w2, w2.T, _np(kernel.b2))
+        self.packed = np.concatenate([np.ravel(p) for p in parts])
+        self.bias0 = np.ascontiguousarray(_np(kernel.bias0))
+        self.act = 0 if kernel.relu else 1
+        self.d, self.hidden = d, hidden
+
+
+class CompiledStepper(Stepper):
+    """`Stepper` with each step one `rk_step` call and each step's VJP one `rk_step_vjp` call.
+
+    The parameter gradients of a backward sweep are summed inside the VJP kernel (not as
+    records in `sums`) and handed over by `input_gradients`.
+    """
+
+    def __init__(self, kernel: MLPKernel, solver: Any, like: torch.Tensor, **options: Any):
+        Stepper.__init__(self, kernel, solver, like, **options)
+        self.nb = kernels()
+        self.weights = w = CompiledWeights(kernel)
+        self.tab = _tableau(solver)
+        d, batch = like.shape
+        self.acts_shape = (2, self.s, w.hidden, batch)
+        dtype = w.packed.dtype
+        self._acts = np.empty(self.acts_shape, dtype)  # scratch when not recording
+        self._none2 = np.empty((0, 0), dtype)
+        self._none3 = np.empty((0, 0, 0), dtype)
+        self._grads: np.ndarray | None = None
+        self._scratch: np.ndarray | None = None
+        self.rtol_atol = (0.0, 0.0) if self.tolerances is None else self.tolerances
+
+    def evaluate(self, t: float, y: torch.Tensor) -> torch.Tensor:
+        w = self.weights
+        k = torch.empty_like(y, memory_format=torch.contiguous_format)
+        acts = np.empty(self.acts_shape[:1] + self.acts_shape[2:], w.packed.dtype)
+        self.nb.evaluate(t, _np(y), w.packed, w.bias0, w.act, acts[0], acts[1], k.numpy())
+        if self.record:
+            self._fresh = (k, (acts, y), t)
+        return k
+
+    def step(self, t0, t1, y0, k0, t_end):
+        h = t1 - t0
+        ws = self._spare
+        if ws is None:
+            ws = self._spare = take(self.s, y0)
+        record, w, tab = self.record, self.weights, self.tab
+        fresh = record and self._fresh is not None and k0 is self._fresh[0]
+        acts = np.empty(self.acts_shape, w.packed.dtype) if record else self._acts
+        if fresh:
+            acts[:, 0] = self._fresh[1][0]
+        rtol, atol = self.rtol_atol
+        x0 = _np(y0)
+        ratio = self.nb.rk_step(
+            x0, _np(k0), t0, h, t_end, tab.a, tab.b, tab.b_err, tab.c, self.fsal,
+            w.packed, w.bias0, w.act, ws.a.data.numpy(), ws.b.data.numpy(), acts, rtol, atol,
+        )  # fmt: skip
+        y1 = ws.b.sel[self.last]
+        ratio = None if self.tolerances is None else ratio
+        if not record:
+            return y1, ratio, ws
+        if fresh:
+            saved, t_first = (acts, self._fresh[1][1]), self._fresh[2]
+        else:
+            last = self.tape[-1] if self.tape else None
+            if last is None or not self.fsal or k0.data_ptr() != last.ws.a.data[-1].data_ptr():
+                raise RuntimeError("internal error: the first stage of a step has no source")
+            saved, t_first = (acts, None), None
+        return y1, ratio, Step(t0, t1, t_end, t_first, ws, saved, fresh)
+
+    def step_vjp(self, step, g, extra, ws, sums, seed=None):
+        w, tab = self.weights, self.tab
+        d, batch = w.d, self.acts_shape[3]
+        if self._grads is None or step is self.tape[-1]:  # a new backward sweep
+            self._grads = np.zeros(self.nb.grads_size(d, w.hidden, batch), w.packed.dtype)
+            self._scratch = np.empty(self.nb.scratch_size(d, w.hidden, batch), w.packed.dtype)
+        acts, y0 = step.saved
+        g0 = torch.empty_like(g)
+        self.nb.rk_step_vjp(
+            _np(g).reshape(d, batch),
+            self._none2 if extra is None else extra.data[0].numpy(),
+            self._none3 if seed is None else _np(seed).reshape(self.s, d, batch),
+            step.fresh, self._none2 if y0 is None else _np(y0),
+            step.t0, step.t1 - step.t0, step.t_end, 0.0 if step.t_first is None else step.t_first,
+            tab.a, tab.b, tab.c, w.packed, w.act, step.ws.b.data.numpy(), acts,
+            ws.a.data.numpy(), ws.b.data.numpy(), self._scratch, self._grads,
+            g0.numpy().reshape(d, batch),
+        )  # fmt: skip
+        return g0, False
+
+    def input_gradients(self, sums: Any) -> list[torch.Tensor | None]:
+        """The gradients for `kernel.inputs` summed by the VJPs of the sweep."""
+        kernel, w = self.kernel, self.weights
+        d, hidden, batch = w.d, w.hidden, self.acts_shape[3]
+        if self._grads is None:
+            self._grads = np.zeros(self.nb.grads_size(d, hidden, batch), w.packed.dtype)
+        gw0z, gwt, gw1, gb1, gw2, gb2, gbias0 = (
+            torch.from_numpy(x) for x in self.nb.unpack_grads(self._grads, d, hidden, batch)
+        )
+        self._grads = None
+        parts, arg_grads = [gw0z], []
+        if kernel.control is not None:
+            parts.append(gbias0 @ kernel.control)
+            arg_grads.append(gbias0.t() @ kernel.w0x)
+        if kernel.w_t is not None:
+            parts.append(gwt.unsqueeze(1))
+        grad_w0 = torch.cat(parts, dim=1) if len(parts) > 1 else gw0z.clone()
+        grads = [grad_w0, gbias0.sum(1), gw1.clone(), gb1.clone(), gw2.clone(), gb2.clone()]
+        return [*arg_grads, *grads]
