@@ -71,7 +71,7 @@ def _run(field, y0, x, gradient, t1, **kwargs):
 
 
 def _torch_path(monkeypatch):
-    monkeypatch.setattr(_compiled, "compiled_applies", lambda like, options: False)
+    monkeypatch.setattr(_compiled, "compiled_applies", lambda kernel, like, options: False)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
@@ -84,6 +84,7 @@ def _torch_path(monkeypatch):
 )
 def test_compiled_equals_torch(monkeypatch, dtype, gradient, setting, dim, act, control_dim,
                                time_dependent):  # fmt: skip
+    monkeypatch.setattr(_compiled, "ACTIVATIONS", ("relu", "tanh"))  # tanh: kernels tested too
     field = _field(dim, act, control_dim, time_dependent, dtype)
     gen = torch.Generator().manual_seed(1)
     y0 = torch.randn(24, dim, generator=gen, dtype=dtype)
@@ -154,13 +155,17 @@ def test_the_compiled_path_is_taken(monkeypatch):
 
 
 def test_compiled_applies():
+    field = _field(2, "relu", 0, True, torch.float32)
+    kernel = field.fused_kernel(torch.zeros(8, 2), None)
     like = torch.zeros(2, 8)
-    assert _compiled.compiled_applies(like, {"tolerances": (1e-3, 1e-3), "norm": None})
-    assert _compiled.compiled_applies(like.double(), {"tolerances": None})
-    assert not _compiled.compiled_applies(like.half(), {"tolerances": (1e-3, 1e-3)})
-    assert not _compiled.compiled_applies(like, {"norm": lambda e: 0.0})
-    assert not _compiled.compiled_applies(like, {"tolerances": (1e-3, torch.ones(8, 2))})
-    assert not _compiled.compiled_applies(torch.zeros(2, 8, 3), {})
+    assert _compiled.compiled_applies(kernel, like, {"tolerances": (1e-3, 1e-3), "norm": None})
+    assert _compiled.compiled_applies(kernel, like.double(), {"tolerances": None})
+    assert not _compiled.compiled_applies(kernel, like.half(), {"tolerances": (1e-3, 1e-3)})
+    assert not _compiled.compiled_applies(kernel, like, {"norm": lambda e: 0.0})
+    tolerances = (1e-3, torch.ones(2, 8))  # per-element atol: the torch path
+    assert not _compiled.compiled_applies(kernel, like, {"tolerances": tolerances})
+    tanh = _field(2, "tanh", 0, True, torch.float32).fused_kernel(torch.zeros(8, 2), None)
+    assert not _compiled.compiled_applies(tanh, like, {})
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:

@@ -46,12 +46,19 @@ def kernels() -> ModuleType | None:
     return _compiled_kernels
 
 
-def compiled_applies(like: torch.Tensor, options: dict[str, Any]) -> bool:
-    """Whether the steps of a solve of an `MLPKernel` on states `like` (its `(d, B)` layout)
-    with the stepper `options` go through the compiled kernels."""
+# The activations the compiled path takes. The kernels have tanh too, but numba's scalar libm
+# tanh costs ~10 ns an element against torch's vectorised one, which makes the compiled step
+# slower than the torch one for tanh fields.
+ACTIVATIONS = ("relu",)
+
+
+def compiled_applies(kernel: MLPKernel, like: torch.Tensor, options: dict[str, Any]) -> bool:
+    """Whether the steps of a solve of `kernel` on states `like` (its `(d, B)` layout) with
+    the stepper `options` go through the compiled kernels."""
     tolerances = options.get("tolerances")
     return (
-        like.device.type == "cpu"
+        ("relu" if kernel.relu else "tanh") in ACTIVATIONS
+        and like.device.type == "cpu"
         and like.dtype in (torch.float32, torch.float64)
         and like.ndim == 2
         and options.get("norm") is None
@@ -62,7 +69,7 @@ def compiled_applies(like: torch.Tensor, options: dict[str, Any]) -> bool:
 
 def stepper(kernel: MLPKernel, solver: Any, like: torch.Tensor, **options: Any) -> Stepper:
     """The stepper of a solve of `kernel`: compiled where `compiled_applies`, else generic."""
-    if compiled_applies(like, options):
+    if compiled_applies(kernel, like, options):
         return CompiledStepper(kernel, solver, like, **options)
     return Stepper(kernel, solver, like, **options)
 
