@@ -140,18 +140,26 @@ def test_rejected_steps_agree(monkeypatch):
 def test_the_compiled_path_is_taken(monkeypatch):
     field = _field(2, "relu", 0, True, torch.float32)
     taken = []
-    init = _compiled.CompiledStepper.__init__
+    for cls in (_compiled.CompiledStepper, _compiled.CompiledAdjointStepper):
+        monkeypatch.setattr(cls, "__init__", _spy(cls.__init__, taken))
+    y0 = torch.randn(8, 2, requires_grad=True)
+    solve(field, y0).ys.sum().backward()
+    assert taken == ["CompiledStepper"]
+    solve(field, y0, gradient=Adjoint()).ys.sum().backward()
+    assert taken[1:] == ["CompiledStepper", "CompiledAdjointStepper"]
+    taken.clear()
+    solve(field, y0, norm=lambda e: e.abs().max())  # a user norm: the torch path
+    solve(field, y0, gradient=InterpolatingAdjoint()).ys.sum().backward()
+    solve(field, y0, gradient=Adjoint(seminorm=False)).ys.sum().backward()
+    assert taken == ["CompiledStepper"]  # the forward of the full-norm adjoint only
 
+
+def _spy(init, taken):
     def spy(self, *args, **kwargs):
         taken.append(type(self).__name__)
         init(self, *args, **kwargs)
 
-    monkeypatch.setattr(_compiled.CompiledStepper, "__init__", spy)
-    y0 = torch.randn(8, 2, requires_grad=True)
-    solve(field, y0).ys.sum().backward()
-    assert taken == ["CompiledStepper"]
-    solve(field, y0, norm=lambda e: e.abs().max())  # a user norm: the torch path
-    assert taken == ["CompiledStepper"]
+    return spy
 
 
 def test_compiled_applies():

@@ -74,6 +74,19 @@ def stepper(kernel: MLPKernel, solver: Any, like: torch.Tensor, **options: Any) 
     return Stepper(kernel, solver, like, **options)
 
 
+def adjoint_stepper(
+    kernel: MLPKernel, system: Any, solver: Any, like: torch.Tensor, **options: Any
+) -> Stepper:
+    """The stepper of the backward solve of an adjoint of `kernel` (`system`, on states
+    `like`): compiled for the backsolve adjoint with the seminorm where `compiled_applies`
+    (the error norm is then computed in the kernel), else generic."""
+    backsolve_seminorm = system.tape is None and not system.sizes and options.get("record")
+    plain = {**options, "norm": None}
+    if backsolve_seminorm and compiled_applies(kernel, like[0], plain):
+        return CompiledAdjointStepper(kernel, system, solver, like, **options)
+    return Stepper(system, solver, like, **options)
+
+
 def _np(x: torch.Tensor) -> np.ndarray:
     """A C-contiguous numpy view (or copy, if not contiguous) of a CPU tensor."""
     return x.detach().contiguous().numpy()
@@ -126,8 +139,8 @@ class CompiledStepper(Stepper):
         self.nb = kernels()
         self.weights = w = CompiledWeights(kernel)
         self.tab = _tableau(solver)
-        d, batch = like.shape
-        self.acts_shape = (2, self.s, w.hidden, batch)
+        self.batch = like.shape[1]
+        self.acts_shape = (2, self.s, w.hidden, self.batch)
         dtype = w.packed.dtype
         self._acts = np.empty(self.acts_shape, dtype)  # scratch when not recording
         self._none2 = np.empty((0, 0), dtype)
@@ -196,20 +209,86 @@ class CompiledStepper(Stepper):
 
     def input_gradients(self, sums: Any) -> list[torch.Tensor | None]:
         """The gradients for `kernel.inputs` summed by the VJPs of the sweep."""
-        kernel, w = self.kernel, self.weights
-        d, hidden, batch = w.d, w.hidden, self.acts_shape[3]
+        w = self.weights
         if self._grads is None:
-            self._grads = np.zeros(self.nb.grads_size(d, hidden, batch), w.packed.dtype)
-        gw0z, gwt, gw1, gb1, gw2, gb2, gbias0 = (
-            torch.from_numpy(x) for x in self.nb.unpack_grads(self._grads, d, hidden, batch)
+            self._grads = np.zeros(self.nb.grads_size(w.d, w.hidden, self.batch), w.packed.dtype)
+        grads, self._grads = self._grads, None
+        return _input_gradients(self.kernel, w, grads, self.batch)
+
+
+def _input_gradients(kernel: MLPKernel, w: CompiledWeights, flat: np.ndarray, batch: int):
+    """The gradients for `kernel.inputs` from the kernels' flat gradient array `flat`."""
+    nb = kernels()
+    gw0z, gwt, gw1, gb1, gw2, gb2, gbias0 = (
+        torch.from_numpy(x) for x in nb.unpack_grads(flat, w.d, w.hidden, batch)
+    )
+    parts, arg_grads = [gw0z], []
+    if kernel.control is not None:
+        parts.append(gbias0 @ kernel.control)
+        arg_grads.append(gbias0.t() @ kernel.w0x)
+    if kernel.w_t is not None:
+        parts.append(gwt.unsqueeze(1))
+    grad_w0 = torch.cat(parts, dim=1) if len(parts) > 1 else gw0z
+    return [*arg_grads, grad_w0, gbias0.sum(1), gw1, gb1, gw2, gb2]
+
+
+class CompiledAdjointStepper(Stepper):
+    """The backward solve of the backsolve adjoint (seminorm) with each step one
+    `adjoint_step` call; the parameter integrals are summed over the accepted steps here
+    (`input_gradients`), not kept on a tape."""
+
+    def __init__(self, kernel: MLPKernel, system: Any, solver: Any, like, **options: Any):
+        options = {**options, "record": False, "on_accept": None}  # the norm: initial_step
+        Stepper.__init__(self, system, solver, like, **options)
+        self.nb = nb = kernels()
+        self.field = kernel
+        self.weights = w = CompiledWeights(kernel)
+        self.tab = _tableau(solver)
+        _, d, self.batch = like.shape
+        dtype = w.packed.dtype
+        size = nb.grads_size(d, w.hidden, self.batch)
+        self._total = np.zeros(size, dtype)
+        # the integrands of a fresh first stage, a step, its last stage, the last accepted one
+        self._g_fresh, self._g_step, self._g_last, self._g_prev = (
+            np.zeros(size, dtype) for _ in range(4)
         )
-        self._grads = None
-        parts, arg_grads = [gw0z], []
-        if kernel.control is not None:
-            parts.append(gbias0 @ kernel.control)
-            arg_grads.append(gbias0.t() @ kernel.w0x)
-        if kernel.w_t is not None:
-            parts.append(gwt.unsqueeze(1))
-        grad_w0 = torch.cat(parts, dim=1) if len(parts) > 1 else gw0z.clone()
-        grads = [grad_w0, gbias0.sum(1), gw1.clone(), gb1.clone(), gw2.clone(), gb2.clone()]
-        return [*arg_grads, *grads]
+        self._acts = np.empty((2, w.hidden, self.batch), dtype)
+        self._scratch = np.empty(nb.scratch_size(d, w.hidden, self.batch), dtype)
+        self._fresh_k: torch.Tensor | None = None
+        self._h = 0.0
+
+    def evaluate(self, t: float, z: torch.Tensor) -> torch.Tensor:
+        w = self.weights
+        k = torch.empty_like(z, memory_format=torch.contiguous_format)
+        self.nb.adjoint_evaluate(
+            t, _np(z), w.packed, w.bias0, w.act, k.numpy(), self._acts, self._g_fresh,
+            self._scratch,
+        )  # fmt: skip
+        self._fresh_k = k
+        return k
+
+    def step(self, t0, t1, z0, k0, t_end):
+        h = t1 - t0
+        ws = self._spare
+        if ws is None:
+            ws = self._spare = take(self.s, z0)
+        w, tab = self.weights, self.tab
+        g_first = self._g_fresh if k0 is self._fresh_k else self._g_prev
+        rtol, atol = (0.0, 0.0) if self.tolerances is None else self.tolerances
+        ratio = self.nb.adjoint_step(
+            _np(z0), _np(k0), t0, h, t_end, tab.a, tab.b, tab.b_err, tab.c, self.fsal,
+            w.packed, w.bias0, w.act, ws.a.data.numpy(), ws.b.data.numpy(), self._acts,
+            g_first, self._g_step, self._g_last, self._scratch, rtol, atol,
+        )  # fmt: skip
+        self._h = h
+        ratio = None if self.tolerances is None else ratio
+        return ws.b.sel[self.last], ratio, ws
+
+    def accept(self, record) -> None:
+        self._total += -self._h * self._g_step  # the stages' integrands, weights -h b_i
+        self._g_prev, self._g_last = self._g_last, self._g_prev
+        Stepper.accept(self, record)
+
+    def input_gradients(self, sums: Any) -> list[torch.Tensor | None]:
+        """The gradients for the field's inputs: the parameter integrals of the solve."""
+        return _input_gradients(self.field, self.weights, self._total, self.batch)

@@ -121,7 +121,8 @@ def evaluate(t, y, P, bias0, act, h0, h1, k):
 @njit(cache=True)
 def vjp(t, y, h0, h1, g, weight, P, act, ga1, ga0, gy, G, tmp_hh, tmp_dh, tmp_hd):
     """`gy = g^T df/dy` at the evaluation `(t, y) -> (h0, h1)`, and `weight` times the
-    parameter gradients `g^T df/dtheta` added to `G`; `ga1`, `ga0` (H, B) and `tmp_*` scratch."""
+    parameter gradients `g^T df/dtheta` added to `G` (none for `weight == 0`); `ga1`, `ga0`
+    (H, B) and `tmp_*` scratch."""
     d, H, B = y.shape[0], h0.shape[0], y.shape[1]
     w0, w0t, wt, w1, w1t, b1, w2, w2t, b2 = unpack(P, d, H)
     gw0, gwt, gw1, gb1, gw2, gb2, gbias0 = unpack_grads(G, d, H, B)
@@ -130,6 +131,8 @@ def vjp(t, y, h0, h1, g, weight, P, act, ga1, ga0, gy, G, tmp_hh, tmp_dh, tmp_hd
     np.dot(w1t, ga1, ga0)
     _act_backward(ga0, h0, act)
     np.dot(w0t, ga0, gy)
+    if weight == 0.0:
+        return
     np.dot(g, h1.T, tmp_dh)
     np.dot(ga1, h0.T, tmp_hh)
     np.dot(ga0, y.T, tmp_hd)
@@ -243,14 +246,7 @@ def rk_step_vjp(
     s = c.shape[0]
     d, B = g.shape
     H = acts.shape[2]
-    ga1 = scratch[: H * B].reshape(H, B)
-    ga0 = scratch[H * B : 2 * H * B].reshape(H, B)
-    o = 2 * H * B
-    tmp_hh = scratch[o : o + H * H].reshape(H, H)
-    o += H * H
-    tmp_dh = scratch[o : o + d * H].reshape(d, H)
-    o += d * H
-    tmp_hd = scratch[o : o + H * d].reshape(H, d)
+    ga1, ga0, tmp_hh, tmp_dh, tmp_hd = unpack_scratch(scratch, d, H, B)
     has_extra = extra.size > 0
     has_seed = seed.size > 0
     for j in range(s - 1, -1, -1):
@@ -292,5 +288,103 @@ def rk_step_vjp(
 
 
 def scratch_size(d: int, H: int, B: int) -> int:
-    """The length of `rk_step_vjp`'s `scratch`."""
+    """The length of the `scratch` of `vjp` (see `unpack_scratch`)."""
     return 2 * H * B + H * H + 2 * d * H
+
+
+@njit(cache=True)
+def unpack_scratch(scratch, d, H, B):
+    """`vjp`'s scratch arrays `(ga1, ga0, tmp_hh, tmp_dh, tmp_hd)` in one flat array."""
+    ga1 = scratch[: H * B].reshape(H, B)
+    ga0 = scratch[H * B : 2 * H * B].reshape(H, B)
+    o = 2 * H * B
+    tmp_hh = scratch[o : o + H * H].reshape(H, H)
+    o += H * H
+    tmp_dh = scratch[o : o + d * H].reshape(d, H)
+    o += d * H
+    tmp_hd = scratch[o : o + H * d].reshape(H, d)
+    return ga1, ga0, tmp_hh, tmp_dh, tmp_hd
+
+
+@njit(cache=True)
+def _adjoint_rhs(t, z, P, bias0, act, out, acts, weight, G, scratch):
+    """The backsolve adjoint's right-hand side at `z = [y, a]` (2, d, B): `out = [f(t, y),
+    -a df/dy]`, and `weight` times `a df/dtheta` added to `G`."""
+    d, B = z.shape[1], z.shape[2]
+    H = acts.shape[1]
+    ga1, ga0, tmp_hh, tmp_dh, tmp_hd = unpack_scratch(scratch, d, H, B)
+    evaluate(t, z[0], P, bias0, act, acts[0], acts[1], out[0])
+    vjp(t, z[0], acts[0], acts[1], z[1], weight, P, act, ga1, ga0, out[1], G,
+        tmp_hh, tmp_dh, tmp_hd)
+    gy = out[1]
+    for p in range(d):
+        for j in range(B):
+            gy[p, j] = -gy[p, j]
+
+
+@njit(cache=True)
+def adjoint_evaluate(t, z, P, bias0, act, out, acts, G, scratch):
+    """`_adjoint_rhs` of a freshly evaluated first stage: `G = a df/dtheta` there."""
+    G[:] = 0.0
+    _adjoint_rhs(t, z, P, bias0, act, out, acts, 1.0, G, scratch)
+
+
+@njit(cache=True)
+def adjoint_step(
+    z0, k0, t0, h, t_end, A, bw, berr, c, fsal, P, bias0, act, stages, inputs, acts,
+    g_first, g_step, g_last, scratch, rtol, atol,
+):  # fmt: skip
+    """One step of the backsolve adjoint `[y, a]` (2, d, B) with the seminorm (`rk_step`'s
+    sums; the error ratio the largest RMS norm over `y` and `a`).
+
+    The parameter integrals do not steer the steps: `g_step` gets `sum_i b_i a_i df/dtheta`
+    at the stages (`g_first` that of the first stage), and for a FSAL method `g_last` that of
+    the last stage alone (the next step's first). **Returns:** the error ratio (0.0 for
+    `rtol <= 0`).
+    """
+    s = c.shape[0]
+    d, B = z0.shape[1], z0.shape[2]
+    stages[0, :, :, :] = k0
+    for n in range(g_step.size):
+        g_step[n] = bw[0] * g_first[n]
+    for i in range(1, s):
+        zi = inputs[i]
+        for u in range(2):
+            for p in range(d):
+                for j in range(B):
+                    acc = 0.0
+                    for m in range(i):
+                        acc += A[i, m] * stages[m, u, p, j]
+                    zi[u, p, j] = z0[u, p, j] + h * acc
+        ti = stage_time(i, c, t0, h, t_end)
+        if fsal and i == s - 1:  # b_{s-1} = 0: only the next step needs its integrand
+            g_last[:] = 0.0
+            _adjoint_rhs(ti, zi, P, bias0, act, stages[i], acts, 1.0, g_last, scratch)
+        else:
+            _adjoint_rhs(ti, zi, P, bias0, act, stages[i], acts, bw[i], g_step, scratch)
+    z1 = inputs[s - 1] if fsal else inputs[0]
+    if not fsal:
+        for u in range(2):
+            for p in range(d):
+                for j in range(B):
+                    acc = 0.0
+                    for m in range(s):
+                        acc += bw[m] * stages[m, u, p, j]
+                    z1[u, p, j] = z0[u, p, j] + h * acc
+    if rtol <= 0.0:
+        return 0.0
+    ratio_of_tols = atol / rtol
+    norms = np.zeros(2)
+    for u in range(2):
+        total = 0.0
+        for p in range(d):
+            for j in range(B):
+                e = 0.0
+                for m in range(s):
+                    e += berr[m] * stages[m, u, p, j]
+                q = e / (max(abs(z0[u, p, j]), abs(z1[u, p, j])) + ratio_of_tols)
+                total += q * q
+        norms[u] = math.sqrt(total / (d * B))
+    if math.isnan(norms[0]) or math.isnan(norms[1]):
+        return math.nan
+    return max(norms[0], norms[1]) * abs(h) / rtol

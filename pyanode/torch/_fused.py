@@ -117,6 +117,10 @@ class MLPKernel(AbstractStageKernel):
         """The compiled stepper where `_compiled.compiled_applies`, else the generic one."""
         return _compiled.stepper(self, solver, like, **options)
 
+    def adjoint_stepper(self, system, solver, like, **options):
+        """The compiled stepper of the backsolve adjoint where it applies, else the generic."""
+        return _compiled.adjoint_stepper(self, system, solver, like, **options)
+
     def to_state(self, y: torch.Tensor) -> torch.Tensor:
         return y.transpose(-1, -2).contiguous()
 
