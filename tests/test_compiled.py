@@ -28,7 +28,6 @@ from pyanode.solvers import (
     Tsit5,
     solve,
 )
-from pyanode.solvers._step import Stepper
 from pyanode.torch import MLPField, _compiled
 
 pytest.importorskip("numba")
@@ -117,7 +116,12 @@ def test_compiled_equals_torch(monkeypatch, dtype, gradient, setting, dim, act, 
 def _assert_close(compiled, plain, reference, rtol):
     """Each result of `compiled` within `rtol` (relative to its largest entry) of `reference`,
     or no further from it than three times the `plain` one."""
-    pairs = zip([compiled[0], *compiled[2]], [plain[0], *plain[2]], [reference[0], *reference[2]])
+    pairs = zip(
+        [compiled[0], *compiled[2]],
+        [plain[0], *plain[2]],
+        [reference[0], *reference[2]],
+        strict=True,
+    )
     for c, p, r in pairs:
         if r is None:  # t1 with saveat
             assert c is None and p is None
@@ -193,14 +197,13 @@ def test_without_numba_the_torch_path_runs():
         import sys
         sys.modules["numba"] = None  # numba made unimportable
         import torch
-        from pyanode.solvers import solve
+        from pyanode.solvers import Dopri5, solve
         from pyanode.solvers._step import Stepper
         from pyanode.torch import MLPField, _compiled
         assert _compiled.kernels() is None
         field = MLPField(2, 8)
         kernel = field.fused_kernel(torch.zeros(4, 2), None)
-        assert type(kernel.stepper(__import__("pyanode").solvers.Dopri5(),
-                                   torch.zeros(2, 4))) is Stepper
+        assert type(kernel.stepper(Dopri5(), torch.zeros(2, 4))) is Stepper
         y0 = torch.randn(4, 2, requires_grad=True)
         solve(field, y0).ys.sum().backward()
         assert y0.grad is not None and field.net[0].weight.grad is not None

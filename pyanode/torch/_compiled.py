@@ -158,6 +158,13 @@ class CompiledStepper(Stepper):
             self._fresh = (k, (acts, y), t)
         return k
 
+    def probe(self, t: float, y: torch.Tensor) -> torch.Tensor:
+        w = self.weights
+        k = torch.empty_like(y, memory_format=torch.contiguous_format)
+        acts = self._acts[:, 0]
+        self.nb.evaluate(t, _np(y), w.packed, w.bias0, w.act, acts[0], acts[1], k.numpy())
+        return k
+
     def step(self, t0, t1, y0, k0, t_end):
         h = t1 - t0
         ws = self._spare
@@ -265,6 +272,16 @@ class CompiledAdjointStepper(Stepper):
             self._scratch,
         )  # fmt: skip
         self._fresh_k = k
+        return k
+
+    def probe(self, t: float, z: torch.Tensor) -> torch.Tensor:
+        w = self.weights
+        k = torch.empty_like(z, memory_format=torch.contiguous_format)
+        # g_last as scratch: probe runs before the first step, which overwrites it
+        self.nb.adjoint_evaluate(
+            t, _np(z), w.packed, w.bias0, w.act, k.numpy(), self._acts, self._g_last,
+            self._scratch,
+        )  # fmt: skip
         return k
 
     def step(self, t0, t1, z0, k0, t_end):

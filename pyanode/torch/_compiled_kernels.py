@@ -119,11 +119,12 @@ def evaluate(t, y, P, bias0, act, h0, h1, k):
 
 
 @njit(cache=True)
-def vjp(t, y, h0, h1, g, weight, P, act, ga1, ga0, gy, G, tmp_hh, tmp_dh, tmp_hd):
+def vjp(t, y, h0, h1, g, weight, P, act, gy, G, scratch):
     """`gy = g^T df/dy` at the evaluation `(t, y) -> (h0, h1)`, and `weight` times the
-    parameter gradients `g^T df/dtheta` added to `G` (none for `weight == 0`); `ga1`, `ga0`
-    (H, B) and `tmp_*` scratch."""
+    parameter gradients `g^T df/dtheta` added to `G` (none for `weight == 0`); `scratch` as in
+    `unpack_scratch`."""
     d, H, B = y.shape[0], h0.shape[0], y.shape[1]
+    ga1, ga0, tmp_hh, tmp_dh, tmp_hd = unpack_scratch(scratch, d, H, B)
     w0, w0t, wt, w1, w1t, b1, w2, w2t, b2 = unpack(P, d, H)
     gw0, gwt, gw1, gb1, gw2, gb2, gbias0 = unpack_grads(G, d, H, B)
     np.dot(w2t, g, ga1)
@@ -187,7 +188,9 @@ def rk_step(
                 for m in range(i):
                     acc += A[i, m] * stages[m, p, j]
                 yi[p, j] = x0[p, j] + h * acc
-        evaluate(stage_time(i, c, t0, h, t_end), yi, P, bias0, act, acts[0, i], acts[1, i], stages[i])
+        evaluate(
+            stage_time(i, c, t0, h, t_end), yi, P, bias0, act, acts[0, i], acts[1, i], stages[i]
+        )
     y1 = inputs[s - 1] if fsal else inputs[0]
     if not fsal:
         for p in range(d):
@@ -240,13 +243,10 @@ def rk_step_vjp(
     step's last (else empty); `seed` (s, d, B) added to dL/dk_j (else empty); `fresh` whether
     the first stage was evaluated for this step (at `t_first`, its post-activations in
     `acts[:, 0]`). Writes dL/dk_j into `gk`, the stage inputs' gradients into `gy`, dL/dy0 into
-    `g0`, and adds the parameter gradients to `G`; `scratch` is `vjp`'s (ga1, ga0, tmp_hh,
-    tmp_dh, tmp_hd) packed as one flat array.
+    `g0`, and adds the parameter gradients to `G`; `scratch` is `vjp`'s.
     """
     s = c.shape[0]
     d, B = g.shape
-    H = acts.shape[2]
-    ga1, ga0, tmp_hh, tmp_dh, tmp_hd = unpack_scratch(scratch, d, H, B)
     has_extra = extra.size > 0
     has_seed = seed.size > 0
     for j in range(s - 1, -1, -1):
@@ -271,8 +271,7 @@ def rk_step_vjp(
             gy[j, :, :] = 0.0
             continue
         t = stage_time(j, c, t0, h, t_end)
-        vjp(t, inputs[j], acts[0, j], acts[1, j], gkj, 1.0, P, act, ga1, ga0, gy[j], G,
-            tmp_hh, tmp_dh, tmp_hd)
+        vjp(t, inputs[j], acts[0, j], acts[1, j], gkj, 1.0, P, act, gy[j], G, scratch)
     for p in range(d):
         for q in range(B):
             acc = g[p, q]
@@ -280,8 +279,7 @@ def rk_step_vjp(
                 acc += gy[i, p, q]
             g0[p, q] = acc
     if fresh:
-        vjp(t_first, x0, acts[0, 0], acts[1, 0], gk[0], 1.0, P, act, ga1, ga0, gy[0], G,
-            tmp_hh, tmp_dh, tmp_hd)
+        vjp(t_first, x0, acts[0, 0], acts[1, 0], gk[0], 1.0, P, act, gy[0], G, scratch)
         for p in range(d):
             for q in range(B):
                 g0[p, q] += gy[0, p, q]
@@ -311,11 +309,8 @@ def _adjoint_rhs(t, z, P, bias0, act, out, acts, weight, G, scratch):
     """The backsolve adjoint's right-hand side at `z = [y, a]` (2, d, B): `out = [f(t, y),
     -a df/dy]`, and `weight` times `a df/dtheta` added to `G`."""
     d, B = z.shape[1], z.shape[2]
-    H = acts.shape[1]
-    ga1, ga0, tmp_hh, tmp_dh, tmp_hd = unpack_scratch(scratch, d, H, B)
     evaluate(t, z[0], P, bias0, act, acts[0], acts[1], out[0])
-    vjp(t, z[0], acts[0], acts[1], z[1], weight, P, act, ga1, ga0, out[1], G,
-        tmp_hh, tmp_dh, tmp_hd)
+    vjp(t, z[0], acts[0], acts[1], z[1], weight, P, act, out[1], G, scratch)
     gy = out[1]
     for p in range(d):
         for j in range(B):
