@@ -158,6 +158,10 @@ class CompiledStepper(Stepper):
             self._fresh = (k, (acts, y), t)
         return k
 
+    def scaled_norm(self, x: torch.Tensor, y0: torch.Tensor) -> float:
+        rtol, atol = self.tolerances
+        return self.nb.scaled_norm(_np(x).ravel(), _np(y0).ravel(), rtol, atol, 1)
+
     def probe(self, t: float, y: torch.Tensor) -> torch.Tensor:
         w = self.weights
         k = torch.empty_like(y, memory_format=torch.contiguous_format)
@@ -273,6 +277,10 @@ class CompiledAdjointStepper(Stepper):
         )  # fmt: skip
         self._fresh_k = k
         return k
+
+    def scaled_norm(self, x: torch.Tensor, z0: torch.Tensor) -> float:
+        rtol, atol = self.tolerances  # the seminorm: the largest over y and a
+        return self.nb.scaled_norm(_np(x).ravel(), _np(z0).ravel(), rtol, atol, 2)
 
     def probe(self, t: float, z: torch.Tensor) -> torch.Tensor:
         w = self.weights

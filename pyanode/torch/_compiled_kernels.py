@@ -160,6 +160,25 @@ def vjp(t, y, h0, h1, g, weight, P, act, gy, G, scratch):
 
 
 @njit(cache=True)
+def scaled_norm(x, y0, rtol, atol, blocks):
+    """`Stepper.scaled_norm` of flat `x` and `y0`: the largest RMS norm of `x / (atol + rtol
+    |y0|)` over `blocks` equal consecutive blocks (1: the RMS norm; 2: the backsolve adjoint's
+    seminorm over `y` and `a`), NaN if any is."""
+    n = x.size // blocks
+    worst = 0.0
+    for u in range(blocks):
+        total = 0.0
+        for i in range(u * n, (u + 1) * n):
+            q = x[i] / (abs(y0[i]) * rtol + atol)
+            total += q * q
+        norm = math.sqrt(total / n)
+        if math.isnan(norm):
+            return math.nan
+        worst = max(worst, norm)
+    return worst
+
+
+@njit(cache=True)
 def stage_time(i, c, t0, h, t_end):
     """Where stage `i` is evaluated: `t_end` for `c == 1` (the float below a jump), else
     `t0 + c h`."""
