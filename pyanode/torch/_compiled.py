@@ -116,13 +116,12 @@ class CompiledWeights:
     solve: a solve's steps and VJPs see the weights of its start)."""
 
     def __init__(self, kernel: MLPKernel):
-        w0 = _np(kernel.w0z)
-        hidden, d = w0.shape
-        w_t = np.zeros(hidden, w0.dtype) if kernel.w_t is None else _np(kernel.w_t).ravel()
-        w1, w2 = _np(kernel.w1), _np(kernel.w2)
-        parts = (w0, w0.T, w_t, w1, w1.T, _np(kernel.b1), w2, w2.T, _np(kernel.b2))
-        self.packed = np.concatenate([np.ravel(p) for p in parts])
-        self.bias0 = np.ascontiguousarray(_np(kernel.bias0))
+        w0, b0, w1, b1, w2, b2 = (p.detach().numpy() for p in kernel.params)
+        hidden, d = w0.shape[0], kernel.w0z.shape[1]
+        nb = kernels()
+        self.packed = np.empty(nb.weights_size(d, hidden), w0.dtype)
+        nb.pack(w0, d, kernel.w_t is not None, w1, b1, w2, b2, self.packed)
+        self.bias0 = np.ascontiguousarray(kernel.bias0.numpy())
         self.act = 0 if kernel.relu else 1
         self.d, self.hidden = d, hidden
 

@@ -49,6 +49,33 @@ def unpack(P, d, H):
     return w0, w0t, wt, w1, w1t, b1, w2, w2t, b2
 
 
+def weights_size(d: int, H: int) -> int:
+    """The length of `P`."""
+    return 2 * H * d + H + 2 * H * H + H + 2 * d * H + d
+
+
+@njit(cache=True)
+def pack(w0, d, time_dependent, w1, b1, w2, b2, P):
+    """Pack an MLP field's parameters into `P` (`w0` the first layer's whole weight: its first
+    `d` columns act on the state, its last on t when `time_dependent`)."""
+    H = w0.shape[0]
+    pw0, pw0t, pwt, pw1, pw1t, pb1, pw2, pw2t, pb2 = unpack(P, d, H)
+    for i in range(H):
+        for m in range(d):
+            pw0[i, m] = w0[i, m]
+            pw0t[m, i] = w0[i, m]
+        pwt[i] = w0[i, w0.shape[1] - 1] if time_dependent else 0.0
+        pb1[i] = b1[i]
+        for m in range(H):
+            pw1[i, m] = w1[i, m]
+            pw1t[m, i] = w1[i, m]
+        for m in range(d):
+            pw2[m, i] = w2[m, i]
+            pw2t[i, m] = w2[m, i]
+    for m in range(d):
+        pb2[m] = b2[m]
+
+
 @njit(cache=True)
 def unpack_grads(G, d, H, B):
     """The gradient views of a flat `G` (see the module docstring)."""
