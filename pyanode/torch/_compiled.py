@@ -79,7 +79,8 @@ def adjoint_stepper(
 ) -> Stepper:
     """The stepper of the backward solve of an adjoint of `kernel` (`system`, on states
     `like`): compiled for the backsolve adjoint with the seminorm where `compiled_applies`
-    (the error norm is then computed in the kernel), else generic."""
+    (the error norm is then computed in the kernel), else generic. `system` is the adjoint's
+    `_AdjointKernel`: no `tape` for the backsolve adjoint, no `sizes` for the seminorm."""
     backsolve_seminorm = system.tape is None and not system.sizes and options.get("record")
     plain = {**options, "norm": None}
     if backsolve_seminorm and compiled_applies(kernel, like[0], plain):
@@ -93,9 +94,9 @@ def _np(x: torch.Tensor) -> np.ndarray:
 
 
 class _Tableau:
-    """A tableau as the numpy arrays the kernels read."""
+    """A solver's tableau as the float64 numpy arrays the kernels read."""
 
-    def __init__(self, solver: Any, dtype: np.dtype):
+    def __init__(self, solver: Any):
         tab = solver.tableau
         s = tab.stages
         self.a = np.zeros((s, s), dtype=np.float64)
@@ -108,7 +109,7 @@ class _Tableau:
 
 @functools.cache
 def _tableau(solver: Any) -> _Tableau:
-    return _Tableau(solver, np.float64)
+    return _Tableau(solver)
 
 
 class CompiledWeights:
@@ -116,7 +117,7 @@ class CompiledWeights:
     solve: a solve's steps and VJPs see the weights of its start)."""
 
     def __init__(self, kernel: MLPKernel):
-        w0, b0, w1, b1, w2, b2 = (p.detach().numpy() for p in kernel.params)
+        w0, _, w1, b1, w2, b2 = (p.detach().numpy() for p in kernel.params)  # b0: in bias0
         hidden, d = w0.shape[0], kernel.w0z.shape[1]
         nb = kernels()
         self.packed = np.empty(nb.weights_size(d, hidden), w0.dtype)
