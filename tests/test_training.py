@@ -152,3 +152,25 @@ def test_cli_takes_dtype_and_torch_device_strings(tmp_path, capsys):
     assert code == 0
     spec = RunSpec.from_toml((tmp_path / "run" / "spec.toml").read_text())
     assert (spec.train.dtype, spec.train.device) == ("float64", "cpu:0")
+
+
+def test_the_trainer_takes_fused_adam_steps_on_the_cpu():
+    """One fused kernel for all parameters (torch's `Adam(fused=True)`), the same update as the
+    per-parameter loop to round-off."""
+    from pyanode.data import three_spheres
+    from pyanode.torch import Trainer, build_model
+
+    data = three_spheres(n=64, seed=0)
+    spec = TrainSpec(epochs=1, batch_size=32, seed=0)
+    model = build_model(ModelSpec(kind="node", hidden=8), 2, 3, SolverSpec(), seed=0)
+    trainer = Trainer(model, spec, data)
+    assert trainer.optimizer.defaults["fused"] is True
+    reference = [p.detach().clone() for p in model.parameters()]
+    loop = torch.optim.Adam(reference, lr=spec.lr, weight_decay=spec.weight_decay)
+    trainer.step()
+    grads = [p.grad for p in model.parameters()]
+    for p, g in zip(reference, grads, strict=True):
+        p.grad = g
+    loop.step()
+    for p, q in zip(model.parameters(), reference, strict=True):
+        torch.testing.assert_close(p.detach(), q, rtol=1e-6, atol=1e-7)

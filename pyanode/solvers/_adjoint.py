@@ -252,7 +252,7 @@ class _Backward:
                 stepper.release(keep_last=True)
 
         record = not adjoint.sizes and bool(kernel.inputs)
-        stepper = Stepper(
+        stepper = kernel.adjoint_stepper(
             adjoint,
             solver,
             z,
@@ -272,7 +272,7 @@ class _Backward:
             flat = adjoint.integrals(z).split(adjoint.sizes)
             grads = [g.view_as(x) for g, x in zip(flat, kernel.inputs, strict=True)]
         else:
-            grads = sums.result() if record else []
+            grads = stepper.input_gradients(sums) if record else []
         stepper.release()
         return grad_x0, grads
 

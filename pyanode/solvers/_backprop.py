@@ -136,7 +136,7 @@ class _Tape:
                 workspaces = workspaces[-1:]
         for i in self.at_t0():
             g = g + grad_rows[i : i + 1]
-        input_grads = sums.result()
+        input_grads = stepper.input_gradients(sums)
         give(workspaces)
         x0_grad = g.view(like.shape)
         times = r.time_gradients(kernel, kernel.to_state(ys), grads, x0_grad)

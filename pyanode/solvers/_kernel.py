@@ -61,6 +61,11 @@ class AbstractStageKernel(abc.ABC):
         that compiles whole steps and their VJPs returns its own subclass."""
         return Stepper(self, solver, like, **options)
 
+    def adjoint_stepper(self, system: Any, solver: Any, like: torch.Tensor, **options: Any):
+        """The `Stepper` of an adjoint's backward solve of `system` (its right-hand side, built
+        on this kernel): the generic one; a compiled kernel may return its own."""
+        return Stepper(system, solver, like, **options)
+
     def to_state(self, y: torch.Tensor) -> torch.Tensor:
         """A state (or states stacked on leading axes) in the layout the kernel steps in."""
         return y

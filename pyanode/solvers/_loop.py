@@ -144,7 +144,7 @@ def integrate(
         nonlocal k0
         k0 = first_stage()
         counts.nfe += 1
-        return initial_step(stepper, stepper.tolerances, y0, k0, t0, stops[0].t)
+        return initial_step(stepper, y0, k0, t0, stops[0].t)
 
     dt, state = controller.init(t0, t1, [s.t for s in stops], floor, stepper.order, select)
     if k0 is None:
@@ -253,7 +253,6 @@ def _check_finite(y: torch.Tensor, k0: torch.Tensor, t: float, dt: float, nfe: i
 
 def initial_step(
     stepper: Stepper,
-    tolerances: tuple[float, float],
     y0: torch.Tensor,
     f0: torch.Tensor,
     t0: float,
@@ -263,12 +262,9 @@ def initial_step(
 
     The trial evaluation stays inside the first piece: at most half way to the first stop.
     """
-    rtol, atol = tolerances
-    norm = stepper.norm
     direction = 1.0 if t_stop >= t0 else -1.0
-    scale = y0.abs() * rtol + atol
-    d0 = norm(y0 / scale)
-    d1 = norm(f0 / scale)
+    d0 = stepper.scaled_norm(y0, y0)
+    d1 = stepper.scaled_norm(f0, y0)
     if not math.isfinite(d1):
         raise SolverError(
             "nonfinite",
@@ -281,7 +277,7 @@ def initial_step(
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     h0 = min(h0, 0.5 * abs(t_stop - t0))
     f1 = stepper.probe(t0 + direction * h0, torch.add(y0, f0, alpha=direction * h0))
-    d2 = norm((f1 - f0) / scale) / h0
+    d2 = stepper.scaled_norm(f1 - f0, y0) / h0
     dmax = max(d1, d2)
     if not math.isfinite(dmax):
         return h0 * 1e-3

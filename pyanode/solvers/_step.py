@@ -214,6 +214,7 @@ class Stepper:
         self._spare: Workspace | None = None  # where the next step writes
         self._ay: torch.Tensor | None = None  # |y| of the current state
         self._ay1: torch.Tensor | None = None  # |y1| of the last step
+        self._scale: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)  # scaled_norm
 
     def evaluate(self, t: float, y: torch.Tensor) -> torch.Tensor:
         """`f(t, y)`: a freshly evaluated first stage, at a (new) current state `y`."""
@@ -223,6 +224,14 @@ class Stepper:
         if self.tolerances is not None:
             self._ay = y.abs()
         return k
+
+    def scaled_norm(self, x: torch.Tensor, y0: torch.Tensor) -> float:
+        """`norm(x / (atol + rtol |y0|))`, the measure of the initial step selection
+        (`_loop.initial_step`); the scale is computed once per `y0`."""
+        if self._scale[0] is not y0:
+            rtol, atol = self.tolerances
+            self._scale = (y0, y0.abs().mul_(rtol).add_(atol))
+        return self.norm(x / self._scale[1])
 
     def probe(self, t: float, y: torch.Tensor) -> torch.Tensor:
         """`f(t, y)` for the initial step selection: not part of the solution."""
@@ -383,6 +392,11 @@ class Stepper:
             folded |= sums.add(kernel.vjp(saved[0], gk.sel[0], gy.sel[0])[1])
             g.add_(gy.row[0])
         return g, folded
+
+    def input_gradients(self, sums) -> list:
+        """The gradients for `kernel.inputs` over the VJPs of one backward sweep: `sums.result()`
+        (a compiled stepper sums them inside its `step_vjp` instead)."""
+        return sums.result()
 
     def graph_step(self, f, t0: float, t1: float, y0, k0, t_end: float):
         """The step of `step` with out-of-place operations on `f(t, y)`, recorded by autograd.

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from pyanode.solvers import AbstractStageKernel
+from pyanode.torch import _compiled
 
 _threshold_backward = torch.ops.aten.threshold_backward.default
 _tanh_backward = torch.ops.aten.tanh_backward.default
@@ -123,6 +124,14 @@ class MLPKernel(AbstractStageKernel):
             self.w0x = w0[:, w.dim : w.dim + control.shape[1]]
             self.bias0 = torch.addmm(w.b0, self.w0x, self.control.t())  # (h, B)
             self.arg_tensors = (control,)
+
+    def stepper(self, solver, like, **options):
+        """The compiled stepper where `_compiled.compiled_applies`, else the generic one."""
+        return _compiled.stepper(self, solver, like, **options)
+
+    def adjoint_stepper(self, system, solver, like, **options):
+        """The compiled stepper of the backsolve adjoint where it applies, else the generic."""
+        return _compiled.adjoint_stepper(self, system, solver, like, **options)
 
     def to_state(self, y: torch.Tensor) -> torch.Tensor:
         return y.transpose(-1, -2).contiguous()

@@ -111,14 +111,20 @@ class Trainer:
         self.feature_shape = train_data.feature_shape
         self._train = self._tensors(train_data)
         self._test = None if test_data is None else self._tensors(test_data)
+        # fused: one kernel for all parameters instead of a dozen ops each (~4x less time per
+        # step on CPU at these sizes)
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay
+            self.model.parameters(),
+            lr=spec.lr,
+            weight_decay=spec.weight_decay,
+            fused=self.device.type in ("cpu", "cuda") or None,
         )
         self.blocks = [m for m in self.model.modules() if isinstance(m, ODEBlock)]
         self.epoch = 0
         self.batch = 0
         self.history: list[dict[str, Any]] = []
         self._partial = _EpochSums()
+        self._order: tuple[int, np.ndarray | None] = (-1, None)  # (epoch, its batch order)
         # the latest batch's loss and NFE (per-iteration curves read it in an `on_batch` hook)
         self.last_step: dict[str, float] = {}
 
@@ -154,7 +160,9 @@ class Trainer:
     def step(self) -> None:
         """Train on the next mini-batch, closing the epoch after its last batch."""
         x, y = self._train
-        order = batch_order(self.spec.seed, self.epoch, len(x))
+        if self._order[0] != self.epoch:  # a permutation of 1k points costs as much as Adam's step
+            self._order = (self.epoch, batch_order(self.spec.seed, self.epoch, len(x)))
+        order = self._order[1]
         lo = self.batch * self.spec.batch_size
         idx = torch.as_tensor(order[lo : lo + self.spec.batch_size], device=self.device)
         start = time.perf_counter()

@@ -1,0 +1,319 @@
+"""The compiled path of `MLPField`: whole Runge–Kutta steps and their VJPs as numba kernels.
+
+`MLPKernel` evaluates the field in a handful of BLAS calls, but a Dopri5 step still issues some
+fifty torch operations (stage sums, the MLP's products and activations at six stages, the
+error norm), each paying a dispatch that costs more than its arithmetic at Neural ODE sizes.
+Here one call of a compiled kernel takes the whole step (`rk_step`) and one more its VJP
+(`rk_step_vjp`), summing the parameter gradients as it goes; the loop, the controller, the
+tape and both gradient methods are unchanged (`CompiledStepper` is a `Stepper`).
+
+`compiled_applies` is the one place that decides when: CPU, float32/float64, the default RMS
+error norm with scalar tolerances, and numba importable (an optional dependency: without it
+everything runs the torch path). `PYANODE_COMPILED=0` in the environment turns it off. The
+kernels are compiled on first use and cached on disk (see `_compiled_kernels`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from pyanode.solvers._step import Step, Stepper, take
+
+if TYPE_CHECKING:
+    from pyanode.torch._fused import MLPKernel
+
+ENV_SWITCH = "PYANODE_COMPILED"
+
+
+@functools.cache
+def kernels() -> ModuleType | None:
+    """The numba kernels module, or None when numba (or scipy, whose BLAS numba's `np.dot`
+    calls) cannot be imported or `PYANODE_COMPILED=0`."""
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return None
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot needs it)
+
+        from pyanode.torch import _compiled_kernels
+    except ImportError:
+        return None
+    return _compiled_kernels
+
+
+# The activations the compiled path takes. The kernels have tanh too, but numba's scalar libm
+# tanh costs ~10 ns an element against torch's vectorised one, which makes the compiled step
+# slower than the torch one for tanh fields.
+ACTIVATIONS = ("relu",)
+
+
+def compiled_applies(kernel: MLPKernel, like: torch.Tensor, options: dict[str, Any]) -> bool:
+    """Whether the steps of a solve of `kernel` on states `like` (its `(d, B)` layout) with
+    the stepper `options` go through the compiled kernels."""
+    tolerances = options.get("tolerances")
+    return (
+        ("relu" if kernel.relu else "tanh") in ACTIVATIONS
+        and like.device.type == "cpu"
+        and like.dtype in (torch.float32, torch.float64)
+        and like.ndim == 2
+        and options.get("norm") is None
+        and (tolerances is None or not isinstance(tolerances[1], torch.Tensor))
+        and kernels() is not None
+    )
+
+
+def stepper(kernel: MLPKernel, solver: Any, like: torch.Tensor, **options: Any) -> Stepper:
+    """The stepper of a solve of `kernel`: compiled where `compiled_applies`, else generic."""
+    if compiled_applies(kernel, like, options):
+        return CompiledStepper(kernel, solver, like, **options)
+    return Stepper(kernel, solver, like, **options)
+
+
+def adjoint_stepper(
+    kernel: MLPKernel, system: Any, solver: Any, like: torch.Tensor, **options: Any
+) -> Stepper:
+    """The stepper of the backward solve of an adjoint of `kernel` (`system`, on states
+    `like`): compiled for the backsolve adjoint with the seminorm where `compiled_applies`
+    (the error norm is then computed in the kernel), else generic. `system` is the adjoint's
+    `_AdjointKernel`: no `tape` for the backsolve adjoint, no `sizes` for the seminorm."""
+    backsolve_seminorm = system.tape is None and not system.sizes and options.get("record")
+    plain = {**options, "norm": None}
+    if backsolve_seminorm and compiled_applies(kernel, like[0], plain):
+        return CompiledAdjointStepper(kernel, system, solver, like, **options)
+    return Stepper(system, solver, like, **options)
+
+
+def _np(x: torch.Tensor) -> np.ndarray:
+    """A C-contiguous numpy view (or copy, if not contiguous) of a CPU tensor."""
+    return x.detach().contiguous().numpy()
+
+
+class _Tableau:
+    """A solver's tableau as the float64 numpy arrays the kernels read."""
+
+    def __init__(self, solver: Any):
+        tab = solver.tableau
+        s = tab.stages
+        self.a = np.zeros((s, s), dtype=np.float64)
+        for i, row in enumerate(tab.a):
+            self.a[i, : len(row)] = row
+        self.b = np.array(tab.b, dtype=np.float64)
+        self.b_err = np.array(tab.b_err if tab.b_err is not None else [0.0] * s, np.float64)
+        self.c = np.array(tab.c, dtype=np.float64)
+
+
+@functools.cache
+def _tableau(solver: Any) -> _Tableau:
+    return _Tableau(solver)
+
+
+class CompiledWeights:
+    """An `MLPKernel`'s weights copied into the packed layout of `_compiled_kernels` (once per
+    solve: a solve's steps and VJPs see the weights of its start)."""
+
+    def __init__(self, kernel: MLPKernel):
+        w0, _, w1, b1, w2, b2 = (p.detach().numpy() for p in kernel.params)  # b0: in bias0
+        hidden, d = w0.shape[0], kernel.w0z.shape[1]
+        nb = kernels()
+        self.packed = np.empty(nb.weights_size(d, hidden), w0.dtype)
+        nb.pack(w0, d, kernel.w_t is not None, w1, b1, w2, b2, self.packed)
+        self.bias0 = np.ascontiguousarray(kernel.bias0.numpy())
+        self.act = 0 if kernel.relu else 1
+        self.d, self.hidden = d, hidden
+
+
+class CompiledStepper(Stepper):
+    """`Stepper` with each step one `rk_step` call and each step's VJP one `rk_step_vjp` call.
+
+    The parameter gradients of a backward sweep are summed inside the VJP kernel (not as
+    records in `sums`) and handed over by `input_gradients`.
+    """
+
+    def __init__(self, kernel: MLPKernel, solver: Any, like: torch.Tensor, **options: Any):
+        Stepper.__init__(self, kernel, solver, like, **options)
+        self.nb = kernels()
+        self.weights = w = CompiledWeights(kernel)
+        self.tab = _tableau(solver)
+        self.batch = like.shape[1]
+        self.acts_shape = (2, self.s, w.hidden, self.batch)
+        dtype = w.packed.dtype
+        self._acts = np.empty(self.acts_shape, dtype)  # scratch when not recording
+        self._none2 = np.empty((0, 0), dtype)
+        self._none3 = np.empty((0, 0, 0), dtype)
+        self._grads: np.ndarray | None = None
+        self._scratch: np.ndarray | None = None
+        self.rtol_atol = (0.0, 0.0) if self.tolerances is None else self.tolerances
+
+    def evaluate(self, t: float, y: torch.Tensor) -> torch.Tensor:
+        w = self.weights
+        k = torch.empty_like(y, memory_format=torch.contiguous_format)
+        acts = np.empty(self.acts_shape[:1] + self.acts_shape[2:], w.packed.dtype)
+        self.nb.evaluate(t, _np(y), w.packed, w.bias0, w.act, acts[0], acts[1], k.numpy())
+        if self.record:
+            self._fresh = (k, (acts, y), t)
+        return k
+
+    def scaled_norm(self, x: torch.Tensor, y0: torch.Tensor) -> float:
+        rtol, atol = self.tolerances
+        return self.nb.scaled_norm(_np(x).ravel(), _np(y0).ravel(), rtol, atol, 1)
+
+    def probe(self, t: float, y: torch.Tensor) -> torch.Tensor:
+        w = self.weights
+        k = torch.empty_like(y, memory_format=torch.contiguous_format)
+        acts = self._acts[:, 0]
+        self.nb.evaluate(t, _np(y), w.packed, w.bias0, w.act, acts[0], acts[1], k.numpy())
+        return k
+
+    def step(self, t0, t1, y0, k0, t_end):
+        h = t1 - t0
+        ws = self._spare
+        if ws is None:
+            ws = self._spare = take(self.s, y0)
+        record, w, tab = self.record, self.weights, self.tab
+        fresh = record and self._fresh is not None and k0 is self._fresh[0]
+        acts = np.empty(self.acts_shape, w.packed.dtype) if record else self._acts
+        if fresh:
+            acts[:, 0] = self._fresh[1][0]
+        rtol, atol = self.rtol_atol
+        x0 = _np(y0)
+        ratio = self.nb.rk_step(
+            x0, _np(k0), t0, h, t_end, tab.a, tab.b, tab.b_err, tab.c, self.fsal,
+            w.packed, w.bias0, w.act, ws.a.data.numpy(), ws.b.data.numpy(), acts, rtol, atol,
+        )  # fmt: skip
+        y1 = ws.b.sel[self.last]
+        ratio = None if self.tolerances is None else ratio
+        if not record:
+            return y1, ratio, ws
+        if fresh:
+            saved, t_first = (acts, self._fresh[1][1]), self._fresh[2]
+        else:
+            last = self.tape[-1] if self.tape else None
+            if last is None or not self.fsal or k0.data_ptr() != last.ws.a.data[-1].data_ptr():
+                raise RuntimeError("internal error: the first stage of a step has no source")
+            saved, t_first = (acts, None), None
+        return y1, ratio, Step(t0, t1, t_end, t_first, ws, saved, fresh)
+
+    def step_vjp(self, step, g, extra, ws, sums, seed=None):
+        w, tab = self.weights, self.tab
+        d, batch = w.d, self.acts_shape[3]
+        if self._grads is None or step is self.tape[-1]:  # a new backward sweep
+            self._grads = np.zeros(self.nb.grads_size(d, w.hidden, batch), w.packed.dtype)
+            self._scratch = np.empty(self.nb.scratch_size(d, w.hidden, batch), w.packed.dtype)
+        acts, y0 = step.saved
+        g0 = torch.empty_like(g)
+        self.nb.rk_step_vjp(
+            _np(g).reshape(d, batch),
+            self._none2 if extra is None else extra.data[0].numpy(),
+            self._none3 if seed is None else _np(seed).reshape(self.s, d, batch),
+            step.fresh, self._none2 if y0 is None else _np(y0),
+            step.t0, step.t1 - step.t0, step.t_end, 0.0 if step.t_first is None else step.t_first,
+            tab.a, tab.b, tab.c, w.packed, w.act, step.ws.b.data.numpy(), acts,
+            ws.a.data.numpy(), ws.b.data.numpy(), self._scratch, self._grads,
+            g0.numpy().reshape(d, batch),
+        )  # fmt: skip
+        return g0, False
+
+    def input_gradients(self, sums: Any) -> list[torch.Tensor | None]:
+        """The gradients for `kernel.inputs` summed by the VJPs of the sweep."""
+        w = self.weights
+        if self._grads is None:
+            self._grads = np.zeros(self.nb.grads_size(w.d, w.hidden, self.batch), w.packed.dtype)
+        grads, self._grads = self._grads, None
+        return _input_gradients(self.kernel, w, grads, self.batch)
+
+
+def _input_gradients(kernel: MLPKernel, w: CompiledWeights, flat: np.ndarray, batch: int):
+    """The gradients for `kernel.inputs` from the kernels' flat gradient array `flat`."""
+    nb = kernels()
+    gw0z, gwt, gw1, gb1, gw2, gb2, gbias0 = (
+        torch.from_numpy(x) for x in nb.unpack_grads(flat, w.d, w.hidden, batch)
+    )
+    parts, arg_grads = [gw0z], []
+    if kernel.control is not None:
+        parts.append(gbias0 @ kernel.control)
+        arg_grads.append(gbias0.t() @ kernel.w0x)
+    if kernel.w_t is not None:
+        parts.append(gwt.unsqueeze(1))
+    grad_w0 = torch.cat(parts, dim=1) if len(parts) > 1 else gw0z
+    return [*arg_grads, grad_w0, gbias0.sum(1), gw1, gb1, gw2, gb2]
+
+
+class CompiledAdjointStepper(Stepper):
+    """The backward solve of the backsolve adjoint (seminorm) with each step one
+    `adjoint_step` call; the parameter integrals are summed over the accepted steps here
+    (`input_gradients`), not kept on a tape."""
+
+    def __init__(self, kernel: MLPKernel, system: Any, solver: Any, like, **options: Any):
+        options = {**options, "record": False, "on_accept": None}  # the norm: initial_step
+        Stepper.__init__(self, system, solver, like, **options)
+        self.nb = nb = kernels()
+        self.field = kernel
+        self.weights = w = CompiledWeights(kernel)
+        self.tab = _tableau(solver)
+        _, d, self.batch = like.shape
+        dtype = w.packed.dtype
+        size = nb.grads_size(d, w.hidden, self.batch)
+        self._total = np.zeros(size, dtype)
+        # the integrands of a fresh first stage, a step, its last stage, the last accepted one
+        self._g_fresh, self._g_step, self._g_last, self._g_prev = (
+            np.zeros(size, dtype) for _ in range(4)
+        )
+        self._acts = np.empty((2, w.hidden, self.batch), dtype)
+        self._scratch = np.empty(nb.scratch_size(d, w.hidden, self.batch), dtype)
+        self._fresh_k: torch.Tensor | None = None
+        self._h = 0.0
+
+    def evaluate(self, t: float, z: torch.Tensor) -> torch.Tensor:
+        w = self.weights
+        k = torch.empty_like(z, memory_format=torch.contiguous_format)
+        self.nb.adjoint_evaluate(
+            t, _np(z), w.packed, w.bias0, w.act, k.numpy(), self._acts, self._g_fresh,
+            self._scratch,
+        )  # fmt: skip
+        self._fresh_k = k
+        return k
+
+    def scaled_norm(self, x: torch.Tensor, z0: torch.Tensor) -> float:
+        rtol, atol = self.tolerances  # the seminorm: the largest over y and a
+        return self.nb.scaled_norm(_np(x).ravel(), _np(z0).ravel(), rtol, atol, 2)
+
+    def probe(self, t: float, z: torch.Tensor) -> torch.Tensor:
+        w = self.weights
+        k = torch.empty_like(z, memory_format=torch.contiguous_format)
+        # g_last as scratch: probe runs before the first step, which overwrites it
+        self.nb.adjoint_evaluate(
+            t, _np(z), w.packed, w.bias0, w.act, k.numpy(), self._acts, self._g_last,
+            self._scratch,
+        )  # fmt: skip
+        return k
+
+    def step(self, t0, t1, z0, k0, t_end):
+        h = t1 - t0
+        ws = self._spare
+        if ws is None:
+            ws = self._spare = take(self.s, z0)
+        w, tab = self.weights, self.tab
+        g_first = self._g_fresh if k0 is self._fresh_k else self._g_prev
+        rtol, atol = (0.0, 0.0) if self.tolerances is None else self.tolerances
+        ratio = self.nb.adjoint_step(
+            _np(z0), _np(k0), t0, h, t_end, tab.a, tab.b, tab.b_err, tab.c, self.fsal,
+            w.packed, w.bias0, w.act, ws.a.data.numpy(), ws.b.data.numpy(), self._acts,
+            g_first, self._g_step, self._g_last, self._scratch, rtol, atol,
+        )  # fmt: skip
+        self._h = h
+        ratio = None if self.tolerances is None else ratio
+        return ws.b.sel[self.last], ratio, ws
+
+    def accept(self, record) -> None:
+        self._total += -self._h * self._g_step  # the stages' integrands, weights -h b_i
+        self._g_prev, self._g_last = self._g_last, self._g_prev
+        Stepper.accept(self, record)
+
+    def input_gradients(self, sums: Any) -> list[torch.Tensor | None]:
+        """The gradients for the field's inputs: the parameter integrals of the solve."""
+        return _input_gradients(self.field, self.weights, self._total, self.batch)
