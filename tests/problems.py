@@ -151,6 +151,17 @@ def reference(problem: Problem, t: float | np.ndarray, t0: float | None = None) 
     return np.array(out)
 
 
+class Recorder:
+    """Wraps a field `f(t, y, args)`, recording every t it is called at (`ts`)."""
+
+    def __init__(self, f):
+        self.f, self.ts = f, []
+
+    def __call__(self, t, y, args):
+        self.ts.append(float(t))
+        return self.f(t, y, args)
+
+
 class MLPField(torch.nn.Module):
     """A small time-dependent MLP vector field `f(t, y) = W2 tanh(W1 [y, t] + b1) + b2`."""
 
