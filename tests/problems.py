@@ -9,7 +9,8 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from pyanode.solvers import RK4, Bosh3, Dopri5, Euler, Midpoint, Tsit5
+import pyanode.torch
+from pyanode.solvers import RK4, Bosh3, ConstantStepSize, Dopri5, Euler, Midpoint, Tsit5
 
 # Every solver, for the tests parametrised over all of them.
 ALL_SOLVERS = (Euler(), Midpoint(), RK4(), Bosh3(), Dopri5(), Tsit5())
@@ -149,6 +150,44 @@ def reference(problem: Problem, t: float | np.ndarray, t0: float | None = None) 
         )
         out.append(sol.y[:, -1])
     return np.array(out)
+
+
+# `solve` keywords over which the fused and compiled kernels are compared with autograd
+KERNEL_SETTINGS = {
+    "dp5": {},
+    "saveat": {"saveat": [0.0, 0.3, 1.0]},
+    "rk4-fixed": {"solver": RK4(), "controller": ConstantStepSize(0.1)},
+    "tsit5-jump": {"solver": Tsit5(), "jump_ts": [0.5], "saveat": [0.5, 1.0]},
+    "bosh3": {"solver": Bosh3()},
+}
+
+
+def twisting_field(dim, hidden, *, act, control_dim, time_dependent, dtype=None, seed=0, scale=2.0):
+    """pyanode's `MLPField` drawn from `seed` (the global generator left as it was), cast to
+    `dtype` if given, its weights times `scale`: a twisting flow, with several steps and
+    rejections."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        field = pyanode.torch.MLPField(
+            dim, hidden, act=act, control_dim=control_dim, time_dependent=time_dependent
+        )
+    if dtype is not None:
+        field = field.to(dtype)
+    with torch.no_grad():
+        for p in field.parameters():
+            p.mul_(scale)
+    return field
+
+
+class Recorder:
+    """Wraps a field `f(t, y, args)`, recording every t it is called at (`ts`)."""
+
+    def __init__(self, f):
+        self.f, self.ts = f, []
+
+    def __call__(self, t, y, args):
+        self.ts.append(float(t))
+        return self.f(t, y, args)
 
 
 class MLPField(torch.nn.Module):

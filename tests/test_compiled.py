@@ -17,43 +17,29 @@ from pathlib import Path
 
 import pytest
 import torch
+from problems import KERNEL_SETTINGS, twisting_field
 
-from pyanode.solvers import (
-    RK4,
-    Adjoint,
-    Backprop,
-    Bosh3,
-    ConstantStepSize,
-    InterpolatingAdjoint,
-    Tsit5,
-    solve,
-)
-from pyanode.torch import MLPField, _compiled
+from pyanode.solvers import Adjoint, Backprop, InterpolatingAdjoint, solve
+from pyanode.torch import _compiled
 
 pytest.importorskip("numba")
 ROOT = Path(__file__).resolve().parents[1]
 
 GRADIENTS = (Backprop(), Adjoint(), InterpolatingAdjoint(), Adjoint(seminorm=False))
-SETTINGS = {
-    "dp5": {},
-    "saveat": {"saveat": [0.0, 0.3, 1.0]},
-    "rk4-fixed": {"solver": RK4(), "controller": ConstantStepSize(0.1)},
-    "tsit5-jump": {"solver": Tsit5(), "jump_ts": [0.5], "saveat": [0.5, 1.0]},
-    "bosh3": {"solver": Bosh3()},
-}
+SETTINGS = KERNEL_SETTINGS
 
 
 def _field(dim, act, control_dim, time_dependent, dtype, hidden=32, seed=0, scale=2.0):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        field = MLPField(
-            dim, hidden, act=act, control_dim=control_dim, time_dependent=time_dependent
-        )
-    field = field.to(dtype)
-    with torch.no_grad():
-        for p in field.parameters():
-            p.mul_(scale)  # a twisting flow: several steps, rejections
-    return field
+    return twisting_field(
+        dim,
+        hidden,
+        act=act,
+        control_dim=control_dim,
+        time_dependent=time_dependent,
+        dtype=dtype,
+        seed=seed,
+        scale=scale,
+    )
 
 
 def _run(field, y0, x, gradient, t1, **kwargs):

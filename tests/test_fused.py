@@ -10,19 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from problems import KERNEL_SETTINGS, twisting_field
 from torch import nn
 
-from pyanode.solvers import (
-    RK4,
-    Adjoint,
-    Backprop,
-    Bosh3,
-    ConstantStepSize,
-    Dopri5,
-    PIController,
-    Tsit5,
-    solve,
-)
+from pyanode.solvers import Adjoint, Backprop, Dopri5, PIController, solve
 from pyanode.torch import MLPField
 from pyanode.torch._fused import MLPKernel, stacks_records
 
@@ -41,15 +32,15 @@ class Plain(nn.Module):
 
 
 def _field(act="relu", control_dim=0, time_dependent=True, dim=3, hidden=16, seed=0, scale=2.0):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        field = MLPField(
-            dim, hidden, act=act, control_dim=control_dim, time_dependent=time_dependent
-        )
-    with torch.no_grad():
-        for p in field.parameters():
-            p.mul_(scale)  # a twisting flow: several steps, rejections
-    return field
+    return twisting_field(
+        dim,
+        hidden,
+        act=act,
+        control_dim=control_dim,
+        time_dependent=time_dependent,
+        seed=seed,
+        scale=scale,
+    )
 
 
 def _run(field, f, y0, x, gradient, **kwargs):
@@ -75,13 +66,7 @@ def _assert_equal(fused, plain, rtol):
         assert (gf - gp).abs().max().item() <= rtol * scale
 
 
-SETTINGS = {
-    "dp5": {},
-    "saveat": {"saveat": [0.0, 0.3, 1.0]},
-    "rk4-fixed": {"solver": RK4(), "controller": ConstantStepSize(0.1)},
-    "tsit5-jump": {"solver": Tsit5(), "jump_ts": [0.5], "saveat": [0.5, 1.0]},
-    "bosh3": {"solver": Bosh3()},
-}
+SETTINGS = KERNEL_SETTINGS
 
 
 @pytest.mark.parametrize("gradient", GRADIENTS, ids=repr)

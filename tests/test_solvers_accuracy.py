@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from problems import ALL_SOLVERS, COSINE, LINEAR, REFERENCE_PROBLEMS, reference
+from problems import ALL_SOLVERS, COSINE, LINEAR, REFERENCE_PROBLEMS, Recorder, reference
 
 from pyanode.solvers import (
     RK4,
@@ -87,21 +87,10 @@ def test_bosh3_and_friends_reach_tolerance(solver, float64):
     assert np.abs(sol.ys.numpy() - ref).max() < 1e-5
 
 
-class _Recorder:
-    """Wraps a field, recording every t it is called at."""
-
-    def __init__(self, f):
-        self.f, self.ts = f, []
-
-    def __call__(self, t, y, args):
-        self.ts.append(float(t))
-        return self.f(t, y, args)
-
-
 @pytest.mark.parametrize("solver", ALL_SOLVERS, ids=_name)
 @pytest.mark.parametrize("t1", (1.0, 0.7, 2.0 / 3.0, 1e-3, -1.3))
 def test_never_evaluates_beyond_t1(solver, t1, float64):
-    f = _Recorder(COSINE.f)
+    f = Recorder(COSINE.f)
     adaptive = PIController(rtol=1e-5, atol=1e-7)
     controller = adaptive if solver.adaptive else ConstantStepSize(0.03)
     sol = solve(f, torch.tensor(COSINE.y0), 0.0, t1, solver=solver, controller=controller)
@@ -121,7 +110,7 @@ def test_nfe_formula_shows_fsal(solver, float64):
     # stage at t0 and one evaluation of the initial step selection (none when dt0 is given).
     new_per_step = solver.tableau.stages - 1
     for dt0, extra in ((None, 2), (0.05, 1)):
-        f = _Recorder(COSINE.f)
+        f = Recorder(COSINE.f)
         controller = PIController(rtol=1e-6, atol=1e-8, dt0=dt0)
         sol = solve(
             f, torch.tensor(COSINE.y0), 0.0, COSINE.t1, solver=solver, controller=controller
@@ -133,7 +122,7 @@ def test_nfe_formula_shows_fsal(solver, float64):
 
 def test_nfe_accepted_only_dopri5(float64):
     # A smooth problem with no rejections: nfe == 6 * steps + 1 + 1 (initial step selection).
-    f = _Recorder(lambda t, y, args: -y)
+    f = Recorder(lambda t, y, args: -y)
     sol = solve(f, torch.ones(4, 2), 0.0, 1.0, controller=PIController(rtol=1e-7, atol=1e-9))
     assert sol.stats.n_rejected == 0
     assert sol.stats.nfe_forward == len(f.ts) == 6 * sol.stats.n_accepted + 2
@@ -144,7 +133,7 @@ def test_nfe_accepted_only_dopri5(float64):
 def test_constant_step_count(solver, float64):
     # ceil((t1 - t0) / dt) steps, the last one clipped; nfe follows the tableau.
     for dt, n in ((0.1, 10), (0.3, 4), (0.25, 4), (0.4, 3), (2.0, 1)):
-        f = _Recorder(lambda t, y, args: -y)
+        f = Recorder(lambda t, y, args: -y)
         sol = solve(f, torch.ones(2, 2), 0.0, 1.0, solver=solver, controller=ConstantStepSize(dt))
         assert sol.stats.n_accepted == n
         stages = solver.tableau.stages

@@ -6,23 +6,13 @@ import itertools
 
 import pytest
 import torch
+from problems import Recorder
 
 from benchmarks.controller_study import Clip
 from pyanode.solvers import Bosh3, Dopri5, PIController, Tsit5, solve
 from pyanode.torch import MLPField
 
 ADAPTIVE = (Bosh3(), Dopri5(), Tsit5())
-
-
-class _Recorder:
-    """The field, recording the times it is evaluated at."""
-
-    def __init__(self, f):
-        self.f, self.ts = f, []
-
-    def __call__(self, t, y, args):
-        self.ts.append(float(t))
-        return self.f(t, y, args)
 
 
 def _rotation(t, y, args):
@@ -38,14 +28,14 @@ def test_never_past_the_stop_never_short(solver, t1, float64):
     y0 = torch.tensor([[1.0, 0.0], [0.3, -0.7]])
     lo, hi = min(0.0, t1), max(0.0, t1)
     for tol in (1e-2, 1e-4, 1e-6):
-        f = _Recorder(_rotation)
+        f = Recorder(_rotation)
         sol = solve(f, y0, 0.0, t1, solver=solver, controller=PIController(rtol=tol, atol=tol))
         assert all(lo <= t <= hi for t in f.ts)
         assert t1 in f.ts  # the last step ends on t1 (its last stage is evaluated there)
         assert float(sol.ts) == t1
 
         tau = 0.6 * t1
-        f = _Recorder(_rotation)
+        f = Recorder(_rotation)
         controller = PIController(rtol=tol, atol=tol)
         solve(f, y0, 0.0, t1, solver=solver, controller=controller, jump_ts=[tau])
         side = [(t - tau) * t1 > 0 for t in f.ts]  # evaluated past the jump

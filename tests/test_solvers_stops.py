@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from problems import COSINE, LINEAR, VAN_DER_POL, reference
+from problems import COSINE, LINEAR, VAN_DER_POL, Recorder, reference
 
 from pyanode.solvers import RK4, Bosh3, ConstantStepSize, Dopri5, Euler, PIController, Tsit5, solve
 
@@ -20,19 +20,10 @@ def _tight(solver):
     return TIGHT, 1e-8
 
 
-class _Recorder:
-    def __init__(self, f):
-        self.f, self.ts = f, []
-
-    def __call__(self, t, y, args):
-        self.ts.append(float(t))
-        return self.f(t, y, args)
-
-
 @pytest.mark.parametrize("solver", ADAPTIVE, ids=lambda s: type(s).__name__)
 def test_saveat_exact_times_and_values(solver, float64):
     saveat = torch.tensor([0.0, 0.1, 0.3333333333333333, 1.0, 1.7, 2.0])
-    f = _Recorder(LINEAR.f)
+    f = Recorder(LINEAR.f)
     controller, atol = _tight(solver)
     sol = solve(
         f,
@@ -64,7 +55,7 @@ def test_saveat_nonlinear_against_scipy(float64):
 
 def test_saveat_constant_step_lands_exactly(float64):
     # Grid 0, 0.3, 0.6, 0.9, 1.0 split by the save time 0.45: 5 steps with RK4.
-    f = _Recorder(COSINE.f)
+    f = Recorder(COSINE.f)
     sol = solve(
         f,
         torch.tensor(COSINE.y0),
@@ -158,7 +149,7 @@ def test_backward_in_time(solver, float64):
     # From t0 = 2 back to t1 = 0 reproduces y0 (linear, invertible).
     y_end = LINEAR.exact(2.0, LINEAR.y0)
     saveat = torch.tensor([1.5, 0.5, 0.0])
-    f = _Recorder(LINEAR.f)
+    f = Recorder(LINEAR.f)
     controller, atol = _tight(solver)
     sol = solve(
         f, torch.tensor(y_end), 2.0, 0.0, solver=solver, controller=controller, saveat=saveat

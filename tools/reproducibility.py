@@ -110,14 +110,11 @@ def measure() -> dict[str, Any]:
 
 
 def cpu_name() -> str:
-    """The CPU's model name."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name (`pyanode.experiments.report.cpu_model`; imported here, so that
+    `render` runs without pyanode on the path)."""
+    from pyanode.experiments.report import cpu_model
+
+    return cpu_model()
 
 
 def _blas() -> str:

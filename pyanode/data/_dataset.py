@@ -214,6 +214,17 @@ def check_real(
     return value
 
 
+def binary_dataset(
+    x: np.ndarray, labels: np.ndarray, *, name: str, task: str, meta: dict[str, Any]
+) -> Dataset:
+    """A two-class dataset from `labels` 0 / 1: kept as labels for classification (with
+    `n_classes` = 2 in the meta), else the regression targets -1 / +1 of shape (n, 1)."""
+    if task == "classification":
+        return Dataset(x=x, y=labels, name=name, task=task, meta={**meta, "n_classes": 2})
+    y = (2.0 * labels - 1.0)[:, None].astype(np.float32)
+    return Dataset(x=x, y=y, name=name, task=task, meta=meta)
+
+
 # -- splits ---------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from pyanode._errors import DataError
 from pyanode._validate import check_choice, check_int, check_seed
-from pyanode.data._dataset import TASKS, Dataset, check_real
+from pyanode.data._dataset import TASKS, Dataset, binary_dataset, check_real
 
 # how the radius of a point in a shell is drawn: "uniform" in volume, or as Dupont et al.'s code
 RADIAL_LAWS = ("uniform", "dupont")
@@ -117,7 +117,6 @@ def concentric_spheres(
     order = rng.permutation(n_inner + n_outer)
     x = np.concatenate([inner, outer])[order].astype(np.float32)
     labels = labels[order]
-    y = labels if task == "classification" else (2.0 * labels - 1.0)[:, None].astype(np.float32)
     meta = {
         "generator": "concentric_spheres",
         "dim": dim,
@@ -129,9 +128,7 @@ def concentric_spheres(
         "sampling": "uniform-in-volume" if radial == "uniform" else "dupont-radius",
         "seed": seed,
     }
-    if task == "classification":
-        meta["n_classes"] = 2
-    return Dataset(x=x, y=y, name="concentric-spheres", task=task, meta=meta)
+    return binary_dataset(x, labels, name="concentric-spheres", task=task, meta=meta)
 
 
 def three_spheres(

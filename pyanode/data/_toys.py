@@ -7,7 +7,7 @@ import numpy as np
 
 from pyanode._errors import DataError
 from pyanode._validate import check_bool, check_choice, check_int, check_seed
-from pyanode.data._dataset import TASKS, Dataset, check_real
+from pyanode.data._dataset import TASKS, Dataset, binary_dataset, check_real
 
 
 def reflection_1d(
@@ -125,7 +125,6 @@ def separable(
     x = rng.uniform(-1.0, 1.0, (n, dim))
     distance = rng.uniform(margin / 2.0, 1.0, n)
     x[:, 0] = np.where(labels == 1, distance, -distance)
-    y = labels if task == "classification" else (2.0 * labels - 1.0)[:, None].astype(np.float32)
     meta = {
         "generator": "separable",
         "n": n,
@@ -134,6 +133,4 @@ def separable(
         "normal": [1.0] + [0.0] * (dim - 1),
         "seed": seed,
     }
-    if task == "classification":
-        meta["n_classes"] = 2
-    return Dataset(x=x.astype(np.float32), y=y, name="separable", task=task, meta=meta)
+    return binary_dataset(x.astype(np.float32), labels, name="separable", task=task, meta=meta)

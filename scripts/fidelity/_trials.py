@@ -11,14 +11,15 @@ this folder first on sys.path).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -27,6 +28,25 @@ from pyanode.experiments.store import atomic_write_text
 RESULTS = Path("results/fidelity")
 SUMMARIES = Path("docs/data")  # each study writes docs/data/fidelity-<study>/
 FIGURES = Path("docs/figures/fidelity")
+
+T = TypeVar("T")
+
+
+def chosen(names: str, by_name: Mapping[str, T]) -> list[T]:
+    """The entries of `by_name` named in the comma-separated `names`, in its order."""
+    return [by_name[name.strip()] for name in names.split(",") if name.strip()]
+
+
+def variants_parser(doc: str, names: Sequence[str]) -> argparse.ArgumentParser:
+    """A study's command line: its docstring's first paragraph, and `--variants` (a
+    comma-separated subset of `names`, all by default)."""
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="variants: " + ", ".join(names),
+    )
+    parser.add_argument("--variants", default=",".join(names), help="comma-separated names")
+    return parser
 
 
 class TrialStore:

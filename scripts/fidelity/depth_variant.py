@@ -18,12 +18,21 @@ docs/data/fidelity-depth-variant/depth_variant.csv; figure: docs/figures/fidelit
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from _trials import FIGURES, SUMMARIES, TrialStore, log, mean_std, save_figure, write_csv
+from _trials import (
+    FIGURES,
+    SUMMARIES,
+    TrialStore,
+    chosen,
+    log,
+    mean_std,
+    save_figure,
+    variants_parser,
+    write_csv,
+)
 
 NETS = ("chebyshev", "fourier", "stacked")
 PAPER = {"chebyshev": 97.4, "fourier": 97.7, "stacked": 98.0, "node": 98.4}
@@ -237,13 +246,13 @@ def main(
 ) -> list[dict[str, Any]]:
     """Train each variant x net x seed (skipping stored trials), then write the summary at
     `epochs` epochs and the figure."""
-    chosen = [BY_NAME[name.strip()] for name in variants.split(",") if name.strip()]
+    picked = chosen(variants, BY_NAME)
     store = TrialStore("depth-variant")
     if not plot_only:
         import torch
 
         torch.set_num_threads(1)
-        for v in chosen:
+        for v in picked:
             for net in v.nets:
                 for seed in range(seeds):
                     key = f"{v.name}/{net}/seed-{seed}/epochs-{v.epochs}"
@@ -268,12 +277,7 @@ def main(
 
 
 def parse(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="variants: " + ", ".join(BY_NAME),
-    )
-    parser.add_argument("--variants", default=",".join(BY_NAME), help="comma-separated names")
+    parser = variants_parser(__doc__, list(BY_NAME))
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..n-1 (default: 3)")
     parser.add_argument("--epochs", type=int, default=50, help="epoch of the summary (50)")
     parser.add_argument("--plot-only", action="store_true", help="summarise stored trials")

@@ -25,13 +25,22 @@ docs/data/fidelity-slice-gap/slice_gap.csv; figure: docs/figures/fidelity/slice_
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from _trials import FIGURES, SUMMARIES, TrialStore, log, mean_std, save_figure, write_csv
+from _trials import (
+    FIGURES,
+    SUMMARIES,
+    TrialStore,
+    chosen,
+    log,
+    mean_std,
+    save_figure,
+    variants_parser,
+    write_csv,
+)
 
 SLICE = (0.0, math.pi / 5)
 RADII = np.linspace(1.0, 1.5, 11)
@@ -266,8 +275,7 @@ def main(
         import torch
 
         torch.set_num_threads(1)
-        for name in (n.strip() for n in variants.split(",") if n.strip()):
-            v = BY_NAME[name]
+        for v in chosen(variants, BY_NAME):
             for model in v.models:
                 for seed in range(anode_seeds if model == "anode" else seeds):
                     key = f"{v.name}/{model}/seed-{seed}"
@@ -290,12 +298,7 @@ def main(
 
 
 def parse(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="variants: " + ", ".join(BY_NAME),
-    )
-    parser.add_argument("--variants", default=",".join(BY_NAME), help="comma-separated names")
+    parser = variants_parser(__doc__, list(BY_NAME))
     parser.add_argument(
         "--seeds", type=int, default=20, help="NODE seeds (default: 20, the paper's repeats)"
     )

@@ -97,6 +97,22 @@ def toy_model(model: str, *, hidden: int = 32, augment_dim: int = 5, depth: int 
     raise ValueError(f"model={model!r} is not known; accepted: {', '.join(TOY_MODELS)}")
 
 
+def config_data(panel: str, config: Any) -> tuple[str, dict[str, Any]]:
+    """`toy_data` of `panel` with an experiment `config`'s `n_inner`, `n_outer`, `data_seed`
+    and, where it has them, `g1d_points`."""
+    points = {"n_points": config.g1d_points} if hasattr(config, "g1d_points") else {}
+    return toy_data(
+        panel, n_inner=config.n_inner, n_outer=config.n_outer, seed=config.data_seed, **points
+    )
+
+
+def config_model(model: str, config: Any) -> ModelSpec:
+    """`toy_model` of `model` with an experiment `config`'s `hidden`, `augment_dim` and, where
+    it has one, `resnet_depth`."""
+    depth = {"depth": config.resnet_depth} if hasattr(config, "resnet_depth") else {}
+    return toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim, **depth)
+
+
 def toy_trial(
     panel: str,
     model: str,

@@ -33,7 +33,14 @@ import numpy as np
 from pyanode._errors import SpecError
 from pyanode._validate import check_subset
 from pyanode.data import Dataset, load_dataset
-from pyanode.experiments.dupont import group, shared_setting, stack, toy_data, toy_model, toy_trial
+from pyanode.experiments.dupont import (
+    config_data,
+    config_model,
+    group,
+    shared_setting,
+    stack,
+    toy_trial,
+)
 from pyanode.experiments.reproduce import Reproduction, check_positive
 from pyanode.experiments.runner import Trial
 from pyanode.experiments.store import StoredTrial
@@ -77,19 +84,11 @@ class Toy1dConfig:
         trials_1d(self)  # building the specs validates the training settings
 
     def model_spec(self, model: str) -> ModelSpec:
-        return toy_model(
-            model, hidden=self.hidden, augment_dim=self.augment_dim, depth=self.resnet_depth
-        )
+        return config_model(model, self)
 
     def data(self, panel: str) -> tuple[str, dict[str, Any]]:
         """The panel's data: registry name and keyword arguments."""
-        return toy_data(
-            panel,
-            n_inner=self.n_inner,
-            n_outer=self.n_outer,
-            n_points=self.g1d_points,
-            seed=self.data_seed,
-        )
+        return config_data(panel, self)
 
 
 def monotone_floor(x: np.ndarray, y: np.ndarray, *, either_direction: bool) -> float:
@@ -217,16 +216,14 @@ class NFEConfig:
 
 def trials_nfe(config: NFEConfig) -> list[Trial]:
     """Every model x seed on concentric spheres in `dim` dimensions."""
-    data = toy_data(
-        config.panel, n_inner=config.n_inner, n_outer=config.n_outer, seed=config.data_seed
-    )
+    data = config_data(config.panel, config)
     return [
         toy_trial(
             config.panel,
             model,
             seed,
             data,
-            toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim),
+            config_model(model, config),
             config,
             config.epochs,
         )  # fmt: skip

@@ -35,7 +35,7 @@ from pyanode._errors import SpecError
 from pyanode._validate import check_int, check_subset
 from pyanode.backends import TorchFitted
 from pyanode.data import Dataset
-from pyanode.experiments.dupont import shared_setting, toy_data, toy_model, toy_trial
+from pyanode.experiments.dupont import config_data, config_model, shared_setting, toy_trial
 from pyanode.experiments.reproduce import Reproduction, check_positive
 from pyanode.experiments.runner import Record, Trial
 from pyanode.specs import setting
@@ -126,19 +126,10 @@ def trials_flows(config: FlowsConfig) -> list[Trial]:
     record = Record(iterations=True, probe=config.n_probe, arrays=arrays)
     out = []
     for panel in config.panels:
-        data = toy_data(
-            panel,
-            n_inner=config.n_inner,
-            n_outer=config.n_outer,
-            n_points=config.g1d_points,
-            seed=config.data_seed,
-        )
+        data = config_data(panel, config)
         epochs = config.g1d_epochs if panel in ("g1d", "identity") else config.epochs
         for model in PANEL_MODELS[panel]:
-            spec = toy_model(
-                model, hidden=config.hidden, augment_dim=config.augment_dim,
-                depth=config.resnet_depth,
-            )  # fmt: skip
+            spec = config_model(model, config)
             out.append(toy_trial(panel, model, config.seed, data, spec, config, epochs, record))
     return out
 
@@ -210,11 +201,9 @@ def trials_features(config: FeaturesConfig) -> list[Trial]:
     )
     out = []
     for panel in config.panels:
-        data = toy_data(
-            panel, n_inner=config.n_inner, n_outer=config.n_outer, seed=config.data_seed
-        )
+        data = config_data(panel, config)
         for model in config.models:
-            spec = toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim)
+            spec = config_model(model, config)
             out.append(
                 toy_trial(panel, model, config.seed, data, spec, config, config.epochs, record)
             )

@@ -30,7 +30,14 @@ from pyanode._errors import SpecError
 from pyanode._validate import check_subset
 from pyanode.backends import TorchFitted
 from pyanode.data import Dataset
-from pyanode.experiments.dupont import group, shared_setting, stack, toy_data, toy_model, toy_trial
+from pyanode.experiments.dupont import (
+    config_data,
+    config_model,
+    group,
+    shared_setting,
+    stack,
+    toy_trial,
+)
 from pyanode.experiments.reproduce import Reproduction, check_positive
 from pyanode.experiments.runner import Record, Trial
 from pyanode.experiments.store import StoredTrial
@@ -110,16 +117,14 @@ def channel(trial: StoredTrial) -> tuple[float, float]:
 def trials(config: GeneralisationConfig) -> list[Trial]:
     """Per model: one map trial on all of the data, and the slice-removed trials per seed,
     whose test set is the removed slice (its loss every `eval_every` iterations)."""
-    data = toy_data(
-        "spheres-2d", n_inner=config.n_inner, n_outer=config.n_outer, seed=config.data_seed
-    )
+    data = config_data("spheres-2d", config)
     arrays = functools.partial(map_arrays, grid=config.grid, extent=config.extent)
     map_record = Record(iterations=True, probe=600, arrays=arrays)
     slice_record = Record(iterations=True, eval_every=config.eval_every, arrays=annulus_arrays)
     angles = (config.angle_lo, config.angle_hi)
     out = []
     for model in config.models:
-        spec = toy_model(model, hidden=config.hidden, augment_dim=config.augment_dim)
+        spec = config_model(model, config)
         out.append(toy_trial("spheres-2d", model, 0, data, spec, config, config.map_epochs,
                              map_record))  # fmt: skip
         out += [
