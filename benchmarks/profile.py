@@ -20,6 +20,7 @@ Python-heavy categories are upper bounds and the compiled kernels' a lower bound
 from __future__ import annotations
 
 import argparse
+import copy
 import cProfile
 import gc
 import json
@@ -33,7 +34,7 @@ import torch
 
 from benchmarks._timing import LoadMeter
 from benchmarks.peers import contenders
-from benchmarks.training import _Run, datasets
+from benchmarks.training import Result, _Run, datasets
 from pyanode import SolverSpec
 from pyanode.torch import batch_order
 
@@ -118,15 +119,17 @@ def profile_config(
     seed: int = 0,
     warmup: int = 2,
     epochs: int = 50,
+    fused_adam: bool = False,
 ) -> dict:
-    """Time then profile pyanode's training batches on three spheres for one configuration."""
+    """Time then profile pyanode's training batches on three spheres for one configuration;
+    both phases start from the same weights and Adam state (training changes the NFE)."""
     train, _ = datasets("three-spheres", points, seed)
     solver = SolverSpec(solver="dp5", rtol=rtol, atol=atol, gradient=gradient)
     aug = augment_dim if kind == "anode" else 0
     classes = int(train.y.max()) + 1
     (contender,) = contenders(kind, aug, hidden, train.x.shape[1], classes, solver, seed,
                               ("pyanode",))  # fmt: skip
-    run = _Run(contender, lr, False, torch.device("cpu"))  # benchmarks.run's default Adam
+    run = _Run(contender, lr, fused_adam, torch.device("cpu"))
     x, y = torch.as_tensor(train.x), torch.as_tensor(train.y)
     order = torch.as_tensor(batch_order(seed, 0, len(x)))
     batches = [(x[order[i : i + batch_size]], y[order[i : i + batch_size]])
@@ -139,11 +142,14 @@ def profile_config(
     gc.freeze()
     for _ in range(warmup):
         run.epoch(batches, sync, count=False)
-    run.result.epochs.wall.clear()
-    run.result.epochs.cpu.clear()
+    start = copy.deepcopy((run.model.state_dict(), run.opt.state_dict()))
+    result = run.result = Result("pyanode")
     for _ in range(epochs):
         run.epoch(batches, sync, count=False)
-    walls = run.result.epochs.wall
+    walls, nfe = result.epochs.wall, statistics.mean(result.nfe_timed)
+    run.model.load_state_dict(start[0])
+    run.opt.load_state_dict(start[1])
+    result.nfe_timed.clear()
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(epochs):
@@ -157,6 +163,8 @@ def profile_config(
         "batches_per_epoch": len(batches),
         "ms_per_batch": statistics.median(walls) / len(batches) * 1e3,
         "spread": (q[2] - q[0]) / statistics.median(walls),
+        "nfe_forward": nfe,  # per batch, mean of the timed epochs
+        "profiled_nfe_forward": statistics.mean(result.nfe_timed),
         "profiled_batches": n,
         "profiled_ms_per_batch": stats.total_tt / n * 1e3,  # type: ignore[attr-defined]
         "self_seconds": seconds,
@@ -180,6 +188,7 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) 
         "compiled": os.environ.get("PYANODE_COMPILED", "1") != "0",
         "categories": [{"name": name, "files": list(files)} for name, files in CATEGORIES],
         "configs": {},
+        "fused_adam": {},
     }  # fmt: skip
     for kind, gradient in CONFIGS:
         result = profile_config(kind, gradient, points=args.points, warmup=args.warmup,
@@ -189,6 +198,11 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) 
         parts = ", ".join(f"{name} {s * per:.3f}" for name, s in result["self_seconds"].items())
         log(f"{kind}/{gradient}: {result['ms_per_batch']:.3f} ms per batch "
             f"({result['profiled_ms_per_batch']:.3f} profiled): {parts}")  # fmt: skip
+    for kind, gradient in CONFIGS:  # what benchmarks.run --fused-adam would give
+        result = profile_config(kind, gradient, points=args.points, warmup=args.warmup,
+                                epochs=args.epochs, fused_adam=True)  # fmt: skip
+        out["fused_adam"][f"{kind}/{gradient}"] = result
+        log(f"{kind}/{gradient}, Adam(fused=True): {result['ms_per_batch']:.3f} ms per batch")
     out["load"] = load.summary()
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

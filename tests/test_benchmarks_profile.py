@@ -18,6 +18,8 @@ def test_categories_sum_to_the_profiled_total_on_a_tiny_run():
     assert all(s >= 0 for s in seconds.values())
     assert math.isclose(sum(seconds.values()), r["total_self_seconds"], rel_tol=1e-9)
     assert r["profiled_batches"] == 2 * r["batches_per_epoch"] == 4
+    # the profiled epochs start again from the timed epochs' weights: the same solves
+    assert r["profiled_nfe_forward"] == r["nfe_forward"] > 0
     for name in (
         "step loop + controller",
         "torch autograd engine",

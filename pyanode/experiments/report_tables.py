@@ -1342,6 +1342,11 @@ def bench_precision(data: Data) -> str:
         data.source("benchmarks-scaling")])  # fmt: skip
 
 
+def _profile_ms(r: dict[str, Any], category: str) -> float:
+    """A category's ms per batch: its share of the profiled self time x the unprofiled batch."""
+    return r["self_seconds"][category] / r["total_self_seconds"] * r["ms_per_batch"]
+
+
 def bench_profile(data: Data) -> str:
     """Where one training batch's time goes, per category of code (`benchmarks/profile.py`)."""
     prof = data.json("benchmarks-profile", "profile.json")
@@ -1352,13 +1357,23 @@ def bench_profile(data: Data) -> str:
         cells = []
         for r in configs.values():
             share = r["self_seconds"][name] / r["total_self_seconds"]
-            cells.append(f"{share * r['ms_per_batch']:.3f} ({share:.0%})")
+            cells.append(f"{_profile_ms(r, name):.3f} ({share:.0%})")
         rows.append([name, *cells])
     rows.append(["**batch, unprofiled** (median epoch / batches; IQR / median)",
                  *(f"**{r['ms_per_batch']:.3f}** ({r['spread']:.0%})"
                    for r in configs.values())])  # fmt: skip
     rows.append(["batch under cProfile", *(f"{r['profiled_ms_per_batch']:.3f}"
                                            for r in configs.values())])  # fmt: skip
+    rows.append(["forward NFE per batch (timed / profiled)",
+                 *(f"{r['nfe_forward']:.1f} / {r['profiled_nfe_forward']:.1f}"
+                   for r in configs.values())])  # fmt: skip
+    fused = prof.get("fused_adam", {})
+    if fused:
+        adam = "optimiser (torch.optim Adam)"
+        rows.append(["with `Adam(fused=True)`: batch, unprofiled",
+                     *(f"{fused[c]['ms_per_batch']:.3f}" for c in configs)])  # fmt: skip
+        rows.append(["with `Adam(fused=True)`: optimiser",
+                     *(f"{_profile_ms(fused[c], adam):.3f}" for c in configs)])  # fmt: skip
     header = ["where (self time)", *(c.replace("/", " ").replace("node", "NODE") + " ms (share)"
                                      for c in configs)]  # fmt: skip
     r0 = next(iter(configs.values()))
