@@ -163,6 +163,7 @@ def profile_config(
         "batches_per_epoch": len(batches),
         "ms_per_batch": statistics.median(walls) / len(batches) * 1e3,
         "spread": (q[2] - q[0]) / statistics.median(walls),
+        "cpu_ms_per_batch": statistics.median(result.epochs.cpu) / len(batches) * 1e3,
         "nfe_forward": nfe,  # per batch, mean of the timed epochs
         "profiled_nfe_forward": statistics.mean(result.nfe_timed),
         "profiled_batches": n,
@@ -184,25 +185,24 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) 
     out = {
         "args": {k: str(v) for k, v in vars(args).items()},
         "settings": "three spheres, batch 96, width 32, dopri5 rtol = atol = 1e-3, Adam 1e-3 "
-                    "(not fused, as benchmarks.run by default), one torch thread",
+                    "(not fused, as benchmarks.run by default; fused_adam: the same with "
+                    "Adam(fused=True)), one torch thread",
         "compiled": os.environ.get("PYANODE_COMPILED", "1") != "0",
         "categories": [{"name": name, "files": list(files)} for name, files in CATEGORIES],
         "configs": {},
         "fused_adam": {},
     }  # fmt: skip
     for kind, gradient in CONFIGS:
-        result = profile_config(kind, gradient, points=args.points, warmup=args.warmup,
-                                epochs=args.epochs)  # fmt: skip
-        out["configs"][f"{kind}/{gradient}"] = result
-        per = result["ms_per_batch"] / result["total_self_seconds"]
-        parts = ", ".join(f"{name} {s * per:.3f}" for name, s in result["self_seconds"].items())
-        log(f"{kind}/{gradient}: {result['ms_per_batch']:.3f} ms per batch "
-            f"({result['profiled_ms_per_batch']:.3f} profiled): {parts}")  # fmt: skip
-    for kind, gradient in CONFIGS:  # what benchmarks.run --fused-adam would give
-        result = profile_config(kind, gradient, points=args.points, warmup=args.warmup,
-                                epochs=args.epochs, fused_adam=True)  # fmt: skip
-        out["fused_adam"][f"{kind}/{gradient}"] = result
-        log(f"{kind}/{gradient}, Adam(fused=True): {result['ms_per_batch']:.3f} ms per batch")
+        name = f"{kind}/{gradient}"
+        for fused, into in ((False, out["configs"]), (True, out["fused_adam"])):
+            # fused: what benchmarks.run --fused-adam would give, right after the default
+            result = into[name] = profile_config(
+                kind, gradient, points=args.points, warmup=args.warmup, epochs=args.epochs,
+                fused_adam=fused)  # fmt: skip
+            per = result["ms_per_batch"] / result["total_self_seconds"]
+            parts = ", ".join(f"{c} {s * per:.3f}" for c, s in result["self_seconds"].items())
+            log(f"{name}{', Adam(fused=True)' if fused else ''}: {result['ms_per_batch']:.3f} ms "
+                f"per batch ({result['profiled_ms_per_batch']:.3f} profiled): {parts}")  # fmt: skip
     out["load"] = load.summary()
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
