@@ -1374,7 +1374,7 @@ def bench_profile(data: Data) -> str:
                      *(f"{fused[c]['ms_per_batch']:.3f}" for c in configs)])  # fmt: skip
         rows.append(["with `Adam(fused=True)`: optimiser",
                      *(f"{_profile_ms(fused[c], adam):.3f}" for c in configs)])  # fmt: skip
-    header = ["where (self time)", *(c.replace("/", " ").replace("node", "NODE") + " ms (share)"
+    header = ["where (self time)", *(f"{c.split('/')[0].upper()} {c.split('/')[1]} ms (share)"
                                      for c in configs)]  # fmt: skip
     r0 = next(iter(configs.values()))
     return "\n\n".join([
