@@ -5,7 +5,8 @@ The batch is the benchmark's own: the model, data, batches and optimiser come fr
 `benchmarks.training` (`datasets`, `_Run`) and `benchmarks.peers.contenders`, and the batches
 run through `_Run.epoch`. After `--warmup` epochs (the compiled kernels' first calls), `--epochs`
 epochs are timed without the profiler (the median epoch over its batches is the batch time) and
-then `--epochs` more run under cProfile.
+then `--epochs` more run under cProfile, both from the same weights and Adam state (training
+changes the NFE). Every configuration runs again with `Adam(fused=True)` right after.
 
 Each profiled function's self time (`tottime`) goes to the category of its file (`CATEGORIES`);
 a function outside them (a builtin such as a torch op, the standard library, numpy) is charged to
