@@ -169,6 +169,8 @@ JOBS: tuple[Job, ...] = (
     Job("benchmarks-scaling",
         ("--json", "{out}/scaling.json", "--figure", "benchmarks/work_precision.png"),
         ("scaling.json",), 1200, module="benchmarks.scaling", pin=True),
+    Job("benchmarks-profile", ("--json", "{out}/profile.json"), ("profile.json",), 120,
+        module="benchmarks.profile", pin=True),
     # docs/fidelity.md (issue 17): hours of one core each, the full studies
     _fidelity("depth-variant", estimate=3400),
     _fidelity("slice-gap", estimate=1900),
@@ -426,7 +428,8 @@ def _settings(job: Job, folder: Path) -> dict[str, Any]:
         path = folder / name
         if path.exists():
             return {"settings": store.read_json(path)[key]}
-    for name in ("cpu.json", "scaling.json"):  # the benchmarks store their arguments
+    # the benchmarks store their arguments
+    for name in ("cpu.json", "scaling.json", "profile.json"):
         if (folder / name).exists():
             return {"settings": store.read_json(folder / name)["args"]}
     return {"settings": {"argv": job.command(Path("OUT"))}}

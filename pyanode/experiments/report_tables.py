@@ -1342,6 +1342,53 @@ def bench_precision(data: Data) -> str:
         data.source("benchmarks-scaling")])  # fmt: skip
 
 
+def _profile_ms(r: dict[str, Any], category: str) -> float:
+    """A category's ms per batch: its share of the profiled self time x the unprofiled batch."""
+    return r["self_seconds"][category] / r["total_self_seconds"] * r["ms_per_batch"]
+
+
+def bench_profile(data: Data) -> str:
+    """Where one training batch's time goes, per category of code (`benchmarks/profile.py`)."""
+    prof = data.json("benchmarks-profile", "profile.json")
+    configs = prof["configs"]
+    names = list(next(iter(configs.values()))["self_seconds"])
+    rows = []
+    for name in names:
+        cells = []
+        for r in configs.values():
+            share = r["self_seconds"][name] / r["total_self_seconds"]
+            cells.append(f"{_profile_ms(r, name):.3f} ({share:.0%})")
+        rows.append([name, *cells])
+    rows.append(["**batch, unprofiled**: wall (IQR / median; CPU time)",
+                 *(f"**{r['ms_per_batch']:.3f}** ({r['spread']:.0%}; {r['cpu_ms_per_batch']:.3f})"
+                   for r in configs.values())])  # fmt: skip
+    rows.append(["batch under cProfile", *(f"{r['profiled_ms_per_batch']:.3f}"
+                                           for r in configs.values())])  # fmt: skip
+    rows.append(["forward NFE per batch (timed / profiled)",
+                 *(f"{r['nfe_forward']:.1f} / {r['profiled_nfe_forward']:.1f}"
+                   for r in configs.values())])  # fmt: skip
+    fused = prof.get("fused_adam", {})
+    if fused:
+        adam = "optimiser (torch.optim Adam)"
+        rows.append(["with `Adam(fused=True)`: batch, unprofiled",
+                     *(f"{fused[c]['ms_per_batch']:.3f}" for c in configs)])  # fmt: skip
+        rows.append(["with `Adam(fused=True)`: optimiser",
+                     *(f"{_profile_ms(fused[c], adam):.3f}" for c in configs)])  # fmt: skip
+    header = ["where (self time)", *(f"{c.split('/')[0].upper()} {c.split('/')[1]} ms (share)"
+                                     for c in configs)]  # fmt: skip
+    r0 = next(iter(configs.values()))
+    return "\n\n".join([
+        table(header, rows),
+        f"{prof['settings']}; the compiled kernels {'on' if prof['compiled'] else 'off'}. "
+        f"{prof['args']['epochs']} epochs of {r0['batches_per_epoch']} batches timed, then as "
+        f"many under cProfile; a category's ms = its share of the profiled self time x the "
+        f"unprofiled batch time (cProfile's per-call cost inflates the Python categories, so "
+        f"their shares are upper bounds). Builtins (torch ops, numpy, the standard library) are "
+        f"charged to their callers' categories. During the run: {prof['load']}.",
+        data.source("benchmarks-profile"),
+    ])  # fmt: skip
+
+
 def bench_memory(data: Data) -> str:
     """The table `python -m benchmarks.memory` printed, as it printed it."""
     text = data.text("benchmarks-memory", "memory.md").strip()
@@ -1392,6 +1439,7 @@ REGIONS: dict[str, RegionSpec] = {
     "bench-targets": RegionSpec("benchmarks/README.md", bench_targets),
     "bench-floor": RegionSpec("benchmarks/README.md", bench_floor),
     "bench-memory": RegionSpec("benchmarks/README.md", bench_memory),
+    "bench-profile": RegionSpec("benchmarks/README.md", bench_profile),
     "bench-scaling": RegionSpec("benchmarks/README.md", bench_scaling),
     "bench-precision": RegionSpec("benchmarks/README.md", bench_precision),
 }  # fmt: skip
