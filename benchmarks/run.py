@@ -213,7 +213,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rtol", type=float, default=1e-3)
     parser.add_argument("--atol", type=float, default=1e-3)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--fused-adam", action="store_true", help="Adam(fused=True) for all")
+    parser.add_argument(
+        "--fused-adam",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Adam(fused=True) for every torch library, as pyanode's trainer uses it",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))

@@ -88,6 +88,13 @@ def adjoint_stepper(
     return Stepper(system, solver, like, **options)
 
 
+def _buffer(shape: Any, dtype: np.dtype, zero: bool = False) -> np.ndarray:
+    """A numpy array in memory from torch's allocator (so that torch's memory accounting,
+    `PeakMemory` and the profiler see the compiled path's tape as they see the torch path's)."""
+    make = torch.zeros if zero else torch.empty
+    return make(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype).numpy()
+
+
 def _np(x: torch.Tensor) -> np.ndarray:
     """A C-contiguous numpy view (or copy, if not contiguous) of a CPU tensor."""
     return x.detach().contiguous().numpy()
@@ -142,7 +149,7 @@ class CompiledStepper(Stepper):
         self.batch = like.shape[1]
         self.acts_shape = (2, self.s, w.hidden, self.batch)
         dtype = w.packed.dtype
-        self._acts = np.empty(self.acts_shape, dtype)  # scratch when not recording
+        self._acts = _buffer(self.acts_shape, dtype)  # scratch when not recording
         self._none2 = np.empty((0, 0), dtype)
         self._none3 = np.empty((0, 0, 0), dtype)
         self._grads: np.ndarray | None = None
@@ -152,7 +159,7 @@ class CompiledStepper(Stepper):
     def evaluate(self, t: float, y: torch.Tensor) -> torch.Tensor:
         w = self.weights
         k = torch.empty_like(y, memory_format=torch.contiguous_format)
-        acts = np.empty(self.acts_shape[:1] + self.acts_shape[2:], w.packed.dtype)
+        acts = _buffer(self.acts_shape[:1] + self.acts_shape[2:], w.packed.dtype)
         self.nb.evaluate(t, _np(y), w.packed, w.bias0, w.act, acts[0], acts[1], k.numpy())
         if self.record:
             self._fresh = (k, (acts, y), t)
@@ -176,7 +183,7 @@ class CompiledStepper(Stepper):
             ws = self._spare = take(self.s, y0)
         record, w, tab = self.record, self.weights, self.tab
         fresh = record and self._fresh is not None and k0 is self._fresh[0]
-        acts = np.empty(self.acts_shape, w.packed.dtype) if record else self._acts
+        acts = _buffer(self.acts_shape, w.packed.dtype) if record else self._acts
         if fresh:
             acts[:, 0] = self._fresh[1][0]
         rtol, atol = self.rtol_atol
@@ -202,8 +209,8 @@ class CompiledStepper(Stepper):
         w, tab = self.weights, self.tab
         d, batch = w.d, self.acts_shape[3]
         if self._grads is None or step is self.tape[-1]:  # a new backward sweep
-            self._grads = np.zeros(self.nb.grads_size(d, w.hidden, batch), w.packed.dtype)
-            self._scratch = np.empty(self.nb.scratch_size(d, w.hidden, batch), w.packed.dtype)
+            self._grads = _buffer(self.nb.grads_size(d, w.hidden, batch), w.packed.dtype, zero=True)
+            self._scratch = _buffer(self.nb.scratch_size(d, w.hidden, batch), w.packed.dtype)
         acts, y0 = step.saved
         g0 = torch.empty_like(g)
         self.nb.rk_step_vjp(
@@ -222,7 +229,8 @@ class CompiledStepper(Stepper):
         """The gradients for `kernel.inputs` summed by the VJPs of the sweep."""
         w = self.weights
         if self._grads is None:
-            self._grads = np.zeros(self.nb.grads_size(w.d, w.hidden, self.batch), w.packed.dtype)
+            size = self.nb.grads_size(w.d, w.hidden, self.batch)
+            self._grads = _buffer(size, w.packed.dtype, zero=True)
         grads, self._grads = self._grads, None
         return _input_gradients(self.kernel, w, grads, self.batch)
 
@@ -258,13 +266,13 @@ class CompiledAdjointStepper(Stepper):
         _, d, self.batch = like.shape
         dtype = w.packed.dtype
         size = nb.grads_size(d, w.hidden, self.batch)
-        self._total = np.zeros(size, dtype)
+        self._total = _buffer(size, dtype, zero=True)
         # the integrands of a fresh first stage, a step, its last stage, the last accepted one
         self._g_fresh, self._g_step, self._g_last, self._g_prev = (
-            np.zeros(size, dtype) for _ in range(4)
+            _buffer(size, dtype, zero=True) for _ in range(4)
         )
-        self._acts = np.empty((2, w.hidden, self.batch), dtype)
-        self._scratch = np.empty(nb.scratch_size(d, w.hidden, self.batch), dtype)
+        self._acts = _buffer((2, w.hidden, self.batch), dtype)
+        self._scratch = _buffer(nb.scratch_size(d, w.hidden, self.batch), dtype)
         self._fresh_k: torch.Tensor | None = None
         self._h = 0.0
 
