@@ -12,7 +12,7 @@ import pytest
 
 from pyanode.cli import COMMANDS, build_parser, main
 from pyanode.cli._options import add_options, given
-from pyanode.cli._train import add_spec_options, spec_from_args
+from pyanode.cli._trials import add_spec_options, spec_from_args
 from pyanode.specs import ModelSpec, RunSpec, SolverSpec, TrainSpec
 
 REPO = Path(__file__).resolve().parents[1]

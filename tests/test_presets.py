@@ -12,7 +12,7 @@ import pytest
 
 from pyanode import SpecError
 from pyanode.cli import build_parser, main
-from pyanode.cli._reproduce import REPRODUCTIONS, config_from_args, reproduction
+from pyanode.cli._experiments import REPRODUCTIONS, config_from_args, reproduction
 from pyanode.experiments.dupont.generalisation import GeneralisationConfig, _channels
 from pyanode.experiments.dupont.images import ImagesConfig
 from pyanode.experiments.reproduce import preset_values, presets_of

@@ -15,7 +15,7 @@ import pytest
 
 from pyanode._errors import SpecError
 from pyanode.cli import main
-from pyanode.cli._reproduce import REPRODUCTIONS, reproduction
+from pyanode.cli._experiments import REPRODUCTIONS, reproduction
 from pyanode.experiments import report
 from pyanode.experiments.report import DATA, DONE, JOBS, PROVENANCE, Job, run_job
 from pyanode.experiments.report_tables import REGIONS

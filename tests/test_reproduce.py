@@ -14,13 +14,19 @@ from pathlib import Path
 import pytest
 
 from pyanode.cli import main
-from pyanode.cli._reproduce import REPRODUCTIONS, reproduction
-from pyanode.experiments.store import collect, read_csv
+from pyanode.cli._experiments import REPRODUCTIONS, reproduction
 from pyanode.experiments.dupont.curves import NFEConfig, Toy1dConfig
 from pyanode.experiments.dupont.flows import FeaturesConfig, FlowsConfig
 from pyanode.experiments.dupont.generalisation import GeneralisationConfig
 from pyanode.experiments.dupont.images import ImagesConfig
-from pyanode.experiments.store import ITERATIONS, RESULT, read_batch, read_manifest
+from pyanode.experiments.store import (
+    ITERATIONS,
+    RESULT,
+    collect,
+    read_batch,
+    read_csv,
+    read_manifest,
+)
 from pyanode.experiments.table1 import Table1Config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -27,13 +27,13 @@ from pyanode._errors import (
 
 # command -> (module, the function of the module that adds the command's arguments, help)
 COMMANDS = {
-    "train": ("pyanode.cli._train", "add_arguments", "train one model on one dataset"),
-    "reproduce": ("pyanode.cli._reproduce", "add_arguments",
+    "train": ("pyanode.cli._trials", "add_train", "train one model on one dataset"),
+    "reproduce": ("pyanode.cli._experiments", "add_reproduce",
                   "reproduce a table or figures of the papers"),
-    "study": ("pyanode.cli._study", "add_arguments",
+    "study": ("pyanode.cli._experiments", "add_study",
               "solver-accuracy studies (work-precision, gradients, cross-solver, batch coupling)"),
-    "sweep": ("pyanode.cli._sweep", "add_sweep", "run a grid of trials from a sweep config"),
-    "collect": ("pyanode.cli._sweep", "add_collect",
+    "sweep": ("pyanode.cli._trials", "add_sweep", "run a grid of trials from a sweep config"),
+    "collect": ("pyanode.cli._trials", "add_collect",
                 "collect the trials under a results folder into one CSV"),
     "report": ("pyanode.cli._report", "add_arguments",
                "regenerate (or check) the numbers of the docs from the stored results"),

@@ -1,13 +1,16 @@
-"""`pyanode reproduce NAME`: one paper table or figure set, end to end.
+"""The named experiments: `pyanode reproduce NAME` (one paper table or figure set, end to end)
+and `pyanode study NAME` (the solver-accuracy studies, docs/studies.md).
 
-Every reproduction is a `pyanode.experiments.reproduce.Reproduction`; its options are generated
-from its config dataclass, and its module is imported only when it runs.
+Every reproduction is a `pyanode.experiments.reproduce.Reproduction` and every study a function of
+`pyanode.experiments.studies`; their options are generated from their config dataclasses, and
+their modules are imported only when they run (or their --help is asked for).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from pathlib import Path
 
 from pyanode.cli._options import add_options, build, given, output_path
@@ -54,7 +57,7 @@ REPRODUCTIONS = {
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser, words: list[str]) -> None:
+def add_reproduce(parser: argparse.ArgumentParser, words: list[str]) -> None:
     parser.description = (
         "Reproduce one of the papers' tables or figure sets into --out: every trial is stored "
         "as it finishes, so running the same command again skips the finished trials and "
@@ -113,7 +116,7 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, experiment) -> Non
     )
     add_options(parser, RunOptions, prefix="options.", title="running")
     add_options(parser, experiment.config, prefix="config.", title="settings")
-    parser.set_defaults(run=lambda args: run(args, experiment))
+    parser.set_defaults(run=lambda args: run_reproduce(args, experiment))
 
 
 def config_from_args(cls: type, args: argparse.Namespace):
@@ -127,7 +130,7 @@ def config_from_args(cls: type, args: argparse.Namespace):
     return cls(**{**values, **given(args, cls, prefix="config.")})
 
 
-def run(args: argparse.Namespace, experiment) -> int:
+def run_reproduce(args: argparse.Namespace, experiment) -> int:
     from pyanode.experiments.reproduce import reproduce
     from pyanode.experiments.runner import RunOptions
     from pyanode.experiments.store import check_output
@@ -143,3 +146,93 @@ def run(args: argparse.Namespace, experiment) -> int:
         figures=args.figures,
         options=options,
     )
+
+
+# name -> (one line for --help, config class, study function, printed columns); the names are
+# those of `pyanode.experiments.studies`, imported when the study runs
+STUDIES = {
+    "forward": (
+        "forward work-precision: error of y(t1) against NFE and time, per solver",
+        "ForwardConfig",
+        "forward_study",
+        ("solver", "rtol", "dt", "nfe_forward", "seconds", "error"),
+    ),
+    "gradient": (
+        "gradient work-precision: gradient error against NFE, time and peak memory, per "
+        "gradient method",
+        "GradientConfig",
+        "gradient_study",
+        ("solver", "gradient", "rtol", "dt", "nfe_total", "seconds", "peak_bytes", "error"),
+    ),
+    "cross-solver": (
+        "train with one solver setting, test with the others (heatmap)",
+        "CrossSolverConfig",
+        "cross_solver_study",
+        ("trained_with", "evaluated_with", "test_acc", "gap", "agreement", "nfe_forward"),
+    ),
+    "batch-coupling": (
+        "one adaptive solve for the whole batch against one solve per sample",
+        "BatchCouplingConfig",
+        "batch_coupling_study",
+        ("solver", "rtol", "mode", "nfe_forward", "seconds", "error", "error_max_sample"),
+    ),
+}
+
+
+def add_study(parser: argparse.ArgumentParser, words: list[str]) -> None:
+    parser.description = (
+        "Run a solver-accuracy study; its table (CSV), study.json (reference checks, settings) "
+        "and figure are written under --out. Errors are relative to a float64 reference whose "
+        "convergence is checked on every run."
+    )
+    studies = parser.add_subparsers(dest="study", metavar="STUDY", required=True)
+    for name, (text, config, _, _) in STUDIES.items():
+        sub = studies.add_parser(name, help=text, description=text, allow_abbrev=False)
+        if words[:1] == [name]:
+            _add_study_arguments(sub, name, config)
+
+
+def _add_study_arguments(parser: argparse.ArgumentParser, name: str, config: str) -> None:
+    from pyanode.experiments import studies
+
+    parser.add_argument("--out", type=output_path, required=True, help="output folder")
+    parser.add_argument(
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw the figure (default: yes)",
+    )
+    if name == "cross-solver":
+        parser.add_argument(
+            "--run", dest="source.run", type=Path,
+            help="evaluate the model of a finished trial folder instead of training "
+            "(default: train one per setting)",
+        )  # fmt: skip
+    else:
+        add_options(parser, studies.ProblemSource, prefix="source.", title="problem")
+    add_options(parser, getattr(studies, config), prefix="config.", title="settings")
+    parser.set_defaults(run=run_study)
+
+
+def run_study(args: argparse.Namespace) -> int:
+    from pyanode._errors import JuliaUnavailable
+    from pyanode.experiments import studies
+    from pyanode.experiments.store import check_output
+
+    _, config_name, function, columns = STUDIES[args.study]
+    config = build(getattr(studies, config_name), args, prefix="config.")
+    check_output(args.out)
+    study = getattr(studies, function)
+    try:
+        if args.study == "cross-solver":
+            result = study(config, args.out, run=getattr(args, "source.run"), figures=args.figures)
+        else:
+            problem = build(studies.ProblemSource, args, prefix="source.").load()
+            result = study(problem, config, args.out, figures=args.figures)
+    except (studies.ReferenceNotConverged, JuliaUnavailable) as err:
+        print(f"pyanode study {args.study}: failed: {err}", file=sys.stderr)
+        return 1
+    print(studies.text_table(result.rows, columns))
+    print(result.meta["julia"])
+    print(f"written to {args.out}/: " + ", ".join(p.name for p in result.files))
+    return 0
