@@ -23,7 +23,7 @@ import numpy as np
 
 import pyanode
 from pyanode._errors import JuliaUnavailable
-from pyanode.julia.weights import Shapes, _check_shape, parameter_count
+from pyanode.julia.backend import Shapes, _check_shape, parameter_count
 
 # --- juliacall's values ------------------------------------------------------------------------
 #

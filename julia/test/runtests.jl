@@ -128,7 +128,7 @@ function check_hand_computed_galerkin_weights()
     @test ps.layer.bias == Float32[13 15; 14 16]
     @test ps_to_flat(ps, template) == v
     # Julia's memory order: each W_k column-major, the bias as it is (the Python helper's
-    # torch_to_julia gives the same vector, tests/test_julia_weights.py)
+    # torch_to_julia gives the same vector, tests/test_julia_backend.py)
     @test Vector(ComponentArray(ps)) ==
         Float32[1, 4, 2, 5, 3, 6, 7, 10, 8, 11, 9, 12, 13, 14, 15, 16]
     @test parameter_count(template) == 16
