@@ -18,7 +18,7 @@ from pyanode.solvers import (
     Backprop,
     InterpolatingAdjoint,
     PIController,
-    _field,
+    _problem,
     field_shape,
     solve,
 )
@@ -294,7 +294,7 @@ def test_field_shape_errors(field, message):
 def test_shape_is_read_once_per_field(monkeypatch):
     reads = []
     signature = inspect.signature
-    monkeypatch.setattr(_field.inspect, "signature", lambda f: reads.append(f) or signature(f))
+    monkeypatch.setattr(_problem.inspect, "signature", lambda f: reads.append(f) or signature(f))
 
     class Fresh(nn.Module):  # a class not seen before: its forward is read once
         def forward(self, t, y):

@@ -20,7 +20,6 @@ from pyanode.solvers._controller import ConstantStepSize as ConstantStepSize
 from pyanode.solvers._controller import PIController as PIController
 from pyanode.solvers._dopri5 import Dopri5 as Dopri5
 from pyanode.solvers._euler import Euler as Euler
-from pyanode.solvers._field import field_shape as field_shape
 from pyanode.solvers._kernel import AbstractFusedField as AbstractFusedField
 from pyanode.solvers._kernel import AbstractStageKernel as AbstractStageKernel
 from pyanode.solvers._midpoint import Midpoint as Midpoint
@@ -29,6 +28,7 @@ from pyanode.solvers._odeint import odeint_adjoint as odeint_adjoint
 from pyanode.solvers._problem import AbstractGradientMethod as AbstractGradientMethod
 from pyanode.solvers._problem import Solution as Solution
 from pyanode.solvers._problem import SolverStats as SolverStats
+from pyanode.solvers._problem import field_shape as field_shape
 from pyanode.solvers._rk4 import RK4 as RK4
 from pyanode.solvers._rk38 import RK38 as RK38
 from pyanode.solvers._solve import GRADIENTS as GRADIENTS

@@ -22,7 +22,7 @@ from pyanode._validate import check_int, check_keys, check_number
 from pyanode.solvers._adjoint import Adjoint
 from pyanode.solvers._backprop import Backprop
 from pyanode.solvers._controller import AbstractStepSizeController, ConstantStepSize, PIController
-from pyanode.solvers._field import as_field
+from pyanode.solvers._problem import as_field
 from pyanode.solvers._solve import METHODS, run_solve
 from pyanode.solvers._step import mixed_rms_norm, rms_norm
 from pyanode.solvers._tableau import AbstractSolver

@@ -17,7 +17,6 @@ from pyanode.solvers._bosh3 import Bosh3
 from pyanode.solvers._controller import AbstractStepSizeController, PIController
 from pyanode.solvers._dopri5 import Dopri5
 from pyanode.solvers._euler import Euler
-from pyanode.solvers._field import as_field
 from pyanode.solvers._midpoint import Midpoint
 from pyanode.solvers._problem import (
     AbstractGradientMethod,
@@ -25,6 +24,7 @@ from pyanode.solvers._problem import (
     SolveRequest,
     SolverStats,
     VectorField,
+    as_field,
 )
 from pyanode.solvers._rk4 import RK4
 from pyanode.solvers._rk38 import RK38
