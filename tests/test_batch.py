@@ -37,10 +37,17 @@ from pyanode._errors import FolderError, StoreError
 from pyanode.cli import main
 from pyanode.experiments import store
 from pyanode.experiments.batch import TrialFailed, run_trials
-from pyanode.experiments.store import collect, read_csv
 from pyanode.experiments.engines import DaskEngine, InProcess, LocalPool
 from pyanode.experiments.runner import Record, RunOptions, Trial, run_trial
-from pyanode.experiments.store import CHECKPOINT, RESULT, SPEC, read_result, trial_id
+from pyanode.experiments.store import (
+    CHECKPOINT,
+    RESULT,
+    SPEC,
+    collect,
+    read_csv,
+    read_result,
+    trial_id,
+)
 from pyanode.experiments.sweep import Sweep, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]

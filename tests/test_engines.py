@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pyanode.experiments.store import collect
 from pyanode.experiments.engines import DaskEngine, InProcess, LocalPool, get_engine
-from pyanode.experiments.store import read_history, trial_id
+from pyanode.experiments.store import collect, read_history, trial_id
 from pyanode.experiments.sweep import Sweep, run_sweep
 
 CONFIG = """

@@ -13,10 +13,18 @@ from pyanode import ModelSpec, RunSpec, SolverSpec, TrainSpec
 from pyanode._errors import SOLVER_FAILURES
 from pyanode.cli import main
 from pyanode.experiments.batch import TrialFailed
-from pyanode.experiments.store import collect, read_csv, write_csv
 from pyanode.experiments.engines import InProcess
 from pyanode.experiments.runner import RunOptions, load_checkpoint, run_trial
-from pyanode.experiments.store import CHECKPOINT, RESULT, read_history, read_result, trial_id
+from pyanode.experiments.store import (
+    CHECKPOINT,
+    RESULT,
+    collect,
+    read_csv,
+    read_history,
+    read_result,
+    trial_id,
+    write_csv,
+)
 from pyanode.experiments.sweep import Sweep, load_sweep, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
