@@ -88,11 +88,14 @@ def adjoint_stepper(
     return Stepper(system, solver, like, **options)
 
 
+_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
 def _buffer(shape: Any, dtype: np.dtype, zero: bool = False) -> np.ndarray:
     """A numpy array in memory from torch's allocator (so that torch's memory accounting,
     `PeakMemory` and the profiler see the compiled path's tape as they see the torch path's)."""
     make = torch.zeros if zero else torch.empty
-    return make(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype).numpy()
+    return make(shape, dtype=_TORCH_DTYPES[np.dtype(dtype)]).numpy()
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
