@@ -63,6 +63,16 @@ def no_network(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
+@pytest.fixture
+def no_process(monkeypatch):
+    """Fail the test if anything starts a process (a Julia, an installer)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a process was started: {args!r}")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
 def fake_julia(folder: Path, body: str) -> Path:
     path = folder / "julia"
     path.write_text("#!/bin/sh\nPATH=/usr/bin:/bin\n" + body)
@@ -93,12 +103,9 @@ def juliacall_was_imported() -> bool:
     return "juliacall" in sys.modules
 
 
-def test_no_julia_status_is_fast_and_says_why(bin_dir):
+def test_no_julia_status_is_fast_and_says_why(bin_dir, no_process):
     before = juliacall_was_imported()
-    start = time.perf_counter()
-    state = status()
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0
+    state = status()  # fast: no process started, nothing imported
     assert not state.available and not state.installed and not state.usable
     assert state.reason.startswith("no Julia executable found")
     assert "PYANODE_JULIA=/path/to/julia" in state.reason
@@ -192,7 +199,7 @@ def test_hanging_julia_times_out_and_is_killed(bin_dir, tmp_path):
     fake_julia(bin_dir, f'sleep 30 &\necho $! > "{pid_file}"\nwait\n')
     start = time.perf_counter()
     state = status(timeout=0.5)
-    assert time.perf_counter() - start < 5.0
+    assert time.perf_counter() - start < 20.0  # the fake Julia would answer after 30 s
     assert not state.available
     assert "did not answer `julia --version` within 0.5 s" in state.reason
     assert not still_running(int(pid_file.read_text())), "the hanging julia's child was left"
@@ -413,11 +420,9 @@ def test_missing_juliacall_package(bin_dir, monkeypatch):
     assert "pip install 'pyanode[julia]'" in state.reason
 
 
-def test_install_without_julia_raises_at_once(bin_dir):
-    start = time.perf_counter()
+def test_install_without_julia_raises_at_once(bin_dir, no_process, no_network):
     with pytest.raises(JuliaUnavailable, match="cannot install the Julia backend: no Julia"):
-        install()
-    assert time.perf_counter() - start < 1.0
+        install()  # at once: no process started, nothing downloaded
     with pytest.raises(ValueError, match="timeout must be a finite number > 0, got 0"):
         install(timeout=0)
     with pytest.raises(ValueError, match="gpu must be true or false, got 'yes'"):
@@ -452,7 +457,7 @@ def test_install_timeout_stops_the_child(bin_dir, tmp_path):
     start = time.perf_counter()
     with pytest.raises(JuliaUnavailable, match=r"timed out after 3 s and was stopped"):
         install(timeout=3, stream=io.StringIO())
-    assert time.perf_counter() - start < 30.0
+    assert time.perf_counter() - start < 45.0  # the fake install would take 60 s
     if pid_file.exists():  # the fake Julia was reached: it must have been killed with the child
         assert not still_running(int(pid_file.read_text())), "the install's julia was left"
 
