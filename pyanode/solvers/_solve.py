@@ -13,11 +13,8 @@ from pyanode._names import gradients_of, solver_name
 from pyanode._validate import check_bool, check_choice, check_number
 from pyanode.solvers._adjoint import Adjoint, InterpolatingAdjoint
 from pyanode.solvers._backprop import Backprop
-from pyanode.solvers._bosh3 import Bosh3
 from pyanode.solvers._controller import AbstractStepSizeController, PIController
-from pyanode.solvers._dopri5 import Dopri5
-from pyanode.solvers._euler import Euler
-from pyanode.solvers._midpoint import Midpoint
+from pyanode.solvers._methods import RK4, RK38, Bosh3, Dopri5, Euler, Midpoint, Tsit5
 from pyanode.solvers._problem import (
     AbstractGradientMethod,
     Solution,
@@ -26,10 +23,7 @@ from pyanode.solvers._problem import (
     VectorField,
     as_field,
 )
-from pyanode.solvers._rk4 import RK4
-from pyanode.solvers._rk38 import RK38
 from pyanode.solvers._tableau import AbstractSolver
-from pyanode.solvers._tsit5 import Tsit5
 
 # canonical name (pyanode._names) -> method class, e.g. SOLVERS["dp5"] is Dopri5; RK38 is only
 # reached by torchdiffeq's name "rk4" in odeint
