@@ -198,7 +198,8 @@ def training_tables(args, device) -> tuple[str, dict]:
 
 def targets(data: dict) -> str:
     """The issue's targets, checked on what was measured (the rows `pyanode report` renders)."""
-    from pyanode.experiments.report_tables import bench_target_rows, table
+    from pyanode.experiments.report_tables.benchmarks import bench_target_rows
+    from pyanode.experiments.report_tables.common import table
 
     return table(["target", "measured", "met"], bench_target_rows(data), "lrl")
 
