@@ -153,7 +153,7 @@ class TorchBackend:
         """The network of `model` for `data` (images get the conv field), initialised from
         `train.seed`; a `flow` readout replaces the output layer by `FirstCoordinates`."""
         _check_torch_gradient(solver)
-        out_dim = data.n_classes if data.task == "classification" else data.y.shape[1]
+        out_dim = data.n_outputs
         if data.x.ndim == 4:  # images (N, C, H, W): the convolutional NODE / ANODE
             net = build_image_model(model, data.feature_shape, out_dim, solver, seed=train.seed)
         else:

@@ -137,10 +137,8 @@ def loss_for(train: TrainSpec, data: Dataset) -> str:
     Raises:
         SpecError: when the loss does not fit the task.
     """
-    loss = train.loss
-    if loss == "auto":
-        loss = "cross-entropy" if data.task == "classification" else "mse"
     wanted = "cross-entropy" if data.task == "classification" else "mse"
+    loss = wanted if train.loss == "auto" else train.loss
     if loss != wanted:
         raise SpecError(
             f"train.loss={train.loss!r} does not fit {data.task} data {data.name!r}; "
@@ -416,7 +414,7 @@ class JuliaBackend:
         """
         loss = loss_for(train, data)
         julia_gradient(solver)
-        out_dim = data.n_classes if data.task == "classification" else int(data.y.shape[1])
+        out_dim = data.n_outputs
         weight_shapes(model, data.n_features, out_dim)  # SpecError for a kind Julia lacks
         if data.x.ndim != 2:
             raise DataError(
