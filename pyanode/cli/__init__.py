@@ -24,6 +24,7 @@ from pyanode._errors import (
     StoreError,
     TrainingDiverged,
 )
+from pyanode.cli._options import add_commands
 
 # command -> (module, the function of the module that adds the command's arguments, help)
 COMMANDS = {
@@ -86,11 +87,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "data-controlled, depth-variant, adaptive-depth), with torch and Julia backends.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, adder, text) in COMMANDS.items():
-        command = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
-        if words[:1] == [name]:
-            getattr(importlib.import_module(module), adder)(command, words[1:])
+
+    def add(command: argparse.ArgumentParser, name: str) -> None:
+        module, adder, _ = COMMANDS[name]
+        getattr(importlib.import_module(module), adder)(command, words[1:])
+
+    helps = {name: text for name, (_, _, text) in COMMANDS.items()}
+    add_commands(parser, "command", "COMMAND", helps, words, add)
     return parser
 
 

@@ -13,7 +13,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from pyanode.cli._options import add_options, build, given, output_path
+from pyanode.cli._options import add_commands, add_options, build, given, output_path
 
 # name -> (`module:ATTRIBUTE` of its Reproduction, one line for --help)
 REPRODUCTIONS = {
@@ -63,11 +63,8 @@ def add_reproduce(parser: argparse.ArgumentParser, words: list[str]) -> None:
         "as it finishes, so running the same command again skips the finished trials and "
         "resumes an interrupted one. Run `pyanode reproduce NAME --help` for its options."
     )
-    experiments = parser.add_subparsers(dest="experiment", metavar="NAME", required=True)
-    for name, (_, text) in REPRODUCTIONS.items():
-        sub = experiments.add_parser(name, help=text, description=text, allow_abbrev=False)
-        if words[:1] == [name]:
-            add_experiment_arguments(sub, reproduction(name))
+    helps = {name: text for name, (_, text) in REPRODUCTIONS.items()}
+    add_commands(parser, "experiment", "NAME", helps, words, add_experiment_arguments)
 
 
 def reproduction(name: str):
@@ -76,11 +73,12 @@ def reproduction(name: str):
     return getattr(importlib.import_module(module), attribute)
 
 
-def add_experiment_arguments(parser: argparse.ArgumentParser, experiment) -> None:
+def add_experiment_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """--out, --paper, --plot-only, --figures, the run options and one option per field of
-    the experiment's config."""
+    the config of the reproduction `name`."""
     from pyanode.experiments.runner import RunOptions
 
+    experiment = reproduction(name)
     parser.add_argument(
         "--out",
         type=output_path,
@@ -185,16 +183,14 @@ def add_study(parser: argparse.ArgumentParser, words: list[str]) -> None:
         "and figure are written under --out. Errors are relative to a float64 reference whose "
         "convergence is checked on every run."
     )
-    studies = parser.add_subparsers(dest="study", metavar="STUDY", required=True)
-    for name, (text, config, _, _) in STUDIES.items():
-        sub = studies.add_parser(name, help=text, description=text, allow_abbrev=False)
-        if words[:1] == [name]:
-            _add_study_arguments(sub, name, config)
+    helps = {name: text for name, (text, _, _, _) in STUDIES.items()}
+    add_commands(parser, "study", "STUDY", helps, words, _add_study_arguments)
 
 
-def _add_study_arguments(parser: argparse.ArgumentParser, name: str, config: str) -> None:
+def _add_study_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     from pyanode.experiments import studies
 
+    config = STUDIES[name][1]
     parser.add_argument("--out", type=output_path, required=True, help="output folder")
     parser.add_argument(
         "--figures",

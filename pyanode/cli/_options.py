@@ -23,8 +23,27 @@ import ast
 import dataclasses
 import types
 import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+
+def add_commands(
+    parser: argparse.ArgumentParser,
+    dest: str,
+    metavar: str,
+    helps: Mapping[str, str],
+    words: list[str],
+    add: Callable[[argparse.ArgumentParser, str], None],
+) -> None:
+    """One subcommand of `parser` per entry of `helps` (name -> its --help line), chosen into
+    `args.<dest>`; only the one named first in `words` gets its arguments, from `add(sub,
+    name)`, so only it imports what they need."""
+    commands = parser.add_subparsers(dest=dest, metavar=metavar, required=True)
+    for name, text in helps.items():
+        sub = commands.add_parser(name, help=text, description=text, allow_abbrev=False)
+        if words[:1] == [name]:
+            add(sub, name)
 
 
 def add_options(
