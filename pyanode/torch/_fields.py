@@ -33,6 +33,18 @@ def activation(name: str) -> nn.Module:
         ) from None
 
 
+def mlp(n_in: int, hidden: int, n_out: int, act: str) -> nn.Sequential:
+    """Linear(n_in, hidden) -> act -> Linear(hidden, hidden) -> act -> Linear(hidden, n_out):
+    the two-hidden-layer MLP of Dupont et al.'s fields and ResNet blocks (App. E)."""
+    return nn.Sequential(
+        nn.Linear(n_in, hidden),
+        activation(act),
+        nn.Linear(hidden, hidden),
+        activation(act),
+        nn.Linear(hidden, n_out),
+    )
+
+
 class MLPField(nn.Module, AbstractFusedField):
     """Two-hidden-layer MLP vector field (Dupont et al. 2019, App. E).
 
@@ -60,13 +72,7 @@ class MLPField(nn.Module, AbstractFusedField):
         self.control_dim = control_dim
         self.time_dependent = time_dependent
         n_in = dim + control_dim + int(time_dependent)
-        self.net = nn.Sequential(
-            nn.Linear(n_in, hidden),
-            activation(act),
-            nn.Linear(hidden, hidden),
-            activation(act),
-            nn.Linear(hidden, dim),
-        )
+        self.net = mlp(n_in, hidden, dim, act)
 
     def forward(self, t: torch.Tensor, z: torch.Tensor, args: torch.Tensor | None = None):
         parts = [z]

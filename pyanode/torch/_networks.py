@@ -23,7 +23,7 @@ from pyanode.solvers import (
     solver_from_name,
 )
 from pyanode.specs import SolverSpec
-from pyanode.torch._fields import activation
+from pyanode.torch._fields import mlp
 
 
 class Augment(nn.Module):
@@ -209,13 +209,7 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, dim: int, hidden: int, act: str):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim, hidden),
-            activation(act),
-            nn.Linear(hidden, hidden),
-            activation(act),
-            nn.Linear(hidden, dim),
-        )
+        self.net = mlp(dim, hidden, dim, act)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return h + self.net(h)
