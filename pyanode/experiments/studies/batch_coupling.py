@@ -39,6 +39,7 @@ from pyanode.experiments.studies._settings import (
     Setting,
     check_config,
     check_grid,
+    grid,
     study_setting,
 )
 from pyanode.specs import setting as option
@@ -183,26 +184,25 @@ def batch_coupling_study(
     reference = forward_reference(sub, rtol=config.reference_rtol)
     work = sub.converted(DTYPES[config.dtype], config.device)
     rows = []
-    for solver in config.solvers:
-        for tol in config.tolerances:
-            setting = Setting(solver, tol=float(tol), max_steps=config.max_steps)
-            for mode in MODES:
-                new = [measure_coupling(work, setting, mode, reference.y1, repeats=config.repeats)]
-                if julia is not None:
-                    new.append(
-                        julia_coupling_row(julia, sub, setting, mode, reference.y1, config.repeats)
-                    )
-                for row in new:
-                    log.info(
-                        "study batch-coupling: %s %s %s (%s): nfe %.1f, error %.3g",
-                        problem.name,
-                        setting.label,
-                        mode,
-                        row["backend"],
-                        row["nfe_forward"],
-                        row["error"],
-                    )
-                rows += new
+    settings = grid(config.solvers, config.tolerances, (), sub.t1, max_steps=config.max_steps)
+    for setting in settings:  # adaptive solvers only: every solver at every tolerance
+        for mode in MODES:
+            new = [measure_coupling(work, setting, mode, reference.y1, repeats=config.repeats)]
+            if julia is not None:
+                new.append(
+                    julia_coupling_row(julia, sub, setting, mode, reference.y1, config.repeats)
+                )
+            for row in new:
+                log.info(
+                    "study batch-coupling: %s %s %s (%s): nfe %.1f, error %.3g",
+                    problem.name,
+                    setting.label,
+                    mode,
+                    row["backend"],
+                    row["nfe_forward"],
+                    row["error"],
+                )
+            rows += new
     meta = study_meta("batch-coupling", sub, config, reference, rows, note)
     meta["per_sample"] = (
         "a loop of one solve per sample (the solver has no per-sample step sizes); "
