@@ -7,6 +7,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -51,6 +52,16 @@ class Stopwatch:
     def __exit__(self, *exc) -> None:
         self.wall = time.perf_counter() - self._wall
         self.cpu = time.thread_time() - self._cpu
+
+
+def device_sync(device: Any) -> Callable[[], None]:
+    """What waits for a torch `device`'s queued work: `torch.cuda.synchronize` on CUDA (whose
+    kernels run asynchronously, so a timer must wait for them), a no-op elsewhere."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.synchronize
+    return lambda: None
 
 
 def alternate(

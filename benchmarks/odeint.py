@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from benchmarks._timing import Samples, alternate
+from benchmarks._timing import Samples, alternate, device_sync
 from pyanode.data import three_spheres
 
 MODES = ("forward", "backprop", "adjoint")
@@ -81,7 +81,7 @@ def run(
     t = torch.linspace(0.0, 1.0, 10, device=device)
     weight = torch.randn((len(t), *y0.shape), generator=torch.Generator().manual_seed(seed))
     weight = weight.to(device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = device_sync(device)
     fields, fns = {}, {}
     for library, (odeint, odeint_adjoint) in solvers.items():
         field = fields[library] = CountedField(y0.shape[1], hidden, seed).to(device)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from benchmarks._timing import Samples, alternate
+from benchmarks._timing import Samples, alternate, device_sync
 from benchmarks.peers import LIBRARIES, contenders
 from pyanode import SolverSpec
 from pyanode.data import three_spheres
@@ -71,7 +71,7 @@ def run(
             counters[c.library, gradient] = c.counter
             z0 = inner.input_map(x)
     weight = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed)).to(device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = device_sync(device)
 
     def forward(block):
         def call():

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from benchmarks._timing import Samples, Stopwatch
+from benchmarks._timing import Samples, Stopwatch, device_sync
 from benchmarks.memory import peak_mib, training_step
 from benchmarks.peers import Contender, contenders
 from pyanode import SolverSpec
@@ -63,12 +63,6 @@ def datasets(name: str, points: int, seed: int) -> tuple[Dataset, Dataset]:
 
         return make(seed), make(seed + 1)
     raise ValueError(f"unknown dataset {name!r}; accepted: 'three-spheres', 'concentric-spheres'")
-
-
-def _sync(device: torch.device):
-    if device.type == "cuda":
-        return torch.cuda.synchronize
-    return lambda: None
 
 
 class _Run:
@@ -178,7 +172,7 @@ def compare(
                              Result("diffrax")))  # fmt: skip
     x = torch.as_tensor(train.x, device=device)
     y = torch.as_tensor(train.y, device=device)
-    sync = _sync(device)
+    sync = device_sync(device)
     # the collector would otherwise rescan every imported library's objects while timing
     gc.collect()
     gc.freeze()
