@@ -83,6 +83,16 @@ def torch_model(model, solver, seed=0):
     return build_model(model, 2, N_CLASSES, solver, seed=seed)
 
 
+def torch_loss_and_gradient(net, x, y):
+    """The cross-entropy of `net` on (x, y) and its flat parameter gradient, in torch."""
+    import torch
+
+    loss = torch.nn.functional.cross_entropy(net(torch.as_tensor(x)), torch.as_tensor(y))
+    loss.backward()
+    grad = np.concatenate([p.grad.reshape(-1).numpy() for p in net.parameters()])
+    return loss.item(), grad
+
+
 def check_same_outputs(julia, model, solver_name, ts, extra_ops=()):
     """Run `model` with the same weights in torch and Julia at the times `ts`: the parameters
     round-trip, logits, features and trajectories agree; returns Julia's outputs."""
@@ -154,9 +164,7 @@ def test_resnet_same_weights_same_outputs(julia):
     with torch.no_grad():
         logits = net(torch.as_tensor(x)).numpy()
         features = net.features(torch.as_tensor(x)).numpy()
-    loss = torch.nn.functional.cross_entropy(net(torch.as_tensor(x)), torch.as_tensor(y))
-    loss.backward()
-    grad = np.concatenate([p.grad.reshape(-1).numpy() for p in net.parameters()])
+    loss, grad = torch_loss_and_gradient(net, x, y)
     out = julia(
         model,
         solver,
@@ -175,7 +183,7 @@ def test_resnet_same_weights_same_outputs(julia):
     np.testing.assert_allclose(out["logits"], logits, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out["features"], features, rtol=1e-5, atol=1e-5)
     assert int(out["forward_nfe"]) == 0  # no ODE solve
-    assert float(out["g.loss"]) == pytest.approx(loss.item(), rel=1e-5)
+    assert float(out["g.loss"]) == pytest.approx(loss, rel=1e-5)
     np.testing.assert_allclose(out["g.gradient"], grad, rtol=1e-4, atol=1e-6)
 
 
@@ -193,8 +201,6 @@ GRADIENT_CASES = [
 def test_same_weights_same_gradients(kind, augment_dim, extra, gradient, julia):
     """For adaptive depth this includes g_omega's weights, whose gradient reaches T(x) only
     through the solve's initial state in Julia (and through `args` in torch)."""
-    import torch
-
     from pyanode.torch import flat_parameters
 
     model = ModelSpec(kind=kind, hidden=16, augment_dim=augment_dim, activation="tanh", **extra)
@@ -202,9 +208,7 @@ def test_same_weights_same_gradients(kind, augment_dim, extra, gradient, julia):
     x, y = problem()
     net = torch_model(model, solver)
     v = flat_parameters(net)
-    loss = torch.nn.functional.cross_entropy(net(torch.as_tensor(x)), torch.as_tensor(y))
-    loss.backward()
-    grad = np.concatenate([p.grad.reshape(-1).numpy() for p in net.parameters()])
+    loss, grad = torch_loss_and_gradient(net, x, y)
     out = julia(
         model,
         solver,
@@ -212,7 +216,7 @@ def test_same_weights_same_gradients(kind, augment_dim, extra, gradient, julia):
         {"x": x, "y": y, "parameters": v},
         [{"op": "set_parameters"}, {"op": "loss_and_gradient", "as": "g"}],
     )
-    assert float(out["g.loss"]) == pytest.approx(loss.item(), rel=1e-4)
+    assert float(out["g.loss"]) == pytest.approx(loss, rel=1e-4)
     scale = np.abs(grad).max()
     np.testing.assert_allclose(out["g.gradient"], grad, rtol=0, atol=1e-3 * scale)
     assert int(out["g.nfe_forward"]) > 0
