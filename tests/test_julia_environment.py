@@ -417,7 +417,7 @@ def test_missing_juliacall_package(bin_dir, monkeypatch):
     state = status()
     assert not state.available
     assert "the Python package juliacall is not installed" in state.reason
-    assert "pip install 'pyanode[julia]'" in state.reason
+    assert "pip install -e '.[julia]'" in state.reason
 
 
 def test_install_without_julia_raises_at_once(bin_dir, no_process, no_network):

@@ -42,7 +42,7 @@ def tool(name: str) -> str:
     beside = Path(sys.executable).with_name(name)
     found = str(beside) if beside.is_file() else shutil.which(name)
     if found is None:
-        pytest.skip(f"{name} is not installed (pip install 'pyanode[lint]')")
+        pytest.skip(f"{name} is not installed (pip install -e '.[lint]')")
     return found
 
 

@@ -400,10 +400,10 @@ class DaskEngine(AbstractEngine):
     """Dask distributed: the cluster whose scheduler is at `scheduler`, or a `LocalCluster` of
     `workers` single-threaded worker processes when `scheduler` is None.
 
-    Needs the optional dependency `dask[distributed]` (`pip install 'pyanode[dask]'`). The
-    workers must import the same pyanode and see the sweep's output folder (a shared file
-    system on a cluster); start them with one thread each (`--nthreads 1`, or dask-jobqueue's
-    `processes` equal to `cores`), see docs/sweeps.md.
+    Needs the optional dependency `dask[distributed]` (the `dask` extra:
+    `pip install -e '.[dask]'`). The workers must import the same pyanode and see the sweep's
+    output folder (a shared file system on a cluster); start them with one thread each
+    (`--nthreads 1`, or dask-jobqueue's `processes` equal to `cores`), see docs/sweeps.md.
 
     Arguments:
         scheduler: address such as `tcp://10.0.0.5:8786` (None: start a LocalCluster).
@@ -449,7 +449,7 @@ class DaskEngine(AbstractEngine):
         except ImportError:
             raise SpecError(
                 "engine 'dask' needs the optional dependency dask[distributed]: "
-                "pip install 'pyanode[dask]'"
+                "install the dask extra (`pip install -e '.[dask]'` in pyanode's checkout)"
             ) from None
         if self.scheduler is not None:
             _check_reachable(self.scheduler)

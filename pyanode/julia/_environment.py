@@ -367,7 +367,7 @@ def status(*, timeout: float | None = None) -> JuliaStatus:
             return JuliaStatus(
                 False,
                 f"the Python package {package} is not installed; "
-                "run `pip install 'pyanode[julia]'`",
+                "install the julia extra: `pip install -e '.[julia]'` in pyanode's checkout",
             )
     julia_dir = julia_package_dir()
     if julia_dir is None:
