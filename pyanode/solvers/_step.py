@@ -233,9 +233,17 @@ class Stepper:
             self._scale = (y0, y0.abs().mul_(rtol).add_(atol))
         return self.norm(x / self._scale[1])
 
-    def probe(self, t: float, y: torch.Tensor) -> torch.Tensor:
-        """`f(t, y)` for the initial step selection: not part of the solution."""
-        return self.kernel.evaluate(t, y, None, False)[0]
+    def probe(self, t: float, y: torch.Tensor, k: torch.Tensor, h: float) -> torch.Tensor:
+        """`f(t + h, y + h k)`, the trial evaluation of the initial step selection: not part
+        of the solution."""
+        return self.kernel.evaluate(t + h, torch.add(y, k, alpha=h), None, False)[0]
+
+    def whole(self, controller, y0: torch.Tensor, t0: float, t1: float, floor, dtmin):
+        """The whole solve from `(t0, y0)` to `t1` with no stop between, as `_loop.integrate`
+        takes it (`floor` and `dtmin` its minimum step), in one call: `(y1, counts, failure)`
+        with `failure` None or `_loop.failure_error`'s arguments; or None where this stepper
+        has no such call (the generic one: the loop then takes the steps)."""
+        return None
 
     def step(
         self, t0: float, t1: float, y0: torch.Tensor, k0: torch.Tensor, t_end: float

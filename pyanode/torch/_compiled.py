@@ -7,6 +7,13 @@ Here one call of a compiled kernel takes the whole step (`rk_step`) and one more
 (`rk_step_vjp`), summing the parameter gradients as it goes; the loop, the controller, the
 tape and both gradient methods are unchanged (`CompiledStepper` is a `Stepper`).
 
+Around those calls a solve still spends most of its time in Python (the loop, the controller,
+the conversions), so a solve with no stop between `t0` and `t1`, a `PIController` and no tape
+(inference, the adjoints' forward, the backsolve adjoint's backward solve) goes through
+`adaptive_solve` instead (`Stepper.whole`): `_loop.integrate`'s algorithm, step for step, in one
+compiled call. `tests/test_compiled_loop.py` holds it to bit-identical results against the
+Python loop (`WHOLE_SOLVES = False` turns only it off).
+
 `compiled_applies` is the one place that decides when: CPU, float32/float64, the default RMS
 error norm with scalar tolerances, and numba importable (an optional dependency: without it
 everything runs the torch path). `PYANODE_COMPILED=0` in the environment turns it off. The
@@ -23,12 +30,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from pyanode.solvers._controller import PIController
+from pyanode.solvers._loop import Counts
 from pyanode.solvers._step import Step, Stepper, take
 
 if TYPE_CHECKING:
     from pyanode.torch._fused import MLPKernel
 
 ENV_SWITCH = "PYANODE_COMPILED"
+# whether a whole solve may go through `adaptive_solve` (False: the Python loop takes every
+# solve's steps; the tests compare the two)
+WHOLE_SOLVES = True
 
 
 @functools.cache
@@ -137,6 +149,45 @@ class CompiledWeights:
         self.d, self.hidden = d, hidden
 
 
+# `adaptive_solve`'s outcomes as `_loop.failure_error` kinds (None: solved)
+_FAILURES = (None, "max_steps", "dt_underflow", "nonfinite", "nonfinite_state",
+             "nonfinite_field", "nonfinite_start")  # fmt: skip
+
+
+@functools.cache
+def _control(controller: PIController) -> np.ndarray:
+    """A `PIController`'s settings in the order `adaptive_solve` reads them (NaN for None)."""
+    c = controller
+    values = (c.pcoeff, c.icoeff, c.safety, c.factormin, c.factormax, c.dt0, c.dtmin, c.dtmax)
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _whole(stepper: Any, adjoint: bool, controller: Any, z0: torch.Tensor, t0, t1, floor,
+           dtmin, grads: tuple, step_acts: np.ndarray, scratch: np.ndarray):  # fmt: skip
+    """`Stepper.whole` through `adaptive_solve` for a state `z0` (u, d, B): None unless the
+    controller is a `PIController` with the stepper's scalar tolerances."""
+    if not WHOLE_SOLVES or type(controller) is not PIController or stepper.tolerances is None:
+        return None
+    nb, w, tab = stepper.nb, stepper.weights, stepper.tab
+    dtype = w.packed.dtype
+    shape = z0.shape
+    stages, inputs = (_buffer((2, stepper.s, *shape), dtype) for _ in range(2))
+    k_first, trial = np.empty(shape, dtype), np.empty(shape, dtype)
+    z1 = torch.empty(shape, dtype=z0.dtype)
+    info = np.empty(6)
+    rtol, atol = stepper.tolerances
+    status = nb.adaptive_solve(
+        adjoint, _np(z0), t0, t1, tab.a, tab.b, tab.b_err, tab.c, stepper.fsal, stepper.order,
+        w.packed, w.bias0, w.act, stages, inputs, step_acts, stepper._acts1, k_first, trial,
+        *grads, scratch, rtol, atol, _control(controller), controller.max_steps, floor, dtmin,
+        z1.numpy(), info,
+    )  # fmt: skip
+    if status:
+        return None, None, (_FAILURES[status], float(info[0]), float(info[1]), int(info[2]))
+    nfe, accepted, rejected, nfe_graph = (int(x) for x in info[2:])
+    return z1, Counts(nfe, accepted, rejected, nfe_graph), None
+
+
 class CompiledStepper(Stepper):
     """`Stepper` with each step one `rk_step` call and each step's VJP one `rk_step_vjp` call.
 
@@ -153,6 +204,8 @@ class CompiledStepper(Stepper):
         self.acts_shape = (2, self.s, w.hidden, self.batch)
         dtype = w.packed.dtype
         self._acts = _buffer(self.acts_shape, dtype)  # scratch when not recording
+        self._acts1 = np.empty((2, w.hidden, self.batch), dtype)  # one evaluation's
+        self._none1 = np.empty(0, dtype)
         self._none2 = np.empty((0, 0), dtype)
         self._none3 = np.empty((0, 0, 0), dtype)
         self._grads: np.ndarray | None = None
@@ -172,12 +225,24 @@ class CompiledStepper(Stepper):
         rtol, atol = self.tolerances
         return self.nb.scaled_norm(_np(x).ravel(), _np(y0).ravel(), rtol, atol, 1)
 
-    def probe(self, t: float, y: torch.Tensor) -> torch.Tensor:
-        w = self.weights
-        k = torch.empty_like(y, memory_format=torch.contiguous_format)
-        acts = self._acts[:, 0]
-        self.nb.evaluate(t, _np(y), w.packed, w.bias0, w.act, acts[0], acts[1], k.numpy())
-        return k
+    def probe(self, t: float, y: torch.Tensor, k: torch.Tensor, h: float) -> torch.Tensor:
+        w, none, shape = self.weights, self._none1, (1, *y.shape)
+        out = torch.empty_like(y, memory_format=torch.contiguous_format)
+        self.nb.probe(
+            False, t, _np(y).reshape(shape), _np(k).reshape(shape), h, w.packed, w.bias0,
+            w.act, out.numpy().reshape(shape), self._acts1, none, none,
+        )  # fmt: skip
+        return out
+
+    def whole(self, controller, y0, t0, t1, floor, dtmin):
+        if self.record:
+            return None
+        z0 = y0.reshape(1, *y0.shape)
+        done = _whole(self, False, controller, z0, t0, t1, floor, dtmin, (self._none1,) * 5,
+                      self._acts, self._none1)  # fmt: skip
+        if done is None or done[0] is None:
+            return done
+        return done[0][0], *done[1:]
 
     def step(self, t0, t1, y0, k0, t_end):
         h = t1 - t0
@@ -274,8 +339,9 @@ class CompiledAdjointStepper(Stepper):
         self._g_fresh, self._g_step, self._g_last, self._g_prev = (
             _buffer(size, dtype, zero=True) for _ in range(4)
         )
-        self._acts = _buffer((2, w.hidden, self.batch), dtype)
+        self._acts = self._acts1 = _buffer((2, w.hidden, self.batch), dtype)
         self._scratch = _buffer(nb.scratch_size(d, w.hidden, self.batch), dtype)
+        self._no_acts = np.empty((0, 0, 0, 0), dtype)  # adaptive_solve's step_acts
         self._fresh_k: torch.Tensor | None = None
         self._h = 0.0
 
@@ -293,15 +359,20 @@ class CompiledAdjointStepper(Stepper):
         rtol, atol = self.tolerances  # the seminorm: the largest over y and a
         return self.nb.scaled_norm(_np(x).ravel(), _np(z0).ravel(), rtol, atol, 2)
 
-    def probe(self, t: float, z: torch.Tensor) -> torch.Tensor:
+    def probe(self, t: float, z: torch.Tensor, k: torch.Tensor, h: float) -> torch.Tensor:
         w = self.weights
-        k = torch.empty_like(z, memory_format=torch.contiguous_format)
+        out = torch.empty_like(z, memory_format=torch.contiguous_format)
         # g_last as scratch: probe runs before the first step, which overwrites it
-        self.nb.adjoint_evaluate(
-            t, _np(z), w.packed, w.bias0, w.act, k.numpy(), self._acts, self._g_last,
-            self._scratch,
+        self.nb.probe(
+            True, t, _np(z), _np(k), h, w.packed, w.bias0, w.act, out.numpy(), self._acts,
+            self._g_last, self._scratch,
         )  # fmt: skip
-        return k
+        return out
+
+    def whole(self, controller, z0, t0, t1, floor, dtmin):
+        grads = (self._total, self._g_fresh, self._g_step, self._g_last, self._g_prev)
+        return _whole(self, True, controller, z0, t0, t1, floor, dtmin, grads, self._no_acts,
+                      self._scratch)  # fmt: skip
 
     def step(self, t0, t1, z0, k0, t_end):
         h = t1 - t0
@@ -321,7 +392,7 @@ class CompiledAdjointStepper(Stepper):
         return ws.b.sel[self.last], ratio, ws
 
     def accept(self, record) -> None:
-        self._total += -self._h * self._g_step  # the stages' integrands, weights -h b_i
+        self.nb.add_scaled(self._total, self._g_step, -self._h)  # the integrands, -h b_i each
         self._g_prev, self._g_last = self._g_last, self._g_prev
         Stepper.accept(self, record)
 

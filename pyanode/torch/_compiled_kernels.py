@@ -429,3 +429,243 @@ def adjoint_step(
     if math.isnan(norms[0]) or math.isnan(norms[1]):
         return math.nan
     return max(norms[0], norms[1]) * abs(h) / rtol
+
+
+@njit(cache=True)
+def add_scaled(total, g, w):
+    """`total += w g` in the arrays' dtype (`w` rounded to it first, as numpy does)."""
+    cast = np.empty(1, total.dtype)
+    cast[0] = w
+    wc = cast[0]
+    for n in range(total.size):
+        total[n] += wc * g[n]
+
+
+@njit(cache=True)
+def rhs(adjoint, t, z, P, bias0, act, out, acts, G, scratch):
+    """`f(t, z)` into `out` for a state `z` (u, d, B): the field (`u == 1`, post-activations
+    into `acts` (2, H, B)), or the backsolve adjoint's right-hand side (`u == 2`, its parameter
+    integrand into `G`)."""
+    if adjoint:
+        adjoint_evaluate(t, z, P, bias0, act, out, acts, G, scratch)
+    else:
+        evaluate(t, z[0], P, bias0, act, acts[0], acts[1], out[0])
+
+
+@njit(cache=True)
+def probe(adjoint, t, z, k, h, P, bias0, act, out, acts, G, scratch):
+    """`f(t + h, z + h k)` into `out` (the initial step selection's trial evaluation; `h`
+    rounded to the dtype, the sum not fused)."""
+    cast = np.empty(1, z.dtype)
+    cast[0] = h
+    hc = cast[0]
+    zf, kf = z.reshape(-1), k.reshape(-1)
+    trial = np.empty_like(z)
+    tf = trial.reshape(-1)
+    for n in range(zf.size):
+        tf[n] = zf[n] + hc * kf[n]
+    rhs(adjoint, t + h, trial, P, bias0, act, out, acts, G, scratch)
+
+
+# The step-size loop of `_loop.integrate` for one case (see `pyanode.torch._compiled`): the
+# outcomes, as the `SolverError` reasons the Python side raises for them
+OK, MAX_STEPS, DT_UNDERFLOW, NONFINITE, NONFINITE_STATE, NONFINITE_FIELD, NONFINITE_START = range(7)
+
+
+@njit(cache=True)
+def _max(a, b):
+    """Python's `max(a, b)` (NaN-aware the same way: `b` only if `b > a`)."""
+    return b if b > a else a
+
+
+@njit(cache=True)
+def _min(a, b):
+    """Python's `min(a, b)`."""
+    return b if b < a else a
+
+
+@njit(cache=True)
+def _all_finite(x):
+    for v in x.reshape(-1):  # noqa: SIM110 (numba: no generator in all())
+        if not math.isfinite(v):
+            return False
+    return True
+
+
+@njit(cache=True)
+def initial_step(adjoint, z0, k0, t0, t_stop, order, P, bias0, act, acts, G, scratch, rtol,
+                 atol, trial):  # fmt: skip
+    """`_loop.initial_step` (Hairer, Nørsett & Wanner), `trial` (u, d, B) scratch; NaN when
+    `f(t0, z0)` is not finite."""
+    direction = 1.0 if t_stop >= t0 else -1.0
+    blocks = z0.shape[0]
+    zf = z0.reshape(-1)
+    d0 = scaled_norm(zf, zf, rtol, atol, blocks)
+    d1 = scaled_norm(k0.reshape(-1), zf, rtol, atol, blocks)
+    if not math.isfinite(d1):
+        return math.nan
+    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    h0 = _min(h0, 0.5 * abs(t_stop - t0))
+    probe(adjoint, t0, z0, k0, direction * h0, P, bias0, act, trial, acts, G, scratch)
+    tf, kf = trial.reshape(-1), k0.reshape(-1)
+    for n in range(tf.size):
+        tf[n] = tf[n] - kf[n]
+    d2 = scaled_norm(tf, zf, rtol, atol, blocks) / h0
+    dmax = _max(d1, d2)
+    if not math.isfinite(dmax):
+        return h0 * 1e-3
+    h1 = _max(1e-6, h0 * 1e-3) if dmax <= 1e-15 else (0.01 / dmax) ** (1.0 / order)
+    return _min(100.0 * h0, h1)
+
+
+@njit(cache=True)
+def pi_toward(rest, dt, floor, safety, dtmax):
+    """`PIController.toward` (`dtmax` NaN for None): `(h, lands)`."""
+    reach = dt / safety
+    if not math.isnan(dtmax):
+        reach = _max(dt, _min(reach, dtmax))
+    if rest <= reach + floor:
+        return rest, True
+    if rest <= 2.0 * reach:
+        return 0.5 * rest, False
+    return dt, False
+
+
+@njit(cache=True)
+def pi_adapt(ratio, h, dt, err_prev, rejected, expo_err, expo_prev, safety, factormin,
+             factormax, dtmax):  # fmt: skip
+    """`PIController.adapt`: `(accept, next dt, err_prev, rejected)`."""
+    if ratio <= 1.0:
+        raw = math.inf if ratio == 0.0 else safety * ratio**expo_err * err_prev**expo_prev
+        factor = _min(factormax, _max(factormin, raw))
+        if rejected:
+            factor = _min(factor, 1.0)
+        dt_next = h * factor
+        if h < dt:
+            dt_next = _max(dt_next, _min(dt, h * raw))
+        if not math.isnan(dtmax):
+            dt_next = _min(dt_next, dtmax)
+        return True, dt_next, _max(ratio, 1e-4), False
+    if math.isfinite(ratio):
+        factor = _max(factormin, _min(1.0, safety * ratio**expo_err))
+    else:
+        factor = factormin
+    return False, h * factor, err_prev, True
+
+
+@njit(cache=True)
+def adaptive_solve(
+    adjoint, z0, t0, t1, A, bw, berr, c, fsal, order, P, bias0, act, stages, inputs,
+    step_acts, acts, k_first, trial, total, g_fresh, g_step, g_last, g_prev, scratch, rtol,
+    atol, control, max_steps, floor, dtmin, z1, info,
+):  # fmt: skip
+    """`_loop.integrate` from `(t0, z0)` to `t1` without stops between, with `rk_step`
+    (`u == 1`: `z0` is `(1, d, B)`) or the backsolve adjoint's `adjoint_step` (`u == 2`,
+    the parameter integrals summed into `total` over the accepted steps) and `PIController`.
+
+    `control` holds the controller's `pcoeff, icoeff, safety, factormin, factormax, dt0,
+    dtmin, dtmax` (NaN for None); `stages`, `inputs` (2, s, u, d, B) two steps' workspaces;
+    `step_acts` (2, s, H, B), `acts` (2, H, B), `k_first` and `trial` (u, d, B) scratch.
+    Writes the final state into `z1` and `t, dt, nfe, accepted, rejected, nfe_graph` into
+    `info`. **Returns:** `OK` or the failure (`info[:3]` then the `SolverError`'s fields).
+    """
+    pcoeff, icoeff, safety, factormin, factormax, dt0, dtmin_c, dtmax = control
+    s = c.shape[0]
+    u, d, B = z0.shape
+    n_new = s - 1
+    direction = 1.0 if t1 >= t0 else -1.0
+    nfe = 0
+    nfe_graph = 0
+    # the controller's init, with the first stage and the initial step selection
+    k0 = k_first
+    rhs(adjoint, t0, z0, P, bias0, act, k0, acts, g_fresh, scratch)
+    nfe += 1
+    nfe_graph += 1
+    if math.isnan(dt0):
+        nfe += 1
+        dt = initial_step(adjoint, z0, k0, t0, t1, order, P, bias0, act, acts, g_last,
+                          scratch, rtol, atol, trial)  # fmt: skip
+        if math.isnan(dt):
+            info[0], info[1], info[2] = t0, 0.0, 1
+            return NONFINITE_START
+    else:
+        dt = dt0
+    dt = _max(dt, 0.0 if math.isnan(dtmin_c) else dtmin_c)
+    dt = _min(dt, math.inf if math.isnan(dtmax) else dtmax)
+    if dt < dtmin:
+        info[0], info[1], info[2] = t0, dt, nfe
+        return DT_UNDERFLOW
+    err_prev, rejected = 1.0, False
+    expo_err, expo_prev = -(icoeff + pcoeff) / order, pcoeff / order
+    t, y = t0, z0
+    fresh, need_first = True, False
+    cur, spare = -1, 0  # the workspaces of the current state (-1: z0) and of the next step
+    n_accepted = n_rejected = n_steps = 0
+    nonfinite = False
+    while True:
+        if need_first:
+            k0 = k_first
+            rhs(adjoint, t, y, P, bias0, act, k0, acts, g_fresh, scratch)
+            nfe += 1
+            nfe_graph += 1
+            fresh, need_first = True, False
+        if n_steps >= max_steps:
+            info[0], info[1], info[2] = t, dt * direction, nfe
+            return MAX_STEPS
+        h, landing = pi_toward((t1 - t) * direction, dt, floor, safety, dtmax)
+        if landing:
+            t_next = t_end = t1
+        else:
+            t_next = t_end = t + h * direction
+        h_signed = t_next - t
+        ws_k, ws_y = stages[spare], inputs[spare]
+        if adjoint:
+            ratio = adjoint_step(
+                y, k0, t, h_signed, t_end, A, bw, berr, c, fsal, P, bias0, act, ws_k, ws_y,
+                acts, g_fresh if fresh else g_prev, g_step, g_last, scratch, rtol, atol,
+            )  # fmt: skip
+        else:
+            ratio = rk_step(
+                y[0], k0[0], t, h_signed, t_end, A, bw, berr, c, fsal, P, bias0, act,
+                ws_k.reshape((s, d, B)), ws_y.reshape((s, d, B)), step_acts, rtol, atol,
+            )  # fmt: skip
+        nfe += n_new
+        n_steps += 1
+        h = abs(t_next - t)
+        accept, dt_next, err_prev, rejected = pi_adapt(
+            ratio, h, dt, err_prev, rejected, expo_err, expo_prev, safety, factormin,
+            factormax, dtmax,
+        )  # fmt: skip
+        if accept:
+            if adjoint:
+                add_scaled(total, g_step, -h_signed)
+                g_prev, g_last = g_last, g_prev
+            cur, spare = spare, (1 if cur < 0 else cur)
+            t, y = t_next, inputs[cur, s - 1 if fsal else 0]
+            n_accepted += 1
+            nfe_graph += n_new
+            nonfinite = False
+            if fsal:
+                k0, fresh = stages[cur, s - 1], False
+            else:
+                need_first = True
+            if landing:
+                if fsal:
+                    nfe_graph -= 1
+                z1[:] = y
+                info[0], info[1], info[2] = t, dt, nfe
+                info[3], info[4], info[5] = n_accepted, n_rejected, nfe_graph
+                return OK
+        else:
+            n_rejected += 1
+            if not math.isfinite(ratio):
+                info[0], info[1], info[2] = t, h, nfe
+                if not _all_finite(y):
+                    return NONFINITE_STATE
+                if not _all_finite(k0):
+                    return NONFINITE_FIELD
+                nonfinite = True
+        if dt_next < dtmin:
+            info[0], info[1], info[2] = t, dt_next, nfe
+            return NONFINITE if nonfinite else DT_UNDERFLOW
+        dt = dt_next

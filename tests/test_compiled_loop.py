@@ -1,0 +1,147 @@
+"""The compiled step-size loop (`adaptive_solve`, `Stepper.whole`) against the Python loop
+(`_loop.integrate`) it stands in for: bit-identical states, step counts and gradients, and the
+same `SolverError`s, with the same compiled steps underneath (`_compiled.WHOLE_SOLVES` off)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from problems import twisting_field
+
+from pyanode._errors import SolverError
+from pyanode.solvers import Adjoint, Backprop, Bosh3, Dopri5, PIController, Tsit5, solve
+from pyanode.torch import _compiled
+
+pytest.importorskip("numba")
+
+CASES = {
+    "dp5": {},
+    "dp5-tight": {"controller": PIController(rtol=1e-7, atol=1e-8)},
+    "tsit5-pi": {"solver": Tsit5(), "controller": PIController(pcoeff=0.2, icoeff=0.65)},
+    "bosh3-dt0-dtmax": {"solver": Bosh3(), "controller": PIController(dt0=0.05, dtmax=0.3)},
+    "saveat-ends": {"saveat": [0.0, 1.5]},
+    "land-end": {"saveat": [1.5], "land_saveat": True},
+}
+
+
+def _run(field, y0, x, gradient, t0, t1, **kwargs):
+    """(ys, stats, every gradient) of a loss of one solve (no gradients for gradient None)."""
+    field.zero_grad()
+    y0 = y0.detach().clone().requires_grad_(gradient is not None)
+    x = None if x is None else x.detach().clone().requires_grad_(gradient is not None)
+    with torch.set_grad_enabled(gradient is not None):
+        sol = solve(field, y0, t0, t1, args=x, gradient=gradient or Backprop(), **kwargs)
+    if gradient is None:
+        return sol.ys, sol.stats, []
+    loss = (sol.ys**2).sum() + (sol.ys * torch.linspace(-1, 1, sol.ys.shape[-1])).sum()
+    loss.backward()
+    grads = [y0.grad] + ([] if x is None else [x.grad])
+    return sol.ys.detach(), sol.stats, grads + [p.grad for p in field.parameters()]
+
+
+def _both(monkeypatch, *args, **kwargs):
+    """`_run` through the compiled loop (checking that it ran), then through the Python loop."""
+    calls = []
+    whole = _compiled.kernels().adaptive_solve
+
+    def spy(*a):
+        calls.append(a[0])
+        return whole(*a)
+
+    monkeypatch.setattr(_compiled.kernels(), "adaptive_solve", spy)
+    compiled = _run(*args, **kwargs)
+    assert calls, "the compiled loop was not taken"
+    monkeypatch.setattr(_compiled, "WHOLE_SOLVES", False)
+    n = len(calls)
+    python = _run(*args, **kwargs)
+    assert len(calls) == n  # the Python loop took every step
+    return compiled, python, calls
+
+
+def _assert_identical(compiled, python):
+    (ys, stats, grads), (ys_p, stats_p, grads_p) = compiled, python
+    assert torch.equal(ys, ys_p)
+    assert stats == stats_p
+    assert len(grads) == len(grads_p)
+    for g, g_p in zip(grads, grads_p, strict=True):
+        assert torch.equal(g, g_p)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize(
+    ("control_dim", "time_dependent"), [(0, True), (2, False)], ids=["node", "control"]
+)
+@pytest.mark.parametrize("gradient", [None, Adjoint()], ids=["no-grad", "adjoint"])
+def test_the_compiled_loop_equals_the_python_loop(monkeypatch, dtype, case, control_dim,
+                                                  time_dependent, gradient):  # fmt: skip
+    field = twisting_field(3, 16, act="relu", control_dim=control_dim,
+                           time_dependent=time_dependent, dtype=dtype, scale=3.0)  # fmt: skip
+    gen = torch.Generator().manual_seed(2)
+    y0 = torch.randn(24, 3, generator=gen, dtype=dtype)
+    x = torch.randn(24, control_dim, generator=gen, dtype=dtype) if control_dim else None
+    compiled, python, calls = _both(monkeypatch, field, y0, x, gradient, 0.0, 1.5, **CASES[case])
+    _assert_identical(compiled, python)
+    assert calls == ([False] if gradient is None else [False, True])  # forward, backward
+    assert compiled[1].n_accepted >= 2
+
+
+def test_rejected_steps_and_backward_time(monkeypatch):
+    field = twisting_field(2, 32, act="relu", control_dim=0, time_dependent=True, scale=6.0)
+    y0 = torch.randn(96, 2, generator=torch.Generator().manual_seed(3))
+    rejected = []
+    for t0, t1 in ((0.0, 2.0), (2.0, -0.5)):
+        compiled, python, _ = _both(monkeypatch, field, y0, None, Adjoint(), t0, t1)
+        monkeypatch.undo()
+        _assert_identical(compiled, python)
+        rejected.append(compiled[1].n_rejected)
+    assert rejected[0] > 0, rejected
+
+
+def _error(monkeypatch, field, y0, **kwargs):
+    """The `SolverError`s of the compiled loop and of the Python loop."""
+    errors = []
+    for whole in (True, False):
+        monkeypatch.setattr(_compiled, "WHOLE_SOLVES", whole)
+        with torch.no_grad(), pytest.raises(SolverError) as info:
+            solve(field, y0, **kwargs)
+        errors.append(info.value)
+    return errors
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"controller": PIController(max_steps=2)}, "max_steps"),
+        ({"controller": PIController(rtol=1e-9, atol=1e-9, dtmin=0.05)}, "dt_underflow"),
+        ({"controller": PIController(dt0=0.01, dtmin=0.02, dtmax=0.01)}, "dt_underflow"),
+    ],
+    ids=["max_steps", "dtmin", "dtmin-at-start"],
+)
+def test_the_same_solver_errors(monkeypatch, kwargs, reason):
+    field = twisting_field(2, 32, act="relu", control_dim=0, time_dependent=True, scale=6.0)
+    y0 = torch.randn(96, 2, generator=torch.Generator().manual_seed(3))
+    compiled, python = _error(monkeypatch, field, y0, t1=2.0, **kwargs)
+    assert compiled.reason == reason
+    assert str(compiled) == str(python)
+    assert (compiled.t, compiled.dt, compiled.nfe) == (python.t, python.dt, python.nfe)
+
+
+@pytest.mark.parametrize("where", ["start", "later"])
+@pytest.mark.parametrize("solver", [Dopri5(), Bosh3()], ids=repr)
+def test_the_same_errors_for_a_nonfinite_field(monkeypatch, where, solver):
+    field = twisting_field(2, 32, act="relu", control_dim=0, time_dependent=True)
+    kwargs = {}
+    with torch.no_grad():  # f is NaN everywhere, or finite at t = 0 only (t w_t overflows)
+        if where == "later":
+            field.net[0].weight[:, -1] = 3e38
+            field.net[2].weight.mul_(1e10)
+            kwargs["controller"] = PIController(dt0=0.1)  # the trial step would see NaN
+        else:
+            field.net[0].bias[0] = float("nan")
+    y0 = torch.randn(8, 2, generator=torch.Generator().manual_seed(3))
+    compiled, python = _error(monkeypatch, field, y0, solver=solver, **kwargs)
+    assert compiled.reason == "nonfinite"
+    assert ("at the initial state:" in compiled.message) == (where == "start")
+    assert str(compiled) == str(python)
+    assert (compiled.t, compiled.dt, compiled.nfe) == (python.t, python.dt, python.nfe)
