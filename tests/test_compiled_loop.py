@@ -1,6 +1,7 @@
 """The compiled step-size loop (`adaptive_solve`, `Stepper.whole`) against the Python loop
-(`_loop.integrate`) it stands in for: bit-identical states, step counts and gradients, and the
-same `SolverError`s, with the same compiled steps underneath (`_compiled.WHOLE_SOLVES` off)."""
+(`_loop.integrate`) it stands in for: bit-identical states, step counts and gradients (its tape
+for `Backprop`, the backsolve adjoint's backward solve), and the same `SolverError`s, with the
+same compiled steps underneath (`_compiled.WHOLE_SOLVES` off)."""
 
 from __future__ import annotations
 
@@ -45,10 +46,12 @@ def _both(monkeypatch, *args, **kwargs):
     whole = _compiled.kernels().adaptive_solve
 
     def spy(*a):
-        calls.append(a[0])
-        return whole(*a)
+        status = whole(*a)
+        calls.append(("adjoint" if a[0] else "taped" if a[1] else "forward", status))
+        return status
 
     monkeypatch.setattr(_compiled.kernels(), "adaptive_solve", spy)
+    monkeypatch.setattr(_compiled, "_TAPE_ROWS", {})  # a tape starts with 8 rows
     compiled = _run(*args, **kwargs)
     assert calls, "the compiled loop was not taken"
     monkeypatch.setattr(_compiled, "WHOLE_SOLVES", False)
@@ -72,7 +75,9 @@ def _assert_identical(compiled, python):
 @pytest.mark.parametrize(
     ("control_dim", "time_dependent"), [(0, True), (2, False)], ids=["node", "control"]
 )
-@pytest.mark.parametrize("gradient", [None, Adjoint()], ids=["no-grad", "adjoint"])
+@pytest.mark.parametrize(
+    "gradient", [None, Backprop(), Adjoint()], ids=["no-grad", "backprop", "adjoint"]
+)
 def test_the_compiled_loop_equals_the_python_loop(monkeypatch, dtype, case, control_dim,
                                                   time_dependent, gradient):  # fmt: skip
     field = twisting_field(3, 16, act="relu", control_dim=control_dim,
@@ -82,16 +87,22 @@ def test_the_compiled_loop_equals_the_python_loop(monkeypatch, dtype, case, cont
     x = torch.randn(24, control_dim, generator=gen, dtype=dtype) if control_dim else None
     compiled, python, calls = _both(monkeypatch, field, y0, x, gradient, 0.0, 1.5, **CASES[case])
     _assert_identical(compiled, python)
-    assert calls == ([False] if gradient is None else [False, True])  # forward, backward
+    kinds = {None: ["forward"], Backprop(): ["taped"], Adjoint(): ["forward", "adjoint"]}
+    assert [kind for kind, status in calls if status != _compiled.kernels().NEED_ROOM] == (
+        kinds[gradient]
+    )
     assert compiled[1].n_accepted >= 2
+    if case == "dp5-tight" and gradient == Backprop():  # more steps than the tape's first rows
+        assert compiled[1].n_accepted > 8
+        assert [status for _, status in calls] == [_compiled.kernels().NEED_ROOM, 0]
 
 
 def test_rejected_steps_and_backward_time(monkeypatch):
     field = twisting_field(2, 32, act="relu", control_dim=0, time_dependent=True, scale=6.0)
     y0 = torch.randn(96, 2, generator=torch.Generator().manual_seed(3))
     rejected = []
-    for t0, t1 in ((0.0, 2.0), (2.0, -0.5)):
-        compiled, python, _ = _both(monkeypatch, field, y0, None, Adjoint(), t0, t1)
+    for t0, t1, gradient in ((0.0, 2.0, Adjoint()), (2.0, -0.5, Adjoint()), (0.0, 2.0, Backprop())):
+        compiled, python, _ = _both(monkeypatch, field, y0, None, gradient, t0, t1)
         monkeypatch.undo()
         _assert_identical(compiled, python)
         rejected.append(compiled[1].n_rejected)

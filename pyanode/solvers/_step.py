@@ -136,8 +136,11 @@ def clear_pool() -> None:
 
 
 def give(workspaces) -> None:
-    """Return workspaces to the pool; nothing may use them or their views afterwards."""
+    """Return workspaces to the pool; nothing may use them or their views afterwards (those
+    without a `key`, rows of a compiled tape, are not pooled)."""
     for ws in workspaces:
+        if ws.key is None:
+            continue
         if ws.a.data.numel() * ws.a.data.element_size() > _POOL_MAX_BYTES:
             continue
         free = _POOL.setdefault(ws.key, [])

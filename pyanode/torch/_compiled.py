@@ -8,11 +8,12 @@ Here one call of a compiled kernel takes the whole step (`rk_step`) and one more
 tape and both gradient methods are unchanged (`CompiledStepper` is a `Stepper`).
 
 Around those calls a solve still spends most of its time in Python (the loop, the controller,
-the conversions), so a solve with no stop between `t0` and `t1`, a `PIController` and no tape
-(inference, the adjoints' forward, the backsolve adjoint's backward solve) goes through
-`adaptive_solve` instead (`Stepper.whole`): `_loop.integrate`'s algorithm, step for step, in one
-compiled call. `tests/test_compiled_loop.py` holds it to bit-identical results against the
-Python loop (`WHOLE_SOLVES = False` turns only it off).
+the conversions), so a solve with no stop between `t0` and `t1` and a `PIController`
+(inference, the forwards of `Backprop`, with its tape, and of the adjoints, the backsolve
+adjoint's backward solve) goes through `adaptive_solve` instead (`Stepper.whole`):
+`_loop.integrate`'s algorithm, step for step, in one compiled call.
+`tests/test_compiled_loop.py` holds it to bit-identical results against the Python loop
+(`WHOLE_SOLVES = False` turns only it off).
 
 `compiled_applies` is the one place that decides when: CPU, float32/float64, the default RMS
 error norm with scalar tolerances, and numba importable (an optional dependency: without it
@@ -23,6 +24,7 @@ kernels are compiled on first use and cached on disk (see `_compiled_kernels`).
 from __future__ import annotations
 
 import functools
+import math
 import os
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -162,30 +164,74 @@ def _control(controller: PIController) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
+# the accepted steps of the last taped solve, per (stages, state shape, width, dtype): the rows
+# of the next one's tape (a solve that needs more runs again, with as many as it counted)
+_TAPE_ROWS: dict[tuple, int] = {}
+
+
 def _whole(stepper: Any, adjoint: bool, controller: Any, z0: torch.Tensor, t0, t1, floor,
-           dtmin, grads: tuple, step_acts: np.ndarray, scratch: np.ndarray):  # fmt: skip
-    """`Stepper.whole` through `adaptive_solve` for a state `z0` (u, d, B): None unless the
-    controller is a `PIController` with the stepper's scalar tolerances."""
+           dtmin, grads: tuple, scratch: np.ndarray):  # fmt: skip
+    """`Stepper.whole` through `adaptive_solve` for a state `z0` (u, d, B), keeping a tape
+    when the stepper records: None unless the controller is a `PIController` with the
+    stepper's scalar tolerances."""
     if not WHOLE_SOLVES or type(controller) is not PIController or stepper.tolerances is None:
         return None
-    nb, w, tab = stepper.nb, stepper.weights, stepper.tab
-    dtype = w.packed.dtype
-    shape = z0.shape
-    stages, inputs = (_buffer((2, stepper.s, *shape), dtype) for _ in range(2))
+    nb, w, tab, s = stepper.nb, stepper.weights, stepper.tab, stepper.s
+    dtype, shape, record = w.packed.dtype, z0.shape, stepper.record
+    acts_shape = (2, s, w.hidden, shape[-1])
+    key = (s, shape, w.hidden, dtype)
+    rows = max(_TAPE_ROWS.get(key, 8), 2) if record else 2
     k_first, trial = np.empty(shape, dtype), np.empty(shape, dtype)
+    acts = np.empty((2, *acts_shape[:1], *acts_shape[2:]), dtype)
     z1 = torch.empty(shape, dtype=z0.dtype)
     info = np.empty(6)
     rtol, atol = stepper.tolerances
-    status = nb.adaptive_solve(
-        adjoint, _np(z0), t0, t1, tab.a, tab.b, tab.b_err, tab.c, stepper.fsal, stepper.order,
-        w.packed, w.bias0, w.act, stages, inputs, step_acts, stepper._acts1, k_first, trial,
-        *grads, scratch, rtol, atol, _control(controller), controller.max_steps, floor, dtmin,
-        z1.numpy(), info,
-    )  # fmt: skip
+    while True:
+        stages, inputs = (_buffer((rows, s, *shape), dtype) for _ in range(2))
+        times = np.empty((rows if record else 0, 4))
+        if record:
+            step_acts = _buffer((rows, *acts_shape), dtype)
+        else:  # the adjoint's steps keep none
+            step_acts = stepper._acts[None] if not adjoint else np.empty((0,) * 5, dtype)
+        status = nb.adaptive_solve(
+            adjoint, record, _np(z0), t0, t1, tab.a, tab.b, tab.b_err, tab.c, stepper.fsal,
+            stepper.order, w.packed, w.bias0, w.act, stages, inputs, step_acts, times, acts,
+            k_first, trial, *grads, scratch, rtol, atol, _control(controller),
+            controller.max_steps, floor, dtmin, z1.numpy(), info,
+        )  # fmt: skip
+        if status != nb.NEED_ROOM:
+            break
+        rows = int(info[3])
     if status:
         return None, None, (_FAILURES[status], float(info[0]), float(info[1]), int(info[2]))
     nfe, accepted, rejected, nfe_graph = (int(x) for x in info[2:])
+    if record:
+        _TAPE_ROWS[key] = accepted
+        stepper.tape = _tape(stepper, z0[0], stages, inputs, step_acts, times, accepted)
     return z1, Counts(nfe, accepted, rejected, nfe_graph), None
+
+
+class _Rows:
+    """One step's rows of a compiled tape where `Step.ws` has them: `a.data` the stages, `b.data`
+    the stage inputs; `key` None, so `give` never pools them."""
+
+    __slots__ = ("key", "a", "b", "data")
+
+    def __init__(self, data, a=None, b=None):
+        self.key, self.data, self.a, self.b = None, data, a, b
+
+
+def _tape(stepper, x0, stages, inputs, step_acts, times, n: int) -> list[Step]:
+    """The `Step`s of the first `n` rows of a tape of `adaptive_solve` (from `x0`)."""
+    stages, inputs = torch.from_numpy(stages)[:, :, 0], torch.from_numpy(inputs)[:, :, 0]
+    tape, y0 = [], x0
+    for i, (t0, t1, t_end, t_first) in enumerate(times[:n].tolist()):
+        fresh = not math.isnan(t_first)  # else the previous step's last stage
+        ws = _Rows(None, _Rows(stages[i]), _Rows(inputs[i]))
+        saved = (step_acts[i], y0 if fresh else None)
+        tape.append(Step(t0, t1, t_end, t_first if fresh else None, ws, saved, fresh))
+        y0 = inputs[i, stepper.last]
+    return tape
 
 
 class CompiledStepper(Stepper):
@@ -204,7 +250,7 @@ class CompiledStepper(Stepper):
         self.acts_shape = (2, self.s, w.hidden, self.batch)
         dtype = w.packed.dtype
         self._acts = _buffer(self.acts_shape, dtype)  # scratch when not recording
-        self._acts1 = np.empty((2, w.hidden, self.batch), dtype)  # one evaluation's
+        self._acts1 = np.empty((2, w.hidden, self.batch), dtype)  # probe's
         self._none1 = np.empty(0, dtype)
         self._none2 = np.empty((0, 0), dtype)
         self._none3 = np.empty((0, 0, 0), dtype)
@@ -235,11 +281,11 @@ class CompiledStepper(Stepper):
         return out
 
     def whole(self, controller, y0, t0, t1, floor, dtmin):
-        if self.record:
+        if self.on_accept is not None:
             return None
         z0 = y0.reshape(1, *y0.shape)
         done = _whole(self, False, controller, z0, t0, t1, floor, dtmin, (self._none1,) * 5,
-                      self._acts, self._none1)  # fmt: skip
+                      self._none1)  # fmt: skip
         if done is None or done[0] is None:
             return done
         return done[0][0], *done[1:]
@@ -339,9 +385,8 @@ class CompiledAdjointStepper(Stepper):
         self._g_fresh, self._g_step, self._g_last, self._g_prev = (
             _buffer(size, dtype, zero=True) for _ in range(4)
         )
-        self._acts = self._acts1 = _buffer((2, w.hidden, self.batch), dtype)
+        self._acts = _buffer((2, w.hidden, self.batch), dtype)
         self._scratch = _buffer(nb.scratch_size(d, w.hidden, self.batch), dtype)
-        self._no_acts = np.empty((0, 0, 0, 0), dtype)  # adaptive_solve's step_acts
         self._fresh_k: torch.Tensor | None = None
         self._h = 0.0
 
@@ -371,8 +416,7 @@ class CompiledAdjointStepper(Stepper):
 
     def whole(self, controller, z0, t0, t1, floor, dtmin):
         grads = (self._total, self._g_fresh, self._g_step, self._g_last, self._g_prev)
-        return _whole(self, True, controller, z0, t0, t1, floor, dtmin, grads, self._no_acts,
-                      self._scratch)  # fmt: skip
+        return _whole(self, True, controller, z0, t0, t1, floor, dtmin, grads, self._scratch)
 
     def step(self, t0, t1, z0, k0, t_end):
         h = t1 - t0

@@ -470,6 +470,7 @@ def probe(adjoint, t, z, k, h, P, bias0, act, out, acts, G, scratch):
 # The step-size loop of `_loop.integrate` for one case (see `pyanode.torch._compiled`): the
 # outcomes, as the `SolverError` reasons the Python side raises for them
 OK, MAX_STEPS, DT_UNDERFLOW, NONFINITE, NONFINITE_STATE, NONFINITE_FIELD, NONFINITE_START = range(7)
+NEED_ROOM = 7  # a taped solve that needs more rows (`adaptive_solve`)
 
 
 @njit(cache=True)
@@ -555,19 +556,25 @@ def pi_adapt(ratio, h, dt, err_prev, rejected, expo_err, expo_prev, safety, fact
 
 @njit(cache=True)
 def adaptive_solve(
-    adjoint, z0, t0, t1, A, bw, berr, c, fsal, order, P, bias0, act, stages, inputs,
-    step_acts, acts, k_first, trial, total, g_fresh, g_step, g_last, g_prev, scratch, rtol,
-    atol, control, max_steps, floor, dtmin, z1, info,
+    adjoint, record, z0, t0, t1, A, bw, berr, c, fsal, order, P, bias0, act, stages, inputs,
+    step_acts, times, acts, k_first, trial, total, g_fresh, g_step, g_last, g_prev, scratch,
+    rtol, atol, control, max_steps, floor, dtmin, z1, info,
 ):  # fmt: skip
     """`_loop.integrate` from `(t0, z0)` to `t1` without stops between, with `rk_step`
     (`u == 1`: `z0` is `(1, d, B)`) or the backsolve adjoint's `adjoint_step` (`u == 2`,
     the parameter integrals summed into `total` over the accepted steps) and `PIController`.
 
     `control` holds the controller's `pcoeff, icoeff, safety, factormin, factormax, dt0,
-    dtmin, dtmax` (NaN for None); `stages`, `inputs` (2, s, u, d, B) two steps' workspaces;
-    `step_acts` (2, s, H, B), `acts` (2, H, B), `k_first` and `trial` (u, d, B) scratch.
-    Writes the final state into `z1` and `t, dt, nfe, accepted, rejected, nfe_graph` into
-    `info`. **Returns:** `OK` or the failure (`info[:3]` then the `SolverError`'s fields).
+    dtmin, dtmax` (NaN for None). `stages`, `inputs` (N, s, u, d, B) and `step_acts`
+    (N, 2, s, H, B) are the steps' workspaces: two, used in turn (`step_acts` one), or with
+    `record` (`rk_step` only) the tape, step `n` in row `n`, with `times[n]` its `t0, t1,
+    t_end, t_first` (NaN when its first stage was the previous step's last) and the first
+    stage's post-activations in `step_acts[n, :, 0]` when evaluated for it. `acts` (2, 2, H,
+    B), `k_first` and `trial` (u, d, B) are scratch. Writes the final state into `z1` and
+    `t, dt, nfe, accepted, rejected, nfe_graph` into `info`. **Returns:** `OK`, `NEED_ROOM`
+    when the tape (at least 2 rows) has fewer rows than accepted steps (the solve went on in
+    its last two rows to count them, `info[3]`: run it again with that many), or the failure
+    (`info[:3]` then the `SolverError`'s fields).
     """
     pcoeff, icoeff, safety, factormin, factormax, dt0, dtmin_c, dtmax = control
     s = c.shape[0]
@@ -578,12 +585,12 @@ def adaptive_solve(
     nfe_graph = 0
     # the controller's init, with the first stage and the initial step selection
     k0 = k_first
-    rhs(adjoint, t0, z0, P, bias0, act, k0, acts, g_fresh, scratch)
+    rhs(adjoint, t0, z0, P, bias0, act, k0, acts[0], g_fresh, scratch)
     nfe += 1
     nfe_graph += 1
     if math.isnan(dt0):
         nfe += 1
-        dt = initial_step(adjoint, z0, k0, t0, t1, order, P, bias0, act, acts, g_last,
+        dt = initial_step(adjoint, z0, k0, t0, t1, order, P, bias0, act, acts[1], g_last,
                           scratch, rtol, atol, trial)  # fmt: skip
         if math.isnan(dt):
             info[0], info[1], info[2] = t0, 0.0, 1
@@ -598,17 +605,17 @@ def adaptive_solve(
     err_prev, rejected = 1.0, False
     expo_err, expo_prev = -(icoeff + pcoeff) / order, pcoeff / order
     t, y = t0, z0
-    fresh, need_first = True, False
+    t_first, fresh, need_first = t0, True, False
     cur, spare = -1, 0  # the workspaces of the current state (-1: z0) and of the next step
     n_accepted = n_rejected = n_steps = 0
     nonfinite = False
     while True:
         if need_first:
             k0 = k_first
-            rhs(adjoint, t, y, P, bias0, act, k0, acts, g_fresh, scratch)
+            rhs(adjoint, t, y, P, bias0, act, k0, acts[0], g_fresh, scratch)
             nfe += 1
             nfe_graph += 1
-            fresh, need_first = True, False
+            t_first, fresh, need_first = t, True, False
         if n_steps >= max_steps:
             info[0], info[1], info[2] = t, dt * direction, nfe
             return MAX_STEPS
@@ -618,16 +625,23 @@ def adaptive_solve(
         else:
             t_next = t_end = t + h * direction
         h_signed = t_next - t
+        if record:
+            rows, spare = stages.shape[0], n_accepted
+            if spare >= rows:  # the tape is full: go on in its last two rows in turn, counting
+                spare = rows - 2 if cur == rows - 1 else rows - 1
         ws_k, ws_y = stages[spare], inputs[spare]
         if adjoint:
             ratio = adjoint_step(
                 y, k0, t, h_signed, t_end, A, bw, berr, c, fsal, P, bias0, act, ws_k, ws_y,
-                acts, g_fresh if fresh else g_prev, g_step, g_last, scratch, rtol, atol,
+                acts[0], g_fresh if fresh else g_prev, g_step, g_last, scratch, rtol, atol,
             )  # fmt: skip
         else:
+            ws_acts = step_acts[spare if record else 0]
+            if record and fresh:
+                ws_acts[:, 0] = acts[0]
             ratio = rk_step(
                 y[0], k0[0], t, h_signed, t_end, A, bw, berr, c, fsal, P, bias0, act,
-                ws_k.reshape((s, d, B)), ws_y.reshape((s, d, B)), step_acts, rtol, atol,
+                ws_k.reshape((s, d, B)), ws_y.reshape((s, d, B)), ws_acts, rtol, atol,
             )  # fmt: skip
         nfe += n_new
         n_steps += 1
@@ -640,7 +654,12 @@ def adaptive_solve(
             if adjoint:
                 add_scaled(total, g_step, -h_signed)
                 g_prev, g_last = g_last, g_prev
-            cur, spare = spare, (1 if cur < 0 else cur)
+            if record:
+                times[spare, 0], times[spare, 1], times[spare, 2] = t, t_next, t_end
+                times[spare, 3] = t_first if fresh else math.nan
+                cur = spare
+            else:
+                cur, spare = spare, (1 if cur < 0 else cur)
             t, y = t_next, inputs[cur, s - 1 if fsal else 0]
             n_accepted += 1
             nfe_graph += n_new
@@ -655,7 +674,7 @@ def adaptive_solve(
                 z1[:] = y
                 info[0], info[1], info[2] = t, dt, nfe
                 info[3], info[4], info[5] = n_accepted, n_rejected, nfe_graph
-                return OK
+                return NEED_ROOM if record and n_accepted > stages.shape[0] else OK
         else:
             n_rejected += 1
             if not math.isfinite(ratio):
