@@ -136,9 +136,19 @@ def _tableau(solver: Any) -> _Tableau:
     return _Tableau(solver)
 
 
+def compiled_weights(kernel: MLPKernel) -> CompiledWeights:
+    """`kernel`'s packed weights, made once per kernel (per solve: its forward and, for the
+    backsolve adjoint, its backward solve share them)."""
+    w = kernel.__dict__.get("_compiled_weights")
+    if w is None:
+        w = kernel._compiled_weights = CompiledWeights(kernel)
+    return w
+
+
 class CompiledWeights:
     """An `MLPKernel`'s weights copied into the packed layout of `_compiled_kernels` (once per
-    solve: a solve's steps and VJPs see the weights of its start)."""
+    solve: a solve's steps and VJPs, and an adjoint's backward solve, see the weights of its
+    start)."""
 
     def __init__(self, kernel: MLPKernel):
         w0, _, w1, b1, w2, b2 = (p.detach().numpy() for p in kernel.params)  # b0: in bias0
@@ -181,13 +191,13 @@ def _whole(stepper: Any, adjoint: bool, controller: Any, z0: torch.Tensor, t0, t
     acts_shape = (2, s, w.hidden, shape[-1])
     key = (s, shape, w.hidden, dtype)
     rows = max(_TAPE_ROWS.get(key, 8), 2) if record else 2
-    k_first, trial = np.empty(shape, dtype), np.empty(shape, dtype)
+    k_first, trial = np.empty((2, *shape), dtype)
     acts = np.empty((2, *acts_shape[:1], *acts_shape[2:]), dtype)
     z1 = torch.empty(shape, dtype=z0.dtype)
     info = np.empty(6)
     rtol, atol = stepper.tolerances
     while True:
-        stages, inputs = (_buffer((rows, s, *shape), dtype) for _ in range(2))
+        stages, inputs = _buffer((2, rows, s, *shape), dtype)
         times = np.empty((rows if record else 0, 4))
         if record:
             step_acts = _buffer((rows, *acts_shape), dtype)
@@ -244,7 +254,7 @@ class CompiledStepper(Stepper):
     def __init__(self, kernel: MLPKernel, solver: Any, like: torch.Tensor, **options: Any):
         Stepper.__init__(self, kernel, solver, like, **options)
         self.nb = kernels()
-        self.weights = w = CompiledWeights(kernel)
+        self.weights = w = compiled_weights(kernel)
         self.tab = _tableau(solver)
         self.batch = like.shape[1]
         self.acts_shape = (2, self.s, w.hidden, self.batch)
@@ -375,7 +385,7 @@ class CompiledAdjointStepper(Stepper):
         Stepper.__init__(self, system, solver, like, **options)
         self.nb = nb = kernels()
         self.field = kernel
-        self.weights = w = CompiledWeights(kernel)
+        self.weights = w = compiled_weights(kernel)
         self.tab = _tableau(solver)
         _, d, self.batch = like.shape
         dtype = w.packed.dtype
