@@ -174,8 +174,9 @@ def _control(controller: PIController) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-# the accepted steps of the last taped solve, per (stages, state shape, width, dtype): the rows
-# of the next one's tape (a solve that needs more runs again, with as many as it counted)
+# the accepted steps of the last taped solve per (stages, state shape, width, dtype, controller,
+# tolerances): the rows of the next one's tape (a solve that needs more runs again, with as many
+# as it counted; one that needs fewer leaves rows unused)
 _TAPE_ROWS: dict[tuple, int] = {}
 
 
@@ -189,7 +190,7 @@ def _whole(stepper: Any, adjoint: bool, controller: Any, z0: torch.Tensor, t0, t
     nb, w, tab, s = stepper.nb, stepper.weights, stepper.tab, stepper.s
     dtype, shape, record = w.packed.dtype, z0.shape, stepper.record
     acts_shape = (2, s, w.hidden, shape[-1])
-    key = (s, shape, w.hidden, dtype)
+    key = (s, shape, w.hidden, dtype, controller, stepper.tolerances)
     rows = max(_TAPE_ROWS.get(key, 8), 2) if record else 2
     k_first, trial = np.empty((2, *shape), dtype)
     acts = np.empty((2, *acts_shape[:1], *acts_shape[2:]), dtype)
@@ -212,6 +213,7 @@ def _whole(stepper: Any, adjoint: bool, controller: Any, z0: torch.Tensor, t0, t
         if status != nb.NEED_ROOM:
             break
         rows = int(info[3])
+        stages = inputs = step_acts = None  # freed before the larger tape is made
     if status:
         return None, None, (_FAILURES[status], float(info[0]), float(info[1]), int(info[2]))
     nfe, accepted, rejected, nfe_graph = (int(x) for x in info[2:])
