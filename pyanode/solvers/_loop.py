@@ -126,8 +126,9 @@ def integrate(
     **Raises:** `SolverError` when the step budget is spent, the step size falls below the
     minimum step, or the state becomes non-finite.
     """
+    floor, dtmin = minimum_step(controller, y0, t0, t1)
     if not jump_ts and not step_ts and all(s in (t0, t1) for s in save_ts):
-        whole = stepper.whole(controller, y0, t0, t1, *minimum_step(controller, y0, t0, t1))
+        whole = stepper.whole(controller, y0, t0, t1, floor, dtmin)  # no stop between
         if whole is not None:
             y, counts, failure = whole
             if failure is not None:
@@ -145,7 +146,6 @@ def integrate(
     # dense saves: (index, time) after t0, in the order the steps pass them
     passing = [(i, s) for i, s in enumerate(save_ts) if (s - t0) * direction > 0]
     passing = passing if dense and on_save is not None else []
-    floor, dtmin = minimum_step(controller, y0, t0, t1)
     n_new, fsal = stepper.n_new, stepper.fsal
     k0_time = float_toward(t0, direction, dtype) if t0 in jump_ts else t0
     k0 = None
