@@ -1,7 +1,8 @@
 """The compiled step-size loop (`adaptive_solve`, `Stepper.whole`) against the Python loop
 (`_loop.integrate`) it stands in for: bit-identical states, step counts and gradients (its tape
-for `Backprop`, the backsolve adjoint's backward solve), and the same `SolverError`s, with the
-same compiled steps underneath (`_compiled.WHOLE_SOLVES` off)."""
+and its one-call sweep `tape_vjp` for `Backprop`, the backsolve adjoint's backward solve), and
+the same `SolverError`s, with the same compiled steps underneath (`_compiled.WHOLE_SOLVES`
+off)."""
 
 from __future__ import annotations
 
@@ -43,14 +44,19 @@ def _run(field, y0, x, gradient, t0, t1, **kwargs):
 def _both(monkeypatch, *args, **kwargs):
     """`_run` through the compiled loop (checking that it ran), then through the Python loop."""
     calls = []
-    whole = _compiled.kernels().adaptive_solve
+    whole, sweep = _compiled.kernels().adaptive_solve, _compiled.kernels().tape_vjp
 
     def spy(*a):
         status = whole(*a)
         calls.append(("adjoint" if a[0] else "taped" if a[1] else "forward", status))
         return status
 
+    def spy_sweep(*a):
+        calls.append(("sweep", 0))
+        return sweep(*a)
+
     monkeypatch.setattr(_compiled.kernels(), "adaptive_solve", spy)
+    monkeypatch.setattr(_compiled.kernels(), "tape_vjp", spy_sweep)
     monkeypatch.setattr(_compiled, "_TAPE_ROWS", {})  # a tape starts with 8 rows
     compiled = _run(*args, **kwargs)
     assert calls, "the compiled loop was not taken"
@@ -87,14 +93,14 @@ def test_the_compiled_loop_equals_the_python_loop(monkeypatch, dtype, case, cont
     x = torch.randn(24, control_dim, generator=gen, dtype=dtype) if control_dim else None
     compiled, python, calls = _both(monkeypatch, field, y0, x, gradient, 0.0, 1.5, **CASES[case])
     _assert_identical(compiled, python)
-    kinds = {None: ["forward"], Backprop(): ["taped"], Adjoint(): ["forward", "adjoint"]}
+    kinds = {None: ["forward"], Backprop(): ["taped", "sweep"], Adjoint(): ["forward", "adjoint"]}
     assert [kind for kind, status in calls if status != _compiled.kernels().NEED_ROOM] == (
         kinds[gradient]
     )
     assert compiled[1].n_accepted >= 2
     if case == "dp5-tight" and gradient == Backprop():  # more steps than the tape's first rows
         assert compiled[1].n_accepted > 8
-        assert [status for _, status in calls] == [_compiled.kernels().NEED_ROOM, 0]
+        assert [status for _, status in calls] == [_compiled.kernels().NEED_ROOM, 0, 0]
 
 
 def test_rejected_steps_and_backward_time(monkeypatch):

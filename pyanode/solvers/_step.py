@@ -404,6 +404,16 @@ class Stepper:
             g.add_(gy.row[0])
         return g, folded
 
+    @property
+    def sweeps_tape(self) -> bool:
+        """Whether `tape_vjp` takes the VJPs of the whole tape in one call."""
+        return False
+
+    def tape_vjp(self, g: torch.Tensor) -> torch.Tensor:
+        """dL/dy0 from `g` = dL/dy1 of the last step: `step_vjp` over the tape in reverse, with
+        no state saved inside it (where `sweeps_tape`)."""
+        raise NotImplementedError
+
     def input_gradients(self, sums) -> list:
         """The gradients for `kernel.inputs` over the VJPs of one backward sweep: `sums.result()`
         (a compiled stepper sums them inside its `step_vjp` instead)."""

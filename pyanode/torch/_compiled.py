@@ -11,7 +11,8 @@ Around those calls a solve still spends most of its time in Python (the loop, th
 the conversions), so a solve with no stop between `t0` and `t1` and a `PIController`
 (inference, the forwards of `Backprop`, with its tape, and of the adjoints, the backsolve
 adjoint's backward solve) goes through `adaptive_solve` instead (`Stepper.whole`):
-`_loop.integrate`'s algorithm, step for step, in one compiled call.
+`_loop.integrate`'s algorithm, step for step, in one compiled call; `Backprop`'s reverse sweep
+over such a tape is one call of `tape_vjp`.
 `tests/test_compiled_loop.py` holds it to bit-identical results against the Python loop
 (`WHOLE_SOLVES = False` turns only it off).
 
@@ -220,6 +221,7 @@ def _whole(stepper: Any, adjoint: bool, controller: Any, z0: torch.Tensor, t0, t
     if record:
         _TAPE_ROWS[key] = accepted
         stepper.tape = _tape(stepper, z0[0], stages, inputs, step_acts, times, accepted)
+        stepper.rows = (inputs.reshape(rows, s, *shape[1:]), step_acts, times[:accepted], z0[0])
     return z1, Counts(nfe, accepted, rejected, nfe_graph), None
 
 
@@ -268,6 +270,7 @@ class CompiledStepper(Stepper):
         self._none3 = np.empty((0, 0, 0), dtype)
         self._grads: np.ndarray | None = None
         self._scratch: np.ndarray | None = None
+        self.rows: tuple | None = None  # the tape's arrays when `adaptive_solve` kept it
         self.rtol_atol = (0.0, 0.0) if self.tolerances is None else self.tolerances
 
     def evaluate(self, t: float, y: torch.Tensor) -> torch.Tensor:
@@ -350,6 +353,30 @@ class CompiledStepper(Stepper):
             g0.numpy().reshape(d, batch),
         )  # fmt: skip
         return g0, False
+
+    @property
+    def sweeps_tape(self) -> bool:
+        return self.rows is not None and WHOLE_SOLVES
+
+    def release(self, keep_last: bool = False) -> None:
+        self.rows = None
+        Stepper.release(self, keep_last)
+
+    def tape_vjp(self, g: torch.Tensor) -> torch.Tensor:
+        """The VJPs of a tape of `adaptive_solve` in one `tape_vjp` call."""
+        inputs, acts, times, x0 = self.rows
+        w, tab, nb = self.weights, self.tab, self.nb
+        d, batch, dtype = w.d, self.batch, w.packed.dtype
+        self._grads = _buffer(nb.grads_size(d, w.hidden, batch), dtype, zero=True)
+        self._scratch = _buffer(nb.scratch_size(d, w.hidden, batch), dtype)
+        gk, gy = np.empty((2, self.s, d, batch), dtype), np.empty((self.s, d, batch), dtype)
+        g0 = torch.empty_like(g)
+        nb.tape_vjp(
+            _np(g).reshape(d, batch), _np(x0), inputs, acts, times, self.last, tab.a, tab.b,
+            tab.c, w.packed, w.act, gk, gy, self._scratch, self._grads,
+            g0.numpy().reshape(d, batch),
+        )  # fmt: skip
+        return g0
 
     def input_gradients(self, sums: Any) -> list[torch.Tensor | None]:
         """The gradients for `kernel.inputs` summed by the VJPs of the sweep."""

@@ -688,3 +688,26 @@ def adaptive_solve(
             info[0], info[1], info[2] = t, dt_next, nfe
             return NONFINITE if nonfinite else DT_UNDERFLOW
         dt = dt_next
+
+
+@njit(cache=True)
+def tape_vjp(g, x0, inputs, step_acts, times, last, A, bw, c, P, act, gk, gy, scratch, G, g0):
+    """`rk_step_vjp` over the steps of an `adaptive_solve` tape (`inputs`, `step_acts`,
+    `times`, its first `n = times.shape[0]` rows) in reverse, as `Backprop`'s sweep calls it
+    step by step: `g` = dL/dy1 (d, B) of the last step; writes dL/dy0 into `g0` and adds the
+    parameter gradients to `G`. `gk` (2, s, d, B) and `gy` (s, d, B) are scratch."""
+    n = times.shape[0]
+    no_seed = np.empty((0, 0, 0), g.dtype)
+    no_extra = np.empty((0, 0), g.dtype)
+    g_in = g.copy()
+    for i in range(n - 1, -1, -1):
+        t0, t1, t_end, t_first = times[i]
+        fresh = not math.isnan(t_first)
+        # the next step's dL/dk_0 when its first stage is this step's last
+        extra = gk[(i + 1) % 2, 0] if i < n - 1 and math.isnan(times[i + 1, 3]) else no_extra
+        y0 = x0 if i == 0 else inputs[i - 1, last]
+        rk_step_vjp(
+            g_in, extra, no_seed, fresh, y0, t0, t1 - t0, t_end, t_first if fresh else 0.0, A,
+            bw, c, P, act, inputs[i], step_acts[i], gk[i % 2], gy, scratch, G, g0,
+        )  # fmt: skip
+        g_in[:, :] = g0
