@@ -12,9 +12,26 @@ from problems import twisting_field
 
 from pyanode._errors import SolverError
 from pyanode.solvers import Adjoint, Backprop, Bosh3, Dopri5, PIController, Tsit5, solve
+from pyanode.solvers._tableau import AbstractSolver, ButcherTableau
 from pyanode.torch import _compiled
 
 pytest.importorskip("numba")
+
+
+class HeunEuler(AbstractSolver):
+    """Heun–Euler 2(1): an adaptive method without FSAL (pyanode ships none), so that every
+    step evaluates its first stage afresh."""
+
+    tableau = ButcherTableau(
+        c=(0.0, 1.0),
+        a=((), (1.0,)),
+        b=(0.5, 0.5),
+        b_err=(-0.5, 0.5),
+        order=2,
+        b_dense=((1.0, -0.5), (0.0, 0.5)),
+        dense_order=2,
+    )
+
 
 CASES = {
     "dp5": {},
@@ -23,6 +40,7 @@ CASES = {
     "bosh3-dt0-dtmax": {"solver": Bosh3(), "controller": PIController(dt0=0.05, dtmax=0.3)},
     "saveat-ends": {"saveat": [0.0, 1.5]},
     "land-end": {"saveat": [1.5], "land_saveat": True},
+    "heun-euler": {"solver": HeunEuler()},
 }
 
 
