@@ -5,7 +5,10 @@ stages, and what the kernel saved at each stage). The solve is one autograd node
 runs the steps' VJP in reverse (`Stepper.step_vjp`) with the kernel's VJPs, summing their
 parameter gradients in chunks (`GradientSum`). It is the one backward of every field: a fused
 kernel's VJPs are hand-written, an `AutogradKernel`'s are `torch.autograd.grad` through the
-graph of each evaluation alone.
+graph of each evaluation alone. A stepper that took the whole solve in one call
+(`Stepper.whole`, the compiled `MLPField` path) may take the reverse sweep in one call too
+(`Stepper.tape_vjp`) when no state is saved before the last step ends: the same VJPs in the
+same order.
 
 Higher-order gradients (`create_graph=True`) of a plain field: the sweep's VJPs start from
 detached stage inputs, so the gradients it returns are not differentiable through the steps.
@@ -111,7 +114,18 @@ class _Tape:
         sums = GradientSum(kernel)
         workspaces = []
         extra = None  # dL/d(last stage) from the next step's use of it as its first stage
-        for n in range(len(stepper.tape) - 1, -1, -1):
+        end = len(stepper.tape)
+        steps = range(end - 1, -1, -1)
+        at_end = self.saves_after.get(end, ())
+        if (
+            stepper.sweeps_tape
+            and set(self.saves_after) <= {end}  # no save before the last step ends
+            and all(r.save_ts[i] == stepper.tape[-1].t1 for i in at_end)
+        ):  # the steps' VJPs in one call
+            for i in at_end:
+                g = g + grad_rows[i : i + 1]
+            g, steps = stepper.tape_vjp(g), ()
+        for n in steps:
             step = stepper.tape[n]
             inside = []  # saves interpolated inside this step
             for i in self.saves_after.get(n + 1, ()):

@@ -9,6 +9,11 @@ The loop asks the stepper for a step and the controller for `(accept, next dt)`;
 size the controller gives, for an accepted or a rejected step, is checked against the minimum
 step `max(dtmin, floor)`, where the precision floor `4 eps max(|t0|, |t1|, |t1 - t0|)` (`eps`
 of the state's dtype) is where `t + dt` stops moving `t` in the times handed to `f`.
+
+A stepper may take a whole solve without stops between `t0` and `t1` in one call
+(`Stepper.whole`): the compiled `MLPField` path runs this same algorithm as one numba function,
+where the Python here would cost several times the arithmetic (see `pyanode.torch._compiled`);
+it reports a failure by `failure_error`'s arguments, so both raise the same `SolverError`.
 """
 
 from __future__ import annotations
@@ -121,6 +126,18 @@ def integrate(
     **Raises:** `SolverError` when the step budget is spent, the step size falls below the
     minimum step, or the state becomes non-finite.
     """
+    floor, dtmin = minimum_step(controller, y0, t0, t1)
+    if not jump_ts and not step_ts and all(s in (t0, t1) for s in save_ts):
+        whole = stepper.whole(controller, y0, t0, t1, floor, dtmin)  # no stop between
+        if whole is not None:
+            y, counts, failure = whole
+            if failure is not None:
+                raise failure_error(*failure)
+            i = save_ts.index(t1) if on_save is not None and t1 in save_ts else -1
+            if i >= 0:
+                y_saved = on_save(i, t1, y)
+                y = y if dense else y_saved
+            return y, counts
     counts = Counts()
     dtype = y0.dtype
     direction = 1.0 if t1 >= t0 else -1.0
@@ -129,8 +146,6 @@ def integrate(
     # dense saves: (index, time) after t0, in the order the steps pass them
     passing = [(i, s) for i, s in enumerate(save_ts) if (s - t0) * direction > 0]
     passing = passing if dense and on_save is not None else []
-    floor = 4.0 * torch.finfo(dtype).eps * max(abs(t0), abs(t1), abs(t1 - t0))
-    dtmin = max(floor, controller.dtmin or 0.0)
     n_new, fsal = stepper.n_new, stepper.fsal
     k0_time = float_toward(t0, direction, dtype) if t0 in jump_ts else t0
     k0 = None
@@ -232,6 +247,32 @@ def _interpolate_saves(stepper, record, y, t, t_next, y1, passing, on_save):
     return passing[n:]
 
 
+def minimum_step(
+    controller: AbstractStepSizeController, y0: torch.Tensor, t0: float, t1: float
+) -> tuple[float, float]:
+    """`(floor, dtmin)`: the precision floor `4 eps max(|t0|, |t1|, |t1 - t0|)` of the step
+    size and the minimum step `max(floor, controller.dtmin)`."""
+    floor = 4.0 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1), abs(t1 - t0))
+    return floor, max(floor, controller.dtmin or 0.0)
+
+
+# The messages of the failures that name more than their reason (`SolverError`'s default)
+FAILURE_MESSAGES = {
+    "nonfinite_state": "the state became NaN or infinite",
+    "nonfinite_field": "the vector field returned NaN or infinite values at a finite state: "
+    "check the vector field and its weights",
+    "nonfinite_start": "the vector field returned NaN or infinite values at the initial "
+    "state: check the vector field and its weights",
+}
+
+
+def failure_error(kind: str, t: float, dt: float, nfe: int) -> SolverError:
+    """The `SolverError` of a failure: a `SolverError` reason, or a key of `FAILURE_MESSAGES`
+    (all three are `"nonfinite"`); also what `Stepper.whole` reports."""
+    message = FAILURE_MESSAGES.get(kind)
+    return SolverError("nonfinite" if message else kind, t, dt, nfe, message)
+
+
 def _finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x).all())
 
@@ -239,16 +280,9 @@ def _finite(x: torch.Tensor) -> bool:
 def _check_finite(y: torch.Tensor, k0: torch.Tensor, t: float, dt: float, nfe: int) -> None:
     """Raise at once if the accepted state or `f` there is non-finite: smaller steps won't help."""
     if not _finite(y):
-        raise SolverError("nonfinite", t, dt, nfe, "the state became NaN or infinite")
+        raise failure_error("nonfinite_state", t, dt, nfe)
     if not _finite(k0):
-        raise SolverError(
-            "nonfinite",
-            t,
-            dt,
-            nfe,
-            "the vector field returned NaN or infinite values at a finite state: check the "
-            "vector field and its weights",
-        )
+        raise failure_error("nonfinite_field", t, dt, nfe)
 
 
 def initial_step(
@@ -266,17 +300,10 @@ def initial_step(
     d0 = stepper.scaled_norm(y0, y0)
     d1 = stepper.scaled_norm(f0, y0)
     if not math.isfinite(d1):
-        raise SolverError(
-            "nonfinite",
-            t0,
-            0.0,
-            1,
-            "the vector field returned NaN or infinite values at the initial state: check "
-            "the vector field and its weights",
-        )
+        raise failure_error("nonfinite_start", t0, 0.0, 1)
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     h0 = min(h0, 0.5 * abs(t_stop - t0))
-    f1 = stepper.probe(t0 + direction * h0, torch.add(y0, f0, alpha=direction * h0))
+    f1 = stepper.probe(t0, y0, f0, direction * h0)
     d2 = stepper.scaled_norm(f1 - f0, y0) / h0
     dmax = max(d1, d2)
     if not math.isfinite(dmax):

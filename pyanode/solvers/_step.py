@@ -136,8 +136,11 @@ def clear_pool() -> None:
 
 
 def give(workspaces) -> None:
-    """Return workspaces to the pool; nothing may use them or their views afterwards."""
+    """Return workspaces to the pool; nothing may use them or their views afterwards (those
+    without a `key`, rows of a compiled tape, are not pooled)."""
     for ws in workspaces:
+        if ws.key is None:
+            continue
         if ws.a.data.numel() * ws.a.data.element_size() > _POOL_MAX_BYTES:
             continue
         free = _POOL.setdefault(ws.key, [])
@@ -233,9 +236,17 @@ class Stepper:
             self._scale = (y0, y0.abs().mul_(rtol).add_(atol))
         return self.norm(x / self._scale[1])
 
-    def probe(self, t: float, y: torch.Tensor) -> torch.Tensor:
-        """`f(t, y)` for the initial step selection: not part of the solution."""
-        return self.kernel.evaluate(t, y, None, False)[0]
+    def probe(self, t: float, y: torch.Tensor, k: torch.Tensor, h: float) -> torch.Tensor:
+        """`f(t + h, y + h k)`, the trial evaluation of the initial step selection: not part
+        of the solution."""
+        return self.kernel.evaluate(t + h, torch.add(y, k, alpha=h), None, False)[0]
+
+    def whole(self, controller, y0: torch.Tensor, t0: float, t1: float, floor, dtmin):
+        """The whole solve from `(t0, y0)` to `t1` with no stop between, as `_loop.integrate`
+        takes it (`floor` and `dtmin` its minimum step), in one call: `(y1, counts, failure)`
+        with `failure` None or `_loop.failure_error`'s arguments; or None where this stepper
+        has no such call (the generic one: the loop then takes the steps)."""
+        return None
 
     def step(
         self, t0: float, t1: float, y0: torch.Tensor, k0: torch.Tensor, t_end: float
@@ -392,6 +403,16 @@ class Stepper:
             folded |= sums.add(kernel.vjp(saved[0], gk.sel[0], gy.sel[0])[1])
             g.add_(gy.row[0])
         return g, folded
+
+    @property
+    def sweeps_tape(self) -> bool:
+        """Whether `tape_vjp` takes the VJPs of the whole tape in one call."""
+        return False
+
+    def tape_vjp(self, g: torch.Tensor) -> torch.Tensor:
+        """dL/dy0 from `g` = dL/dy1 of the last step: `step_vjp` over the tape in reverse, with
+        no state saved inside it (where `sweeps_tape`)."""
+        raise NotImplementedError
 
     def input_gradients(self, sums) -> list:
         """The gradients for `kernel.inputs` over the VJPs of one backward sweep: `sums.result()`

@@ -7,6 +7,15 @@ Here one call of a compiled kernel takes the whole step (`rk_step`) and one more
 (`rk_step_vjp`), summing the parameter gradients as it goes; the loop, the controller, the
 tape and both gradient methods are unchanged (`CompiledStepper` is a `Stepper`).
 
+Around those calls a solve still spends most of its time in Python (the loop, the controller,
+the conversions), so a solve with no stop between `t0` and `t1` and a `PIController`
+(inference, the forwards of `Backprop`, with its tape, and of the adjoints, the backsolve
+adjoint's backward solve) goes through `adaptive_solve` instead (`Stepper.whole`):
+`_loop.integrate`'s algorithm, step for step, in one compiled call; `Backprop`'s reverse sweep
+over such a tape is one call of `tape_vjp`.
+`tests/test_compiled_loop.py` holds it to bit-identical results against the Python loop
+(`WHOLE_SOLVES = False` turns only it off).
+
 `compiled_applies` is the one place that decides when: CPU, float32/float64, the default RMS
 error norm with scalar tolerances, and numba importable (an optional dependency: without it
 everything runs the torch path). `PYANODE_COMPILED=0` in the environment turns it off. The
@@ -16,6 +25,7 @@ kernels are compiled on first use and cached on disk (see `_compiled_kernels`).
 from __future__ import annotations
 
 import functools
+import math
 import os
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -23,12 +33,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from pyanode.solvers._controller import PIController
+from pyanode.solvers._loop import Counts
 from pyanode.solvers._step import Step, Stepper, take
 
 if TYPE_CHECKING:
     from pyanode.torch._fused import MLPKernel
 
 ENV_SWITCH = "PYANODE_COMPILED"
+# whether a whole solve may go through `adaptive_solve` (False: the Python loop takes every
+# solve's steps; the tests compare the two)
+WHOLE_SOLVES = True
 
 
 @functools.cache
@@ -122,9 +137,19 @@ def _tableau(solver: Any) -> _Tableau:
     return _Tableau(solver)
 
 
+def compiled_weights(kernel: MLPKernel) -> CompiledWeights:
+    """`kernel`'s packed weights, made once per kernel (per solve: its forward and, for the
+    backsolve adjoint, its backward solve share them)."""
+    w = kernel.__dict__.get("_compiled_weights")
+    if w is None:
+        w = kernel._compiled_weights = CompiledWeights(kernel)
+    return w
+
+
 class CompiledWeights:
     """An `MLPKernel`'s weights copied into the packed layout of `_compiled_kernels` (once per
-    solve: a solve's steps and VJPs see the weights of its start)."""
+    solve: a solve's steps and VJPs, and an adjoint's backward solve, see the weights of its
+    start)."""
 
     def __init__(self, kernel: MLPKernel):
         w0, _, w1, b1, w2, b2 = (p.detach().numpy() for p in kernel.params)  # b0: in bias0
@@ -137,6 +162,92 @@ class CompiledWeights:
         self.d, self.hidden = d, hidden
 
 
+# `adaptive_solve`'s outcomes as `_loop.failure_error` kinds (None: solved)
+_FAILURES = (None, "max_steps", "dt_underflow", "nonfinite", "nonfinite_state",
+             "nonfinite_field", "nonfinite_start")  # fmt: skip
+
+
+@functools.cache
+def _control(controller: PIController) -> np.ndarray:
+    """A `PIController`'s settings in the order `adaptive_solve` reads them (NaN for None)."""
+    c = controller
+    values = (c.pcoeff, c.icoeff, c.safety, c.factormin, c.factormax, c.dt0, c.dtmin, c.dtmax)
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+# the accepted steps of the last taped solve per (stages, state shape, width, dtype, controller,
+# tolerances): the rows of the next one's tape (a solve that needs more runs again, with as many
+# as it counted; one that needs fewer leaves rows unused)
+_TAPE_ROWS: dict[tuple, int] = {}
+
+
+def _whole(stepper: Any, adjoint: bool, controller: Any, z0: torch.Tensor, t0, t1, floor,
+           dtmin, grads: tuple, scratch: np.ndarray):  # fmt: skip
+    """`Stepper.whole` through `adaptive_solve` for a state `z0` (u, d, B), keeping a tape
+    when the stepper records: None unless the controller is a `PIController` with the
+    stepper's scalar tolerances."""
+    if not WHOLE_SOLVES or type(controller) is not PIController or stepper.tolerances is None:
+        return None
+    nb, w, tab, s = stepper.nb, stepper.weights, stepper.tab, stepper.s
+    dtype, shape, record = w.packed.dtype, z0.shape, stepper.record
+    acts_shape = (2, s, w.hidden, shape[-1])
+    key = (s, shape, w.hidden, dtype, controller, stepper.tolerances)
+    rows = max(_TAPE_ROWS.get(key, 8), 2) if record else 2
+    k_first, trial = np.empty((2, *shape), dtype)
+    acts = np.empty((2, *acts_shape[:1], *acts_shape[2:]), dtype)
+    z1 = torch.empty(shape, dtype=z0.dtype)
+    info = np.empty(6)
+    rtol, atol = stepper.tolerances
+    while True:
+        stages, inputs = _buffer((2, rows, s, *shape), dtype)
+        times = np.empty((rows if record else 0, 4))
+        if record:
+            step_acts = _buffer((rows, *acts_shape), dtype)
+        else:  # the adjoint's steps keep none
+            step_acts = stepper._acts[None] if not adjoint else np.empty((0,) * 5, dtype)
+        status = nb.adaptive_solve(
+            adjoint, record, _np(z0), t0, t1, tab.a, tab.b, tab.b_err, tab.c, stepper.fsal,
+            stepper.order, w.packed, w.bias0, w.act, stages, inputs, step_acts, times, acts,
+            k_first, trial, *grads, scratch, rtol, atol, _control(controller),
+            controller.max_steps, floor, dtmin, z1.numpy(), info,
+        )  # fmt: skip
+        if status != nb.NEED_ROOM:
+            break
+        rows = int(info[3])
+        stages = inputs = step_acts = None  # freed before the larger tape is made
+    if status:
+        return None, None, (_FAILURES[status], float(info[0]), float(info[1]), int(info[2]))
+    nfe, accepted, rejected, nfe_graph = (int(x) for x in info[2:])
+    if record:
+        _TAPE_ROWS[key] = accepted
+        stepper.tape = _tape(stepper, z0[0], stages, inputs, step_acts, times, accepted)
+        stepper.rows = (inputs.reshape(rows, s, *shape[1:]), step_acts, times[:accepted], z0[0])
+    return z1, Counts(nfe, accepted, rejected, nfe_graph), None
+
+
+class _Rows:
+    """One step's rows of a compiled tape where `Step.ws` has them: `a.data` the stages, `b.data`
+    the stage inputs; `key` None, so `give` never pools them."""
+
+    __slots__ = ("key", "a", "b", "data")
+
+    def __init__(self, data, a=None, b=None):
+        self.key, self.data, self.a, self.b = None, data, a, b
+
+
+def _tape(stepper, x0, stages, inputs, step_acts, times, n: int) -> list[Step]:
+    """The `Step`s of the first `n` rows of a tape of `adaptive_solve` (from `x0`)."""
+    stages, inputs = torch.from_numpy(stages)[:, :, 0], torch.from_numpy(inputs)[:, :, 0]
+    tape, y0 = [], x0
+    for i, (t0, t1, t_end, t_first) in enumerate(times[:n].tolist()):
+        fresh = not math.isnan(t_first)  # else the previous step's last stage
+        ws = _Rows(None, _Rows(stages[i]), _Rows(inputs[i]))
+        saved = (step_acts[i], y0 if fresh else None)
+        tape.append(Step(t0, t1, t_end, t_first if fresh else None, ws, saved, fresh))
+        y0 = inputs[i, stepper.last]
+    return tape
+
+
 class CompiledStepper(Stepper):
     """`Stepper` with each step one `rk_step` call and each step's VJP one `rk_step_vjp` call.
 
@@ -147,16 +258,19 @@ class CompiledStepper(Stepper):
     def __init__(self, kernel: MLPKernel, solver: Any, like: torch.Tensor, **options: Any):
         Stepper.__init__(self, kernel, solver, like, **options)
         self.nb = kernels()
-        self.weights = w = CompiledWeights(kernel)
+        self.weights = w = compiled_weights(kernel)
         self.tab = _tableau(solver)
         self.batch = like.shape[1]
         self.acts_shape = (2, self.s, w.hidden, self.batch)
         dtype = w.packed.dtype
         self._acts = _buffer(self.acts_shape, dtype)  # scratch when not recording
+        self._acts1 = np.empty((2, w.hidden, self.batch), dtype)  # probe's
+        self._none1 = np.empty(0, dtype)
         self._none2 = np.empty((0, 0), dtype)
         self._none3 = np.empty((0, 0, 0), dtype)
         self._grads: np.ndarray | None = None
         self._scratch: np.ndarray | None = None
+        self.rows: tuple | None = None  # the tape's arrays when `adaptive_solve` kept it
         self.rtol_atol = (0.0, 0.0) if self.tolerances is None else self.tolerances
 
     def evaluate(self, t: float, y: torch.Tensor) -> torch.Tensor:
@@ -172,12 +286,24 @@ class CompiledStepper(Stepper):
         rtol, atol = self.tolerances
         return self.nb.scaled_norm(_np(x).ravel(), _np(y0).ravel(), rtol, atol, 1)
 
-    def probe(self, t: float, y: torch.Tensor) -> torch.Tensor:
-        w = self.weights
-        k = torch.empty_like(y, memory_format=torch.contiguous_format)
-        acts = self._acts[:, 0]
-        self.nb.evaluate(t, _np(y), w.packed, w.bias0, w.act, acts[0], acts[1], k.numpy())
-        return k
+    def probe(self, t: float, y: torch.Tensor, k: torch.Tensor, h: float) -> torch.Tensor:
+        w, none, shape = self.weights, self._none1, (1, *y.shape)
+        out = torch.empty_like(y, memory_format=torch.contiguous_format)
+        self.nb.probe(
+            False, t, _np(y).reshape(shape), _np(k).reshape(shape), h, w.packed, w.bias0,
+            w.act, out.numpy().reshape(shape), self._acts1, none, none,
+        )  # fmt: skip
+        return out
+
+    def whole(self, controller, y0, t0, t1, floor, dtmin):
+        if self.on_accept is not None:
+            return None
+        z0 = y0.reshape(1, *y0.shape)
+        done = _whole(self, False, controller, z0, t0, t1, floor, dtmin, (self._none1,) * 5,
+                      self._none1)  # fmt: skip
+        if done is None or done[0] is None:
+            return done
+        return done[0][0], *done[1:]
 
     def step(self, t0, t1, y0, k0, t_end):
         h = t1 - t0
@@ -228,6 +354,30 @@ class CompiledStepper(Stepper):
         )  # fmt: skip
         return g0, False
 
+    @property
+    def sweeps_tape(self) -> bool:
+        return self.rows is not None and WHOLE_SOLVES
+
+    def release(self, keep_last: bool = False) -> None:
+        self.rows = None
+        Stepper.release(self, keep_last)
+
+    def tape_vjp(self, g: torch.Tensor) -> torch.Tensor:
+        """The VJPs of a tape of `adaptive_solve` in one `tape_vjp` call."""
+        inputs, acts, times, x0 = self.rows
+        w, tab, nb = self.weights, self.tab, self.nb
+        d, batch, dtype = w.d, self.batch, w.packed.dtype
+        self._grads = _buffer(nb.grads_size(d, w.hidden, batch), dtype, zero=True)
+        self._scratch = _buffer(nb.scratch_size(d, w.hidden, batch), dtype)
+        gk, gy = np.empty((2, self.s, d, batch), dtype), np.empty((self.s, d, batch), dtype)
+        g0 = torch.empty_like(g)
+        nb.tape_vjp(
+            _np(g).reshape(d, batch), _np(x0), inputs, acts, times, self.last, tab.a, tab.b,
+            tab.c, w.packed, w.act, gk, gy, self._scratch, self._grads,
+            g0.numpy().reshape(d, batch),
+        )  # fmt: skip
+        return g0
+
     def input_gradients(self, sums: Any) -> list[torch.Tensor | None]:
         """The gradients for `kernel.inputs` summed by the VJPs of the sweep."""
         w = self.weights
@@ -264,7 +414,7 @@ class CompiledAdjointStepper(Stepper):
         Stepper.__init__(self, system, solver, like, **options)
         self.nb = nb = kernels()
         self.field = kernel
-        self.weights = w = CompiledWeights(kernel)
+        self.weights = w = compiled_weights(kernel)
         self.tab = _tableau(solver)
         _, d, self.batch = like.shape
         dtype = w.packed.dtype
@@ -293,15 +443,19 @@ class CompiledAdjointStepper(Stepper):
         rtol, atol = self.tolerances  # the seminorm: the largest over y and a
         return self.nb.scaled_norm(_np(x).ravel(), _np(z0).ravel(), rtol, atol, 2)
 
-    def probe(self, t: float, z: torch.Tensor) -> torch.Tensor:
+    def probe(self, t: float, z: torch.Tensor, k: torch.Tensor, h: float) -> torch.Tensor:
         w = self.weights
-        k = torch.empty_like(z, memory_format=torch.contiguous_format)
+        out = torch.empty_like(z, memory_format=torch.contiguous_format)
         # g_last as scratch: probe runs before the first step, which overwrites it
-        self.nb.adjoint_evaluate(
-            t, _np(z), w.packed, w.bias0, w.act, k.numpy(), self._acts, self._g_last,
-            self._scratch,
+        self.nb.probe(
+            True, t, _np(z), _np(k), h, w.packed, w.bias0, w.act, out.numpy(), self._acts,
+            self._g_last, self._scratch,
         )  # fmt: skip
-        return k
+        return out
+
+    def whole(self, controller, z0, t0, t1, floor, dtmin):
+        grads = (self._total, self._g_fresh, self._g_step, self._g_last, self._g_prev)
+        return _whole(self, True, controller, z0, t0, t1, floor, dtmin, grads, self._scratch)
 
     def step(self, t0, t1, z0, k0, t_end):
         h = t1 - t0
@@ -321,7 +475,7 @@ class CompiledAdjointStepper(Stepper):
         return ws.b.sel[self.last], ratio, ws
 
     def accept(self, record) -> None:
-        self._total += -self._h * self._g_step  # the stages' integrands, weights -h b_i
+        self.nb.add_scaled(self._total, self._g_step, -self._h)  # the integrands, -h b_i each
         self._g_prev, self._g_last = self._g_last, self._g_prev
         Stepper.accept(self, record)
 

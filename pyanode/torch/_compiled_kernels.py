@@ -429,3 +429,285 @@ def adjoint_step(
     if math.isnan(norms[0]) or math.isnan(norms[1]):
         return math.nan
     return max(norms[0], norms[1]) * abs(h) / rtol
+
+
+@njit(cache=True)
+def add_scaled(total, g, w):
+    """`total += w g` in the arrays' dtype (`w` rounded to it first, as numpy does)."""
+    cast = np.empty(1, total.dtype)
+    cast[0] = w
+    wc = cast[0]
+    for n in range(total.size):
+        total[n] += wc * g[n]
+
+
+@njit(cache=True)
+def rhs(adjoint, t, z, P, bias0, act, out, acts, G, scratch):
+    """`f(t, z)` into `out` for a state `z` (u, d, B): the field (`u == 1`, post-activations
+    into `acts` (2, H, B)), or the backsolve adjoint's right-hand side (`u == 2`, its parameter
+    integrand into `G`)."""
+    if adjoint:
+        adjoint_evaluate(t, z, P, bias0, act, out, acts, G, scratch)
+    else:
+        evaluate(t, z[0], P, bias0, act, acts[0], acts[1], out[0])
+
+
+@njit(cache=True)
+def probe(adjoint, t, z, k, h, P, bias0, act, out, acts, G, scratch):
+    """`f(t + h, z + h k)` into `out` (the initial step selection's trial evaluation; `h`
+    rounded to the dtype, the sum not fused)."""
+    cast = np.empty(1, z.dtype)
+    cast[0] = h
+    hc = cast[0]
+    zf, kf = z.reshape(-1), k.reshape(-1)
+    trial = np.empty_like(z)
+    tf = trial.reshape(-1)
+    for n in range(zf.size):
+        tf[n] = zf[n] + hc * kf[n]
+    rhs(adjoint, t + h, trial, P, bias0, act, out, acts, G, scratch)
+
+
+# The step-size loop of `_loop.integrate` for one case (see `pyanode.torch._compiled`): the
+# outcomes, as the `SolverError` reasons the Python side raises for them
+OK, MAX_STEPS, DT_UNDERFLOW, NONFINITE, NONFINITE_STATE, NONFINITE_FIELD, NONFINITE_START = range(7)
+NEED_ROOM = 7  # a taped solve that needs more rows (`adaptive_solve`)
+
+
+@njit(cache=True)
+def _max(a, b):
+    """Python's `max(a, b)` (NaN-aware the same way: `b` only if `b > a`)."""
+    return b if b > a else a
+
+
+@njit(cache=True)
+def _min(a, b):
+    """Python's `min(a, b)`."""
+    return b if b < a else a
+
+
+@njit(cache=True)
+def _all_finite(x):
+    for v in x.reshape(-1):  # noqa: SIM110 (numba: no generator in all())
+        if not math.isfinite(v):
+            return False
+    return True
+
+
+@njit(cache=True)
+def initial_step(adjoint, z0, k0, t0, t_stop, order, P, bias0, act, acts, G, scratch, rtol,
+                 atol, trial):  # fmt: skip
+    """`_loop.initial_step` (Hairer, Nørsett & Wanner), `trial` (u, d, B) scratch; NaN when
+    `f(t0, z0)` is not finite."""
+    direction = 1.0 if t_stop >= t0 else -1.0
+    blocks = z0.shape[0]
+    zf = z0.reshape(-1)
+    d0 = scaled_norm(zf, zf, rtol, atol, blocks)
+    d1 = scaled_norm(k0.reshape(-1), zf, rtol, atol, blocks)
+    if not math.isfinite(d1):
+        return math.nan
+    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    h0 = _min(h0, 0.5 * abs(t_stop - t0))
+    probe(adjoint, t0, z0, k0, direction * h0, P, bias0, act, trial, acts, G, scratch)
+    tf, kf = trial.reshape(-1), k0.reshape(-1)
+    for n in range(tf.size):
+        tf[n] = tf[n] - kf[n]
+    d2 = scaled_norm(tf, zf, rtol, atol, blocks) / h0
+    dmax = _max(d1, d2)
+    if not math.isfinite(dmax):
+        return h0 * 1e-3
+    h1 = _max(1e-6, h0 * 1e-3) if dmax <= 1e-15 else (0.01 / dmax) ** (1.0 / order)
+    return _min(100.0 * h0, h1)
+
+
+@njit(cache=True)
+def pi_toward(rest, dt, floor, safety, dtmax):
+    """`PIController.toward` (`dtmax` NaN for None): `(h, lands)`."""
+    reach = dt / safety
+    if not math.isnan(dtmax):
+        reach = _max(dt, _min(reach, dtmax))
+    if rest <= reach + floor:
+        return rest, True
+    if rest <= 2.0 * reach:
+        return 0.5 * rest, False
+    return dt, False
+
+
+@njit(cache=True)
+def pi_adapt(ratio, h, dt, err_prev, rejected, expo_err, expo_prev, safety, factormin,
+             factormax, dtmax):  # fmt: skip
+    """`PIController.adapt`: `(accept, next dt, err_prev, rejected)`."""
+    if ratio <= 1.0:
+        raw = math.inf if ratio == 0.0 else safety * ratio**expo_err * err_prev**expo_prev
+        factor = _min(factormax, _max(factormin, raw))
+        if rejected:
+            factor = _min(factor, 1.0)
+        dt_next = h * factor
+        if h < dt:
+            dt_next = _max(dt_next, _min(dt, h * raw))
+        if not math.isnan(dtmax):
+            dt_next = _min(dt_next, dtmax)
+        return True, dt_next, _max(ratio, 1e-4), False
+    if math.isfinite(ratio):
+        factor = _max(factormin, _min(1.0, safety * ratio**expo_err))
+    else:
+        factor = factormin
+    return False, h * factor, err_prev, True
+
+
+@njit(cache=True)
+def adaptive_solve(
+    adjoint, record, z0, t0, t1, A, bw, berr, c, fsal, order, P, bias0, act, stages, inputs,
+    step_acts, times, acts, k_first, trial, total, g_fresh, g_step, g_last, g_prev, scratch,
+    rtol, atol, control, max_steps, floor, dtmin, z1, info,
+):  # fmt: skip
+    """`_loop.integrate` from `(t0, z0)` to `t1` without stops between, with `rk_step`
+    (`u == 1`: `z0` is `(1, d, B)`) or the backsolve adjoint's `adjoint_step` (`u == 2`,
+    the parameter integrals summed into `total` over the accepted steps) and `PIController`.
+
+    `control` holds the controller's `pcoeff, icoeff, safety, factormin, factormax, dt0,
+    dtmin, dtmax` (NaN for None). `stages`, `inputs` (N, s, u, d, B) and `step_acts`
+    (N, 2, s, H, B) are the steps' workspaces: two, used in turn (`step_acts` one), or with
+    `record` (`rk_step` only) the tape, step `n` in row `n`, with `times[n]` its `t0, t1,
+    t_end, t_first` (NaN when its first stage was the previous step's last) and the first
+    stage's post-activations in `step_acts[n, :, 0]` when evaluated for it. `acts` (2, 2, H,
+    B), `k_first` and `trial` (u, d, B) are scratch. Writes the final state into `z1` and
+    `t, dt, nfe, accepted, rejected, nfe_graph` into `info`. **Returns:** `OK`, `NEED_ROOM`
+    when the tape (at least 2 rows) has fewer rows than accepted steps (the solve went on in
+    its last two rows to count them, `info[3]`: run it again with that many), or the failure
+    (`info[:3]` then the `SolverError`'s fields).
+    """
+    pcoeff, icoeff, safety, factormin, factormax, dt0, dtmin_c, dtmax = control
+    s = c.shape[0]
+    u, d, B = z0.shape
+    n_new = s - 1
+    direction = 1.0 if t1 >= t0 else -1.0
+    nfe = 0
+    nfe_graph = 0
+    # the controller's init, with the first stage and the initial step selection
+    k0 = k_first
+    rhs(adjoint, t0, z0, P, bias0, act, k0, acts[0], g_fresh, scratch)
+    nfe += 1
+    nfe_graph += 1
+    if math.isnan(dt0):
+        nfe += 1
+        dt = initial_step(adjoint, z0, k0, t0, t1, order, P, bias0, act, acts[1], g_last,
+                          scratch, rtol, atol, trial)  # fmt: skip
+        if math.isnan(dt):
+            info[0], info[1], info[2] = t0, 0.0, 1
+            return NONFINITE_START
+    else:
+        dt = dt0
+    dt = _max(dt, 0.0 if math.isnan(dtmin_c) else dtmin_c)
+    dt = _min(dt, math.inf if math.isnan(dtmax) else dtmax)
+    if dt < dtmin:
+        info[0], info[1], info[2] = t0, dt, nfe
+        return DT_UNDERFLOW
+    err_prev, rejected = 1.0, False
+    expo_err, expo_prev = -(icoeff + pcoeff) / order, pcoeff / order
+    t, y = t0, z0
+    t_first, fresh, need_first = t0, True, False
+    cur, spare = -1, 0  # the workspaces of the current state (-1: z0) and of the next step
+    n_accepted = n_rejected = n_steps = 0
+    nonfinite = False
+    while True:
+        if need_first:
+            k0 = k_first
+            rhs(adjoint, t, y, P, bias0, act, k0, acts[0], g_fresh, scratch)
+            nfe += 1
+            nfe_graph += 1
+            t_first, fresh, need_first = t, True, False
+        if n_steps >= max_steps:
+            info[0], info[1], info[2] = t, dt * direction, nfe
+            return MAX_STEPS
+        h, landing = pi_toward((t1 - t) * direction, dt, floor, safety, dtmax)
+        if landing:
+            t_next = t_end = t1
+        else:
+            t_next = t_end = t + h * direction
+        h_signed = t_next - t
+        if record:
+            rows, spare = stages.shape[0], n_accepted
+            if spare >= rows:  # the tape is full: go on in its last two rows in turn, counting
+                spare = rows - 2 if cur == rows - 1 else rows - 1
+        ws_k, ws_y = stages[spare], inputs[spare]
+        if adjoint:
+            ratio = adjoint_step(
+                y, k0, t, h_signed, t_end, A, bw, berr, c, fsal, P, bias0, act, ws_k, ws_y,
+                acts[0], g_fresh if fresh else g_prev, g_step, g_last, scratch, rtol, atol,
+            )  # fmt: skip
+        else:
+            ws_acts = step_acts[spare if record else 0]
+            if record and fresh:
+                ws_acts[:, 0] = acts[0]
+            ratio = rk_step(
+                y[0], k0[0], t, h_signed, t_end, A, bw, berr, c, fsal, P, bias0, act,
+                ws_k.reshape((s, d, B)), ws_y.reshape((s, d, B)), ws_acts, rtol, atol,
+            )  # fmt: skip
+        nfe += n_new
+        n_steps += 1
+        h = abs(t_next - t)
+        accept, dt_next, err_prev, rejected = pi_adapt(
+            ratio, h, dt, err_prev, rejected, expo_err, expo_prev, safety, factormin,
+            factormax, dtmax,
+        )  # fmt: skip
+        if accept:
+            if adjoint:
+                add_scaled(total, g_step, -h_signed)
+                g_prev, g_last = g_last, g_prev
+            if record:
+                times[spare, 0], times[spare, 1], times[spare, 2] = t, t_next, t_end
+                times[spare, 3] = t_first if fresh else math.nan
+                cur = spare
+            else:
+                cur, spare = spare, (1 if cur < 0 else cur)
+            t, y = t_next, inputs[cur, s - 1 if fsal else 0]
+            n_accepted += 1
+            nfe_graph += n_new
+            nonfinite = False
+            if fsal:
+                k0, fresh = stages[cur, s - 1], False
+            else:
+                need_first = True
+            if landing:
+                if fsal:
+                    nfe_graph -= 1
+                z1[:] = y
+                info[0], info[1], info[2] = t, dt, nfe
+                info[3], info[4], info[5] = n_accepted, n_rejected, nfe_graph
+                return NEED_ROOM if record and n_accepted > stages.shape[0] else OK
+        else:
+            n_rejected += 1
+            if not math.isfinite(ratio):
+                info[0], info[1], info[2] = t, h, nfe
+                if not _all_finite(y):
+                    return NONFINITE_STATE
+                if not _all_finite(k0):
+                    return NONFINITE_FIELD
+                nonfinite = True
+        if dt_next < dtmin:
+            info[0], info[1], info[2] = t, dt_next, nfe
+            return NONFINITE if nonfinite else DT_UNDERFLOW
+        dt = dt_next
+
+
+@njit(cache=True)
+def tape_vjp(g, x0, inputs, step_acts, times, last, A, bw, c, P, act, gk, gy, scratch, G, g0):
+    """`rk_step_vjp` over the steps of an `adaptive_solve` tape (`inputs`, `step_acts`,
+    `times`, its first `n = times.shape[0]` rows) in reverse, as `Backprop`'s sweep calls it
+    step by step: `g` = dL/dy1 (d, B) of the last step; writes dL/dy0 into `g0` and adds the
+    parameter gradients to `G`. `gk` (2, s, d, B) and `gy` (s, d, B) are scratch."""
+    n = times.shape[0]
+    no_seed = np.empty((0, 0, 0), g.dtype)
+    no_extra = np.empty((0, 0), g.dtype)
+    g_in = g.copy()
+    for i in range(n - 1, -1, -1):
+        t0, t1, t_end, t_first = times[i]
+        fresh = not math.isnan(t_first)
+        # the next step's dL/dk_0 when its first stage is this step's last
+        extra = gk[(i + 1) % 2, 0] if i < n - 1 and math.isnan(times[i + 1, 3]) else no_extra
+        y0 = x0 if i == 0 else inputs[i - 1, last]
+        rk_step_vjp(
+            g_in, extra, no_seed, fresh, y0, t0, t1 - t0, t_end, t_first if fresh else 0.0, A,
+            bw, c, P, act, inputs[i], step_acts[i], gk[i % 2], gy, scratch, G, g0,
+        )  # fmt: skip
+        g_in[:, :] = g0
