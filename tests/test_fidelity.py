@@ -125,11 +125,14 @@ def test_chebyshev_net_reaches_the_papers_accuracy_when_trained_longer():
 # -- Survey Table 1: what an epoch was ----------------------------------------------------------
 PAPER_TEST_ACC = {"node": 0.984, "anode": 0.993}
 PAPER_TIMING_POINTS = 96 * 1024  # `pyanode reproduce table1 --preset paper-timing`
-# seeds 0-2 on this machine: literal 5 epochs 37-66 % (both nets); one epoch of 1024 batches
-# NODE 98.5-99.4 % (ANODE 100 %, not tested: the NODE is the harder of the two)
+# seeds 0-2 on this machine: literal 5 epochs 37-66 % (both nets). One epoch of 1024 batches,
+# NODE, seeds 0-8: 93.2-99.8 % (0.8, 3.2, -1.1 | 0.9, 2.3, -0.5 | 5.2, -1.4, 3.7 points below
+# the paper; group medians 0.8 / 0.9 / 3.7), so the worst seed of a group is no claim: a last-bit
+# change in the solver moves it by points. ANODE 100 %, not tested: the NODE is the harder.
 TIMING_BOUNDS = (
     Bound("literal_test_acc_max", "<", 0.85),
-    Bound("node_one_epoch_below_paper_max", "<=", 0.02),
+    Bound("node_one_epoch_below_paper_median", "<=", 0.05),
+    Bound("node_one_epoch_test_acc_min", ">=", 0.9),
 )
 
 
@@ -139,7 +142,8 @@ def test_table1_needs_epochs_of_about_a_thousand_iterations():
     "1024 points in batches of 96". Read literally (11 batches per epoch, 55 Adam steps) they
     stay far below; the paper's times imply ~1000 iterations per epoch (docs/fidelity.md
     item 4), and a single epoch of 1024 batches of 96 (a fifth of the paper's training at that
-    reading) already brings the NODE to within 2 points of the paper's accuracy."""
+    reading) already brings the NODE to within a few points of the paper's accuracy (median
+    of the seeds within 5 points; every seed above 90 %, against at most 85 % read literally)."""
     literal, below = [], []
     for seed in SEEDS:
         data, test = three_spheres(n=1024, seed=seed), three_spheres(n=1024, seed=seed + 1000)
@@ -152,6 +156,7 @@ def test_table1_needs_epochs_of_about_a_thousand_iterations():
         below.append(PAPER_TEST_ACC["node"] - fitted.history[-1]["test_acc"])
     statistics = {
         "literal_test_acc_max": max(literal),
-        "node_one_epoch_below_paper_max": max(below),
+        "node_one_epoch_below_paper_median": float(np.median(below)),
+        "node_one_epoch_test_acc_min": PAPER_TEST_ACC["node"] - max(below),
     }
     check(statistics, TIMING_BOUNDS)
