@@ -125,15 +125,37 @@ def test_chebyshev_net_reaches_the_papers_accuracy_when_trained_longer():
 # -- Survey Table 1: what an epoch was ----------------------------------------------------------
 PAPER_TEST_ACC = {"node": 0.984, "anode": 0.993}
 PAPER_TIMING_POINTS = 96 * 1024  # `pyanode reproduce table1 --preset paper-timing`
-# seeds 0-2 on this machine: literal 5 epochs 37-66 % (both nets). One epoch of 1024 batches,
+# Read literally (5 epochs, both nets), seeds 0-8: 23-92 %, group medians 45 / 61 / 46 %; the
+# best of a group is no claim (one seed's ANODE reaches 92 %). One epoch of 1024 batches,
 # NODE, seeds 0-8: 93.2-99.8 % (0.8, 3.2, -1.1 | 0.9, 2.3, -0.5 | 5.2, -1.4, 3.7 points below
-# the paper; group medians 0.8 / 0.9 / 3.7), so the worst seed of a group is no claim: a last-bit
-# change in the solver moves it by points. ANODE 100 %, not tested: the NODE is the harder.
+# the paper; group medians 0.8 / 0.9 / 3.7): the claim is on the median, and every seed only
+# has to clear 90 % (a last-bit change in the solver moves a seed by points). ANODE 100 %, not
+# tested: the NODE is the harder.
 TIMING_BOUNDS = (
-    Bound("literal_test_acc_max", "<", 0.85),
+    Bound("literal_test_acc_median", "<", 0.8),
     Bound("node_one_epoch_below_paper_median", "<=", 0.05),
     Bound("node_one_epoch_test_acc_min", ">=", 0.9),
 )
+
+
+def table1_epoch_statistics(seeds) -> dict[str, float]:
+    """The statistics of `TIMING_BOUNDS` on `seeds`: Table 1's nets read literally (5 epochs
+    of 11 batches) and the NODE after one epoch of 1024 batches."""
+    literal, below = [], []
+    for seed in seeds:
+        data, test = three_spheres(n=1024, seed=seed), three_spheres(n=1024, seed=seed + 1000)
+        for kind in PAPER_TEST_ACC:
+            spec = _table1_net(kind, augment_dim=1 if kind == "anode" else 0)
+            fitted = _fit(spec, data, test, epochs=5, batch_size=96, seed=seed)
+            literal.append(fitted.history[-1]["test_acc"])
+        many = three_spheres(n=PAPER_TIMING_POINTS, seed=seed)
+        fitted = _fit(_table1_net("node"), many, test, epochs=1, batch_size=96, seed=seed)
+        below.append(PAPER_TEST_ACC["node"] - fitted.history[-1]["test_acc"])
+    return {
+        "literal_test_acc_median": float(np.median(literal)),
+        "node_one_epoch_below_paper_median": float(np.median(below)),
+        "node_one_epoch_test_acc_min": PAPER_TEST_ACC["node"] - max(below),
+    }
 
 
 @pytest.mark.slow
@@ -143,20 +165,5 @@ def test_table1_needs_epochs_of_about_a_thousand_iterations():
     stay far below; the paper's times imply ~1000 iterations per epoch (docs/fidelity.md
     item 4), and a single epoch of 1024 batches of 96 (a fifth of the paper's training at that
     reading) already brings the NODE to within a few points of the paper's accuracy (median
-    of the seeds within 5 points; every seed above 90 %, against at most 85 % read literally)."""
-    literal, below = [], []
-    for seed in SEEDS:
-        data, test = three_spheres(n=1024, seed=seed), three_spheres(n=1024, seed=seed + 1000)
-        for kind in PAPER_TEST_ACC:
-            spec = _table1_net(kind, augment_dim=1 if kind == "anode" else 0)
-            fitted = _fit(spec, data, test, epochs=5, batch_size=96, seed=seed)
-            literal.append(fitted.history[-1]["test_acc"])
-        many = three_spheres(n=PAPER_TIMING_POINTS, seed=seed)
-        fitted = _fit(_table1_net("node"), many, test, epochs=1, batch_size=96, seed=seed)
-        below.append(PAPER_TEST_ACC["node"] - fitted.history[-1]["test_acc"])
-    statistics = {
-        "literal_test_acc_max": max(literal),
-        "node_one_epoch_below_paper_median": float(np.median(below)),
-        "node_one_epoch_test_acc_min": PAPER_TEST_ACC["node"] - max(below),
-    }
-    check(statistics, TIMING_BOUNDS)
+    of the seeds within 5 points, every seed above 90 %; read literally, a median below 80 %)."""
+    check(table1_epoch_statistics(SEEDS), TIMING_BOUNDS)

@@ -111,6 +111,12 @@ def digits(out: Path) -> tuple[Statistics, tuple[Bound, ...]]:
     return _by_group(read_trials(out), t.digits_statistics), t.DIGITS_BOUNDS
 
 
+def table1_epoch(out: Path) -> tuple[Statistics, tuple[Bound, ...]]:
+    import test_fidelity as t
+
+    return t.table1_epoch_statistics, t.TIMING_BOUNDS
+
+
 STUDY_BOUNDS = (
     Bound("rk4_error_ratio_min", ">", 50),
     Bound("dp5_backprop_error_1e-9_max", "<", 1e-8),
@@ -209,6 +215,10 @@ CLAIMS: dict[str, tuple[str, Setup]] = {  # name: (the test, its statistics on a
     "digits": (
         "test_dupont_images.py::test_digits_trains_one_epoch_and_its_loss_decreases",
         digits,
+    ),
+    "table1-epoch": (
+        "test_fidelity.py::test_table1_needs_epochs_of_about_a_thousand_iterations",
+        table1_epoch,
     ),
     "studies": (
         "test_studies.py::test_forward_study_writes_tables_orders_and_figure and "
