@@ -1,10 +1,12 @@
 """How far one Table 1 trial moves with the thread count and the precision; the page that says so.
 
 `measure` trains Table 1's ANODE (seed 0, the README main job's settings: 1024 points, batch 96,
-Adam 1e-3, dp5 at 1e-3, backprop, 50 epochs) four times on this machine: with 1 torch thread,
-again with 1, with 2 threads, and in float64 (1 thread; the same initial weights, cast). After
-the first Adam step and after chosen epochs it compares each run's weights and test accuracy
-with the first run's, and writes docs/data/reproducibility.json.
+Adam 1e-3, dp5 at 1e-3, backprop, 50 epochs) six times on this machine (`RUNS`): with 1 torch
+thread, again with 1, with 2 threads, in float64 (1 thread; the same initial weights, cast), and
+on the torch path instead of MLPField's compiled kernels (`PYANODE_COMPILED=0`) with 1 and with
+2 threads. After the first Adam step and after chosen epochs it compares each run's weights and
+test accuracy with those of the run it is set against, and writes
+docs/data/reproducibility.json.
 
 `render` fills the generated blocks of docs/reproducibility.md (between `<!-- generated:NAME -->`
 and `<!-- end:NAME -->`) from that file and from docs/data/seed_groups.json
@@ -19,10 +21,13 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,37 +35,47 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "docs" / "data"
 PAGE = ROOT / "docs" / "reproducibility.md"
 CHECKPOINTS = (1, 2, 5, 10, 20, 50)  # epochs at which the weights are compared
-RUNS = (  # name, torch threads, dtype
-    ("1 thread", 1, "float32"),
-    ("1 thread, again", 1, "float32"),
-    ("2 threads", 2, "float32"),
-    ("float64", 1, "float64"),
+RUNS = (  # name, torch threads, dtype, the compiled path, compared against
+    ("1 thread", 1, "float32", True, None),
+    ("1 thread, again", 1, "float32", True, "1 thread"),
+    ("2 threads", 2, "float32", True, "1 thread"),
+    ("float64", 1, "float64", True, "1 thread"),
+    ("torch path, 1 thread", 1, "float32", False, "1 thread"),
+    ("torch path, 2 threads", 2, "float32", False, "torch path, 1 thread"),
 )
+
+
+@contextlib.contextmanager
+def _path(compiled: bool) -> Iterator[None]:
+    """While open, MLPField's steps take the compiled kernels or (False) the torch path."""
+    from pyanode.torch import _compiled
+
+    before = os.environ.get(_compiled.ENV_SWITCH)
+    os.environ[_compiled.ENV_SWITCH] = "1" if compiled else "0"
+    _compiled.kernels.cache_clear()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[_compiled.ENV_SWITCH]
+        else:
+            os.environ[_compiled.ENV_SWITCH] = before
+        _compiled.kernels.cache_clear()
 
 
 def _train(threads: int, dtype: str) -> dict[str, Any]:
     """The trial's weights after the first step and at `CHECKPOINTS`, and its test accuracy."""
     from pyanode.backends import TorchBackend
-    from pyanode.experiments.table1 import IN_DIM, N_CLASSES, Table1Config, datasets
-    from pyanode.torch import Trainer, flat_parameters, match_width
+    from pyanode.experiments.runner import load_data
+    from pyanode.experiments.table1 import Table1Config, trials
+    from pyanode.torch import Trainer, flat_parameters
 
     config = Table1Config(epochs=max(CHECKPOINTS), threads=threads, nets=("anode",))
-    net = config.selected()[0]
-    width, _ = match_width(net.spec, IN_DIM, N_CLASSES, config.budget, config.tolerance)
-    spec, train = net.spec.replace(hidden=width), config.train_spec(seed=0)
-    train_data, test_data = datasets(config.n_points, seed=0)
-    model = TorchBackend().build(spec, config.solver_spec(), train, train_data)
-
-    class Precision(Trainer):
-        """The trainer with the data in the model's precision."""
-
-        def _tensors(self, data):
-            x, y = super()._tensors(data)
-            return x.to(next(self.model.parameters()).dtype), y
-
-    if dtype == "float64":
-        model = model.double()  # the float32 initial weights, exactly
-    trainer = Precision(model, train, train_data, test_data)
+    spec = trials(config)[0].spec  # the main job's ANODE trial, seed 0
+    train, (train_data, test_data) = spec.train, load_data(spec)
+    train = train.replace(dtype=dtype)  # float64: the float32 initial weights, cast exactly
+    model = TorchBackend().build(spec.model, spec.solver, train, train_data)
+    trainer = Trainer(model, train, train_data, test_data)
     record: dict[str, Any] = {"weights": {}, "test_acc": {}}
 
     def on_batch(t: Trainer) -> None:
@@ -80,14 +95,18 @@ def measure() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    runs = {name: _train(threads, dtype) for name, threads, dtype in RUNS}
-    reference = runs[RUNS[0][0]]
+    runs = {}
+    for name, threads, dtype, compiled, _ in RUNS:
+        with _path(compiled):
+            runs[name] = _train(threads, dtype)
     rows = []
-    for name, _, _ in RUNS[1:]:
+    for name, _, _, _, against in RUNS[1:]:
+        reference = runs[against]
         for point in reference["weights"]:
             a, b = reference["weights"][point], runs[name]["weights"][point]
             row = {
                 "run": name,
+                "against": against,
                 "at": point,
                 "max_weight_diff": float(np.abs(a - b).max()),
                 "max_weight": float(np.abs(a).max()),
@@ -131,21 +150,23 @@ def thread_table(data: dict[str, Any]) -> str:
     """Markdown: per run and checkpoint, the largest weight difference and the test accuracies
     (one line for a run equal to the reference at every checkpoint)."""
     lines = [
-        "| against 1 thread | at | max abs weight difference | relative | test acc | "
-        "test acc (1 thread) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| run | against | at | max abs weight difference | relative | test acc | "
+        "test acc (against) |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for run in dict.fromkeys(row["run"] for row in data["rows"]):
         rows = [row for row in data["rows"] if row["run"] == run]
         if all(row["max_weight_diff"] == 0 for row in rows):
             span = f"{rows[0]['at']} to {rows[-1]['at']}"
-            lines.append(f"| {run} | every checkpoint, {span} | 0 | 0 | the same | |")
+            lines.append(
+                f"| {run} | {rows[0]['against']} | every checkpoint, {span} | 0 | 0 | the same | |"
+            )
             continue
         for row in rows:
             acc = f"{100 * row['test_acc']:.1f}%" if "test_acc" in row else ""
             ref = f"{100 * row['test_acc_reference']:.1f}%" if "test_acc" in row else ""
             lines.append(
-                f"| {run} | {row['at']} | {row['max_weight_diff']:.3g} | "
+                f"| {run} | {row['against']} | {row['at']} | {row['max_weight_diff']:.3g} | "
                 f"{row['max_weight_diff'] / row['max_weight']:.2g} | {acc} | {ref} |"
             )
     meta = data["meta"]
