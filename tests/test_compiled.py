@@ -166,6 +166,11 @@ def test_compiled_applies():
     assert not _compiled.compiled_applies(kernel, like, {"tolerances": tolerances})
     tanh = _field(2, "tanh", 0, True, torch.float32).fused_kernel(torch.zeros(8, 2), None)
     assert not _compiled.compiled_applies(tanh, like, {})
+    # large evaluations (batch x width, or the width alone) take the torch path: faster there
+    assert _compiled.compiled_applies(kernel, torch.zeros(2, 1024), {})  # 1024 x 32
+    assert not _compiled.compiled_applies(kernel, torch.zeros(2, 2048), {})  # 2048 x 32
+    wide = _field(2, "relu", 0, True, torch.float32, hidden=256)
+    assert not _compiled.compiled_applies(wide.fused_kernel(torch.zeros(8, 2), None), like, {})
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:

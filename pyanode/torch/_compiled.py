@@ -16,8 +16,9 @@ over such a tape is one call of `tape_vjp`.
 `tests/test_compiled_loop.py` holds it to bit-identical results against the Python loop
 (`WHOLE_SOLVES = False` turns only it off).
 
-`compiled_applies` is the one place that decides when: CPU, float32/float64, the default RMS
-error norm with scalar tolerances, and numba importable (an optional dependency: without it
+`compiled_applies` is the one place that decides when: CPU, float32/float64, ReLU, a small
+evaluation (where dispatch, not arithmetic, is the cost), the default RMS error norm with
+scalar tolerances, and numba importable (an optional dependency: without it
 everything runs the torch path). `PYANODE_COMPILED=0` in the environment turns it off. The
 kernels are compiled on first use and cached on disk (see `_compiled_kernels`).
 """
@@ -66,6 +67,12 @@ def kernels() -> ModuleType | None:
 # slower than the torch one for tanh fields.
 ACTIVATIONS = ("relu",)
 
+# Where the compiled steps pay: they remove the per-operation dispatch that dominates small
+# evaluations, but their element-wise loops and scipy's BLAS lose to torch's vectorised kernels
+# and MKL on large ones. Above this many hidden activations per evaluation (batch x width), or
+# this width, the torch path is faster (benchmarks/scaling.py shapes, one core).
+MAX_ACTIVATIONS, MAX_WIDTH = 32768, 128
+
 
 def compiled_applies(kernel: MLPKernel, like: torch.Tensor, options: dict[str, Any]) -> bool:
     """Whether the steps of a solve of `kernel` on states `like` (its `(d, B)` layout) with
@@ -76,6 +83,8 @@ def compiled_applies(kernel: MLPKernel, like: torch.Tensor, options: dict[str, A
         and like.device.type == "cpu"
         and like.dtype in (torch.float32, torch.float64)
         and like.ndim == 2
+        and kernel.w0z.shape[0] <= MAX_WIDTH
+        and like.shape[1] * kernel.w0z.shape[0] <= MAX_ACTIVATIONS
         and options.get("norm") is None
         and (tolerances is None or not isinstance(tolerances[1], torch.Tensor))
         and kernels() is not None
