@@ -117,14 +117,18 @@ class _Tape:
         end = len(stepper.tape)
         steps = range(end - 1, -1, -1)
         at_end = self.saves_after.get(end, ())
-        if (
-            stepper.sweeps_tape
+        whole = (
+            end > 0
             and set(self.saves_after) <= {end}  # no save before the last step ends
             and all(r.save_ts[i] == stepper.tape[-1].t1 for i in at_end)
-        ):  # the steps' VJPs in one call
+        )
+        if whole:  # the steps' VJPs in one call, where the stepper has it
+            g_end = g
             for i in at_end:
-                g = g + grad_rows[i : i + 1]
-            g, steps = stepper.tape_vjp(g), ()
+                g_end = g_end + grad_rows[i : i + 1]
+            swept = stepper.tape_vjp(g_end)
+            if swept is not None:
+                g, steps = swept, ()
         for n in steps:
             step = stepper.tape[n]
             inside = []  # saves interpolated inside this step

@@ -404,15 +404,11 @@ class Stepper:
             g.add_(gy.row[0])
         return g, folded
 
-    @property
-    def sweeps_tape(self) -> bool:
-        """Whether `tape_vjp` takes the VJPs of the whole tape in one call."""
-        return False
-
-    def tape_vjp(self, g: torch.Tensor) -> torch.Tensor:
-        """dL/dy0 from `g` = dL/dy1 of the last step: `step_vjp` over the tape in reverse, with
-        no state saved inside it (where `sweeps_tape`)."""
-        raise NotImplementedError
+    def tape_vjp(self, g: torch.Tensor) -> torch.Tensor | None:
+        """dL/dy0 from `g` = dL/dy1 of the last step: `step_vjp` over the whole tape in reverse
+        (no state saved inside it) in one call; or None where this stepper has no such call
+        (the generic one: the sweep then takes the steps one at a time)."""
+        return None
 
     def input_gradients(self, sums) -> list:
         """The gradients for `kernel.inputs` over the VJPs of one backward sweep: `sums.result()`

@@ -363,16 +363,15 @@ class CompiledStepper(Stepper):
         )  # fmt: skip
         return g0, False
 
-    @property
-    def sweeps_tape(self) -> bool:
-        return self.rows is not None and WHOLE_SOLVES
-
     def release(self, keep_last: bool = False) -> None:
         self.rows = None
         Stepper.release(self, keep_last)
 
-    def tape_vjp(self, g: torch.Tensor) -> torch.Tensor:
-        """The VJPs of a tape of `adaptive_solve` in one `tape_vjp` call."""
+    def tape_vjp(self, g: torch.Tensor) -> torch.Tensor | None:
+        """The VJPs of a tape of `adaptive_solve` in one `tape_vjp` call (None for a tape the
+        Python loop recorded)."""
+        if self.rows is None or not WHOLE_SOLVES:
+            return None
         inputs, acts, times, x0 = self.rows
         w, tab, nb = self.weights, self.tab, self.nb
         d, batch, dtype = w.d, self.batch, w.packed.dtype
